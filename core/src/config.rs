@@ -60,10 +60,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            nodes: ["5554", "5556", "5558", "5560", "5562"]
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
+            nodes: ["5554", "5556", "5558", "5560", "5562"].iter().map(|name| name.to_string()).collect(),
             replicas: 3,
             read_quorum: 2,
             write_quorum: 2,
@@ -110,14 +107,12 @@ impl fmt::Display for ConfigError {
             ConfigError::DuplicateNodeName { name } => {
                 write!(f, "node name {name:?} appears more than once")
             }
-            ConfigError::ReplicasOutOfRange { replicas, nodes } => write!(
-                f,
-                "replicas (N) = {replicas} must be between 1 and the node count {nodes}"
-            ),
-            ConfigError::QuorumOutOfRange { name, quorum, replicas } => write!(
-                f,
-                "{name} = {quorum} must be between 1 and replicas (N) = {replicas}"
-            ),
+            ConfigError::ReplicasOutOfRange { replicas, nodes } => {
+                write!(f, "replicas (N) = {replicas} must be between 1 and the node count {nodes}")
+            }
+            ConfigError::QuorumOutOfRange { name, quorum, replicas } => {
+                write!(f, "{name} = {quorum} must be between 1 and replicas (N) = {replicas}")
+            }
             ConfigError::QuorumsDoNotIntersect { read, write, replicas } => write!(
                 f,
                 "R + W must exceed N for linearizable consistency, but R = {read}, W = {write}, \
@@ -158,9 +153,7 @@ impl Config {
                 return Err(ConfigError::QuorumOutOfRange { name, quorum, replicas: self.replicas });
             }
         }
-        if self.consistency == Consistency::Linearizable
-            && self.read_quorum + self.write_quorum <= self.replicas
-        {
+        if self.consistency == Consistency::Linearizable && self.read_quorum + self.write_quorum <= self.replicas {
             return Err(ConfigError::QuorumsDoNotIntersect {
                 read: self.read_quorum,
                 write: self.write_quorum,

@@ -2,6 +2,11 @@
 pub mod checker;
 pub mod config;
 pub mod history;
+pub mod message;
+pub mod node;
 pub mod ring;
+pub mod sim;
+pub mod store;
+pub mod trace;
 pub mod types;
 pub mod version;

@@ -63,23 +63,12 @@ impl Ring {
         let mut tokens = Vec::with_capacity(names.len() * tokens_per_node as usize);
         for (index, name) in names.iter().enumerate() {
             for token in 0..tokens_per_node {
-                let label = if token == 0 {
-                    name.clone()
-                } else {
-                    format!("{name}#{token}")
-                };
-                tokens.push(Token {
-                    position: position(label.as_bytes()),
-                    node: NodeId(index as u32),
-                });
+                let label = if token == 0 { name.clone() } else { format!("{name}#{token}") };
+                tokens.push(Token { position: position(label.as_bytes()), node: NodeId(index as u32) });
             }
         }
         tokens.sort_by(|a, b| a.position.cmp(&b.position).then(a.node.cmp(&b.node)));
-        Ring {
-            names: names.to_vec(),
-            tokens,
-            replicas: replicas as usize,
-        }
+        Ring { names: names.to_vec(), tokens, replicas: replicas as usize }
     }
 
     pub fn names(&self) -> &[String] {
@@ -144,9 +133,7 @@ impl Ring {
 
     /// Bit `i` set when node `i` is a home replica of the key (clusters up to 64 nodes).
     pub fn homes_mask(&self, key: &[u8]) -> u64 {
-        self.homes(key)
-            .iter()
-            .fold(0, |mask, node| mask | 1 << node.0)
+        self.homes(key).iter().fold(0, |mask, node| mask | 1 << node.0)
     }
 
     /// Every range of the ring with its home replicas, in ring order.
@@ -157,11 +144,7 @@ impl Ring {
                 let end = self.tokens[index].position;
                 let mut homes = self.preference_at(&end);
                 homes.truncate(self.replicas);
-                Range {
-                    start: self.tokens[previous].position,
-                    end,
-                    homes,
-                }
+                Range { start: self.tokens[previous].position, end, homes }
             })
             .collect()
     }
@@ -172,10 +155,7 @@ mod tests {
     use super::*;
 
     fn seed_ring(tokens: u32) -> Ring {
-        let names: Vec<String> = ["5554", "5556", "5558", "5560", "5562"]
-            .iter()
-            .map(|name| name.to_string())
-            .collect();
+        let names: Vec<String> = ["5554", "5556", "5558", "5560", "5562"].iter().map(|name| name.to_string()).collect();
         Ring::new(&names, tokens, 3)
     }
 
@@ -185,27 +165,16 @@ mod tests {
 
     #[test]
     fn node_ids_are_sha1_of_the_name() {
-        assert_eq!(
-            position_hex(&position(b"5554")),
-            "33d6357cfaaf0f72991b0ecd8c56da066613c089"
-        );
+        assert_eq!(position_hex(&position(b"5554")), "33d6357cfaaf0f72991b0ecd8c56da066613c089");
     }
 
     #[test]
     fn one_token_per_node_is_the_seed_ring() {
         let ring = seed_ring(1);
-        let order: Vec<String> = ring
-            .tokens()
-            .iter()
-            .map(|token| ring.name(token.node).to_string())
-            .collect();
+        let order: Vec<String> = ring.tokens().iter().map(|token| ring.name(token.node).to_string()).collect();
         // SHA-1 order of the emulator ports, as every SimpleDynamo implementation has it.
         assert_eq!(order, ["5562", "5556", "5554", "5558", "5560"]);
-        let hexes: Vec<String> = ring
-            .tokens()
-            .iter()
-            .map(|token| position_hex(&token.position))
-            .collect();
+        let hexes: Vec<String> = ring.tokens().iter().map(|token| position_hex(&token.position)).collect();
         let mut sorted = hexes.clone();
         sorted.sort();
         assert_eq!(hexes, sorted, "tokens are in position order");
@@ -226,10 +195,7 @@ mod tests {
         let between = ring.tokens()[1].position;
         let mut after_5556 = between;
         *after_5556.last_mut().unwrap() = between.last().unwrap().wrapping_add(1);
-        assert_eq!(
-            names(&ring, &ring.preference_at(&after_5556)),
-            ["5554", "5558", "5560", "5562", "5556"]
-        );
+        assert_eq!(names(&ring, &ring.preference_at(&after_5556)), ["5554", "5558", "5560", "5562", "5556"]);
     }
 
     #[test]

@@ -69,6 +69,12 @@ impl Blob {
     }
 }
 
+impl std::borrow::Borrow<[u8]> for Blob {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl From<&str> for Blob {
     fn from(text: &str) -> Blob {
         Blob::new(text.as_bytes())

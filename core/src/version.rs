@@ -23,10 +23,7 @@ pub struct Ballot {
 
 impl Ballot {
     /// Below every ballot a coordinator can pick (those have `round >= 1`).
-    pub const ZERO: Ballot = Ballot {
-        round: 0,
-        node: NodeId(0),
-    };
+    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
 }
 
 /// How two vector clocks relate causally.

@@ -1,0 +1,297 @@
+//! Everything that crosses between nodes, and between clients and nodes.
+//!
+//! Peer messages carry the coordinator's transaction number (`txn`) so replies find their
+//! operation; a reply to a finished or unknown transaction is ignored, which makes loss,
+//! duplication and reordering harmless. Message types never carry local pointers or `usize`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Record;
+use crate::types::{Blob, NodeId, OpId};
+use crate::version::Ballot;
+
+/// What a client can ask any node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOp {
+    Get {
+        key: Blob,
+    },
+    Put {
+        key: Blob,
+        value: Blob,
+    },
+    Delete {
+        key: Blob,
+    },
+    /// The seed's `@` query: every live pair stored on the receiving node, replicas included.
+    LocalQuery,
+    /// The seed's `*` query: every live pair in the whole store.
+    GlobalQuery,
+    /// The seed's `@` delete: deletes (through quorum writes) every key the node stores.
+    LocalDelete,
+    /// The seed's `*` delete: deletes every key in the store.
+    GlobalDelete,
+}
+
+impl ClientOp {
+    pub fn key(&self) -> Option<&Blob> {
+        match self {
+            ClientOp::Get { key } | ClientOp::Put { key, .. } | ClientOp::Delete { key } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A client request. `id` is the same on every retry, which is what makes retries safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub id: OpId,
+    pub op: ClientOp,
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No quorum answered in time. A write may or may not have taken effect.
+    Unavailable { reason: String },
+    /// The request was refused before anything happened (too large, bad key...).
+    Invalid { reason: String },
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
+            ClientError::Invalid { reason } => write!(f, "invalid request: {reason}"),
+        }
+    }
+}
+
+/// The answer to a client request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// A get: the value, or `None` when absent.
+    Value(Option<Blob>),
+    /// A put or delete of one key took effect.
+    Written,
+    /// `@` or `*` query: pairs sorted by key.
+    Pairs(Vec<(Blob, Blob)>),
+    /// `@` or `*` delete: how many keys were deleted.
+    Deleted(u64),
+    Error(ClientError),
+}
+
+/// Why a replica refused a vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// It promised a higher ballot; the coordinator must retry above it.
+    Promised(Ballot),
+    /// It is recovering and does not serve reads yet.
+    Recovering,
+}
+
+/// Why a record is being offered to an acceptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcceptPurpose {
+    Write,
+    ReadRepair,
+    Handoff,
+}
+
+/// A message between two nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A receiving node hands a request to a coordinator.
+    Forward {
+        txn: u64,
+        request: ClientRequest,
+        attempt: u32,
+    },
+    /// The coordinator got the request and works on it; the answer follows as `ForwardReply`.
+    ForwardAck {
+        txn: u64,
+    },
+    ForwardReply {
+        txn: u64,
+        reply: ClientReply,
+    },
+    /// Write phase 1: promise `ballot` and report the accepted record.
+    Prepare {
+        txn: u64,
+        key: Blob,
+        ballot: Ballot,
+    },
+    Promise {
+        txn: u64,
+        ballot: Ballot,
+        result: Result<Option<Record>, Refusal>,
+    },
+    /// A quorum read.
+    Read {
+        txn: u64,
+        key: Blob,
+    },
+    ReadReply {
+        txn: u64,
+        result: Result<Option<Record>, Refusal>,
+    },
+    /// Write phase 2 (or a read repair, or a hint handed off): accept `record`.
+    Accept {
+        txn: u64,
+        key: Blob,
+        record: Record,
+        purpose: AcceptPurpose,
+    },
+    Accepted {
+        txn: u64,
+        ballot: Ballot,
+        result: Result<(), Refusal>,
+    },
+    /// Keep `record` for `home`, which could not take it, and hand it off later.
+    Hint {
+        home: NodeId,
+        key: Blob,
+        record: Record,
+    },
+    /// Recovery: send me records of keys `for_node` is a home replica of, after `after`.
+    SyncRequest {
+        txn: u64,
+        for_node: NodeId,
+        after: Option<Blob>,
+    },
+    /// `next` is the cursor of the following page; `None` when done.
+    SyncReply {
+        txn: u64,
+        records: Vec<(Blob, Record)>,
+        next: Option<Blob>,
+    },
+    /// `*` query: send me your records after `after`.
+    ScanRequest {
+        txn: u64,
+        after: Option<Blob>,
+    },
+    ScanReply {
+        txn: u64,
+        records: Vec<(Blob, Record)>,
+        next: Option<Blob>,
+    },
+    /// Anti-entropy round: hashes of the (key, ballot) pairs both nodes store, per bucket.
+    Digest {
+        txn: u64,
+        buckets: Vec<u64>,
+    },
+    /// The buckets that differ, and the responder's (key, ballot) pairs in them.
+    DigestEntries {
+        txn: u64,
+        buckets: Vec<u32>,
+        entries: Vec<(Blob, Ballot)>,
+    },
+    /// Records the receiver lacks or has older.
+    Records {
+        records: Vec<(Blob, Record)>,
+    },
+    /// Send me these keys' records.
+    Fetch {
+        keys: Vec<Blob>,
+    },
+}
+
+/// The kind of a message, for trace events and drawing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MessageKind {
+    Forward,
+    ForwardAck,
+    ForwardReply,
+    Prepare,
+    Promise,
+    Read,
+    ReadReply,
+    Accept,
+    ReadRepair,
+    Handoff,
+    Accepted,
+    Hint,
+    SyncRequest,
+    SyncReply,
+    ScanRequest,
+    ScanReply,
+    Digest,
+    DigestEntries,
+    Records,
+    Fetch,
+}
+
+impl Message {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Forward { .. } => MessageKind::Forward,
+            Message::ForwardAck { .. } => MessageKind::ForwardAck,
+            Message::ForwardReply { .. } => MessageKind::ForwardReply,
+            Message::Prepare { .. } => MessageKind::Prepare,
+            Message::Promise { .. } => MessageKind::Promise,
+            Message::Read { .. } => MessageKind::Read,
+            Message::ReadReply { .. } => MessageKind::ReadReply,
+            Message::Accept { purpose, .. } => match purpose {
+                AcceptPurpose::Write => MessageKind::Accept,
+                AcceptPurpose::ReadRepair => MessageKind::ReadRepair,
+                AcceptPurpose::Handoff => MessageKind::Handoff,
+            },
+            Message::Accepted { .. } => MessageKind::Accepted,
+            Message::Hint { .. } => MessageKind::Hint,
+            Message::SyncRequest { .. } => MessageKind::SyncRequest,
+            Message::SyncReply { .. } => MessageKind::SyncReply,
+            Message::ScanRequest { .. } => MessageKind::ScanRequest,
+            Message::ScanReply { .. } => MessageKind::ScanReply,
+            Message::Digest { .. } => MessageKind::Digest,
+            Message::DigestEntries { .. } => MessageKind::DigestEntries,
+            Message::Records { .. } => MessageKind::Records,
+            Message::Fetch { .. } => MessageKind::Fetch,
+        }
+    }
+
+    /// The coordinator transaction this message belongs to, if any.
+    pub fn txn(&self) -> Option<u64> {
+        match self {
+            Message::Forward { txn, .. }
+            | Message::ForwardAck { txn }
+            | Message::ForwardReply { txn, .. }
+            | Message::Prepare { txn, .. }
+            | Message::Promise { txn, .. }
+            | Message::Read { txn, .. }
+            | Message::ReadReply { txn, .. }
+            | Message::Accept { txn, .. }
+            | Message::Accepted { txn, .. }
+            | Message::SyncRequest { txn, .. }
+            | Message::SyncReply { txn, .. }
+            | Message::ScanRequest { txn, .. }
+            | Message::ScanReply { txn, .. }
+            | Message::Digest { txn, .. }
+            | Message::DigestEntries { txn, .. } => Some(*txn),
+            Message::Hint { .. } | Message::Records { .. } | Message::Fetch { .. } => None,
+        }
+    }
+
+    /// The single key this message is about, if any.
+    pub fn key(&self) -> Option<&Blob> {
+        match self {
+            Message::Forward { request, .. } => request.op.key(),
+            Message::Prepare { key, .. }
+            | Message::Read { key, .. }
+            | Message::Accept { key, .. }
+            | Message::Hint { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A message with the id its sender gave it; ids are unique per sender incarnation and let the
+/// visualizer match a send with its delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: u64,
+    pub message: Message,
+}
+
+/// Used by `Node` to name the receiver of a message in `Output::Send`.
+pub type Destination = NodeId;

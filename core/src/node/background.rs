@@ -1,0 +1,325 @@
+//! Background work that keeps replicas whole: hinted handoff, recovery, anti-entropy.
+//!
+//! - Hinted handoff (Dynamo 4.6): a fallback node keeps a write for a home replica that did not
+//!   acknowledge it and offers it back on a timer until the home answers.
+//! - Recovery (the seed): a restarted node asks the other home replicas of its ranges for every
+//!   record it should hold and refuses quorum reads until, for each of its ranges, enough of them
+//!   (N - W, so at least one member of every write quorum) have sent everything.
+//! - Anti-entropy (Dynamo 4.7): a node periodically compares a digest of the keys it shares with
+//!   one peer, bucket by bucket, and exchanges the records that differ.
+//!
+//! Every copy goes through the acceptor rule (`Node::offer`), so none of this can undo a write.
+
+use std::collections::BTreeSet;
+
+use crate::message::{AcceptPurpose, Message};
+use crate::ring::Ring;
+use crate::store::Record;
+use crate::trace::TraceKind;
+use crate::types::{Blob, NodeId};
+use crate::version::Ballot;
+
+use super::coordinate::ReplyTo;
+use super::{Node, Offer, Timer};
+
+/// Buckets of an anti-entropy digest: a one-level Merkle tree.
+const DIGEST_BUCKETS: u32 = 64;
+
+pub(super) struct Recovery {
+    /// Peers still sending: peer -> (cursor asked for, txn of the request, when asked).
+    asking: Vec<(NodeId, Option<Blob>, u64, u64)>,
+    done: BTreeSet<NodeId>,
+    records: u64,
+    /// `@` queries waiting for recovery to finish.
+    pub(super) waiting: Vec<ReplyTo>,
+}
+
+pub(super) struct AntiEntropy {
+    /// Peers sharing at least one range with this node, in round-robin order.
+    partners: Vec<NodeId>,
+    next: usize,
+}
+
+impl AntiEntropy {
+    pub(super) fn new(id: NodeId, ring: &Ring) -> AntiEntropy {
+        let mut partners: Vec<NodeId> = ring
+            .ranges()
+            .into_iter()
+            .filter(|range| range.homes.contains(&id))
+            .flat_map(|range| range.homes)
+            .filter(|node| *node != id)
+            .collect();
+        partners.sort();
+        partners.dedup();
+        AntiEntropy { partners, next: 0 }
+    }
+}
+
+/// FNV-1a, a stable hash for digests (the same on every platform and run).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ *byte as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn mix(mut value: u64) -> u64 {
+    value ^= value >> 33;
+    value = value.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    value ^= value >> 33;
+    value
+}
+
+fn bucket_of(key: &[u8]) -> u32 {
+    (fnv(key) % DIGEST_BUCKETS as u64) as u32
+}
+
+impl Node {
+    // ----- Hinted handoff. -----
+
+    pub(super) fn store_hint(&mut self, home: NodeId, key: Blob, record: Record) {
+        let slot = (home, key.clone());
+        if self.hints.get(&slot).is_some_and(|kept| kept.ballot >= record.ballot) {
+            return;
+        }
+        if self.hints.len() as u64 >= self.config.hints_max as u64 && !self.hints.contains_key(&slot) {
+            // Bounded: drop the first hint in key order; anti-entropy still repairs its home.
+            if let Some(((old_home, old_key), _)) = self.hints.pop_first() {
+                self.hints_removed.push((old_home, old_key.clone()));
+                self.emit(TraceKind::HintDropped { home: old_home, key: old_key });
+            }
+        }
+        self.emit(TraceKind::HintStored { home, key: key.clone() });
+        self.hints_stored.push((home, key.clone(), record.clone()));
+        self.hints.insert(slot, record);
+    }
+
+    pub(super) fn hints_tick(&mut self) {
+        self.handoffs.clear();
+        let batch = self.config.batch_records_max as usize;
+        let offers: Vec<((NodeId, Blob), Record)> =
+            self.hints.iter().take(batch).map(|(slot, record)| (slot.clone(), record.clone())).collect();
+        for ((home, key), record) in offers {
+            let txn = self.next_txn + 1;
+            self.next_txn = txn;
+            self.handoffs.insert(txn, (home, key.clone()));
+            self.send(home, Message::Accept { txn, key, record, purpose: AcceptPurpose::Handoff });
+        }
+        let next = self.now + self.config.hint_handoff_interval_ms * 1_000;
+        self.schedule(next, Timer::Hints);
+    }
+
+    /// The home answered the handoff: it holds the record or something newer, so drop the hint.
+    pub(super) fn handoff_done(&mut self, home: NodeId, key: Blob, ballot: Ballot) {
+        let slot = (home, key.clone());
+        if self.hints.get(&slot).is_some_and(|kept| kept.ballot == ballot) {
+            self.hints.remove(&slot);
+            self.hints_removed.push((home, key.clone()));
+            self.emit(TraceKind::HintHandedOff { home, key });
+        }
+    }
+
+    // ----- Recovery. -----
+
+    /// Peers whose sync is needed: the other home replicas of this node's ranges.
+    fn recovery_peers(&self) -> Vec<NodeId> {
+        let mut peers = self.anti_entropy.partners.clone();
+        peers.sort();
+        peers
+    }
+
+    pub(super) fn start_recovery(&mut self) {
+        let peers = self.recovery_peers();
+        self.emit(TraceKind::RecoveryStarted { peers: peers.clone() });
+        let mut recovery = Recovery { asking: Vec::new(), done: BTreeSet::new(), records: 0, waiting: Vec::new() };
+        for peer in peers {
+            self.next_txn += 1;
+            let txn = self.next_txn;
+            recovery.asking.push((peer, None, txn, self.now));
+            self.send(peer, Message::SyncRequest { txn, for_node: self.id, after: None });
+        }
+        self.recovery = Some(recovery);
+        self.schedule(self.now + self.config.request_timeout(), Timer::Recovery);
+        self.check_recovered();
+    }
+
+    pub(super) fn on_sync_request(&mut self, from: NodeId, txn: u64, for_node: NodeId, after: Option<Blob>) {
+        let bit = 1u64 << for_node.0;
+        let (records, next) = self.page(after, |state| state.homes_mask & bit != 0);
+        self.send(from, Message::SyncReply { txn, records, next });
+    }
+
+    pub(super) fn on_sync_reply(&mut self, from: NodeId, txn: u64, records: Vec<(Blob, Record)>, next: Option<Blob>) {
+        let Some(recovery) = &mut self.recovery else { return };
+        let Some(index) = recovery.asking.iter().position(|asking| asking.0 == from && asking.2 == txn) else {
+            return;
+        };
+        let count = records.len() as u64;
+        recovery.records += count;
+        for (key, record) in records {
+            self.copy_record(key, record);
+        }
+        let Some(recovery) = &mut self.recovery else { return };
+        let peer_done = next.is_none();
+        match next {
+            Some(cursor) => {
+                self.next_txn += 1;
+                let txn = self.next_txn;
+                recovery.asking[index] = (from, Some(cursor.clone()), txn, self.now);
+                self.send(from, Message::SyncRequest { txn, for_node: self.id, after: Some(cursor) });
+            }
+            None => {
+                recovery.asking.remove(index);
+                recovery.done.insert(from);
+            }
+        }
+        self.emit(TraceKind::RecoveryProgress { peer: from, records: count, peer_done });
+        self.check_recovered();
+    }
+
+    /// Recovered when every range of this node has N - W other home replicas fully synced (at
+    /// least one): every write acknowledged while this node was down is on one of them.
+    fn check_recovered(&mut self) {
+        let Some(recovery) = &self.recovery else { return };
+        let needed = (self.config.replicas - self.config.write_quorum).max(1) as usize;
+        let id = self.id;
+        let complete = self.ring.ranges().iter().filter(|range| range.homes.contains(&id)).all(|range| {
+            let others = range.homes.len() - 1;
+            let synced = range.homes.iter().filter(|home| recovery.done.contains(home)).count();
+            synced >= needed.min(others)
+        });
+        if complete {
+            let recovery = self.recovery.take().expect("checked above");
+            self.emit(TraceKind::RecoveryFinished { records: recovery.records });
+            self.answer_local_queries(recovery.waiting);
+        }
+    }
+
+    pub(super) fn recovery_tick(&mut self) {
+        let now = self.now;
+        let timeout = self.config.request_timeout();
+        let Some(recovery) = &mut self.recovery else { return };
+        let mut resend = Vec::new();
+        for asking in &mut recovery.asking {
+            if now >= asking.3 + timeout {
+                self.next_txn += 1;
+                asking.2 = self.next_txn;
+                asking.3 = now;
+                resend.push((asking.0, asking.1.clone(), asking.2));
+            }
+        }
+        for (peer, after, txn) in resend {
+            self.suspect(peer);
+            self.send(peer, Message::SyncRequest { txn, for_node: self.id, after });
+        }
+        self.schedule(now + timeout, Timer::Recovery);
+    }
+
+    /// Copies a record learned from a peer through the acceptor rule.
+    fn copy_record(&mut self, key: Blob, record: Record) {
+        self.observe(record.ballot);
+        if let Offer::Blocked { .. } = self.offer(&key, record) {
+            self.start_rewrite(key);
+        }
+    }
+
+    // ----- Anti-entropy. -----
+
+    /// Per bucket, an order-independent hash of the (key, ballot) pairs both nodes store.
+    fn digest(&self, peer: NodeId) -> Vec<u64> {
+        let mask = 1u64 << self.id.0 | 1u64 << peer.0;
+        let mut buckets = vec![0u64; DIGEST_BUCKETS as usize];
+        for (key, state) in &self.store {
+            let Some(record) = &state.slot.record else { continue };
+            if state.homes_mask & mask != mask {
+                continue;
+            }
+            let entry = mix(fnv(key.as_bytes()) ^ mix(record.ballot.round) ^ record.ballot.node.0 as u64);
+            buckets[bucket_of(key.as_bytes()) as usize] ^= entry;
+        }
+        buckets
+    }
+
+    /// The shared keys in `buckets`, with this node's ballot for each.
+    fn entries(&self, peer: NodeId, buckets: &[u32]) -> Vec<(Blob, Ballot)> {
+        let mask = 1u64 << self.id.0 | 1u64 << peer.0;
+        self.store
+            .iter()
+            .filter(|(key, state)| state.homes_mask & mask == mask && buckets.contains(&bucket_of(key.as_bytes())))
+            .filter_map(|(key, state)| Some((key.clone(), state.slot.record.as_ref()?.ballot)))
+            .collect()
+    }
+
+    pub(super) fn anti_entropy_tick(&mut self) {
+        let next = self.now + self.config.anti_entropy_interval_ms * 1_000;
+        self.schedule(next, Timer::AntiEntropy);
+        if self.anti_entropy.partners.is_empty() || self.recovery.is_some() {
+            return;
+        }
+        let index = self.anti_entropy.next % self.anti_entropy.partners.len();
+        self.anti_entropy.next += 1;
+        let peer = self.anti_entropy.partners[index];
+        let buckets = self.digest(peer);
+        self.next_txn += 1;
+        let txn = self.next_txn;
+        self.send(peer, Message::Digest { txn, buckets });
+    }
+
+    pub(super) fn on_digest(&mut self, from: NodeId, txn: u64, theirs: Vec<u64>) {
+        let mine = self.digest(from);
+        if theirs.len() != mine.len() {
+            return;
+        }
+        let buckets: Vec<u32> = (0..DIGEST_BUCKETS).filter(|b| mine[*b as usize] != theirs[*b as usize]).collect();
+        if buckets.is_empty() {
+            return;
+        }
+        let mut entries = self.entries(from, &buckets);
+        entries.truncate(self.config.batch_records_max as usize * 4);
+        self.send(from, Message::DigestEntries { txn, buckets, entries });
+    }
+
+    pub(super) fn on_digest_entries(&mut self, from: NodeId, buckets: Vec<u32>, theirs: Vec<(Blob, Ballot)>) {
+        let batch = self.config.batch_records_max as usize;
+        let mine = self.entries(from, &buckets);
+        let theirs_map: std::collections::BTreeMap<&Blob, Ballot> = theirs.iter().map(|(k, b)| (k, *b)).collect();
+        let mut push = Vec::new();
+        for (key, ballot) in &mine {
+            if theirs_map.get(key).is_none_or(|their| their < ballot) && push.len() < batch {
+                let record = self.record(key.as_bytes()).cloned().expect("listed keys have records");
+                push.push((key.clone(), record));
+            }
+        }
+        let mine_map: std::collections::BTreeMap<&Blob, Ballot> = mine.iter().map(|(k, b)| (k, *b)).collect();
+        let fetch: Vec<Blob> = theirs
+            .iter()
+            .filter(|(key, ballot)| mine_map.get(key).is_none_or(|my| my < ballot))
+            .take(batch)
+            .map(|(key, _)| key.clone())
+            .collect();
+        self.emit(TraceKind::AntiEntropy { peer: from, pushed: push.len() as u64, fetched: fetch.len() as u64 });
+        if !push.is_empty() {
+            self.send(from, Message::Records { records: push });
+        }
+        if !fetch.is_empty() {
+            self.send(from, Message::Fetch { keys: fetch });
+        }
+    }
+
+    pub(super) fn on_records(&mut self, records: Vec<(Blob, Record)>) {
+        for (key, record) in records {
+            self.copy_record(key, record);
+        }
+    }
+
+    pub(super) fn on_fetch(&mut self, from: NodeId, keys: Vec<Blob>) {
+        let records: Vec<(Blob, Record)> = keys
+            .into_iter()
+            .take(self.config.batch_records_max as usize)
+            .filter_map(|key| {
+                let record = self.record(key.as_bytes())?.clone();
+                Some((key, record))
+            })
+            .collect();
+        if !records.is_empty() {
+            self.send(from, Message::Records { records });
+        }
+    }
+}

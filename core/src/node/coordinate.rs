@@ -1,0 +1,970 @@
+//! The coordinator role: routing requests and running quorum operations.
+//!
+//! A receiving node forwards a key request to the first home replica it does not suspect and
+//! fails over to the next one on the preference list when the coordinator times out.
+//!
+//! Writes run two phases per round, like single-decree Paxos: *prepare* a fresh ballot on R
+//! home replicas (they promise to refuse lower ballots and report their records), then
+//! *accept* the new record on W. The prepare fences out every older, unfinished write attempt,
+//! so an abandoned attempt can never surface above a later write, and the newest record seen
+//! in phase 1 (the register's current state; older records may be fenced-out attempts) tells
+//! whether this request was already applied (a retry), so a request takes effect at most once. Reads ask R replicas, return the highest ballot and first write it back until
+//! W replicas hold it (read repair), so no later read can see an older value.
+//!
+//! Only home replicas vote; a hint on a fallback never counts toward a quorum.
+
+use std::collections::BTreeMap;
+
+use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, Refusal};
+use crate::store::{merge_writers, Record, Writer};
+use crate::trace::{Phase, TraceKind};
+use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
+use crate::version::{Ballot, VectorClock};
+
+use super::{Node, Timer};
+
+/// Where the result of an operation goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReplyTo {
+    Client(u64),
+    Peer {
+        node: NodeId,
+        txn: u64,
+    },
+    /// A child operation of a bulk delete.
+    Parent(u64),
+    /// Internal repair work; nobody waits.
+    Nobody,
+}
+
+pub(super) enum Txn {
+    Route(Route),
+    Write(Write),
+    Read(Read),
+    Scan(Scan),
+    Bulk(Bulk),
+}
+
+/// A request this node received and handed to a coordinator.
+pub(super) struct Route {
+    handle: u64,
+    request: ClientRequest,
+    candidates: Vec<NodeId>,
+    attempt: u32,
+    target: NodeId,
+    until: Micros,
+    acknowledged: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum WriteValue {
+    Put(Blob),
+    Delete,
+    /// Rewrite the newest record under a fresh ballot (a repair; no new version).
+    Rewrite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Prepare,
+    Accept,
+    Backoff,
+    /// Answered; waiting to leave hints for home replicas that did not acknowledge.
+    Linger,
+    Read,
+    Repair,
+}
+
+pub(super) struct Write {
+    key: Blob,
+    op: OpId,
+    value: WriteValue,
+    homes: Vec<NodeId>,
+    reply_to: ReplyTo,
+    deadline: Micros,
+    stage: Stage,
+    ballot: Ballot,
+    round_until: Micros,
+    /// Replicas that answered this round, and their records (phase 1).
+    answered: Vec<NodeId>,
+    records: Vec<Record>,
+    refused: u32,
+    record: Option<Record>,
+    acked: Vec<NodeId>,
+}
+
+pub(super) struct Read {
+    key: Blob,
+    homes: Vec<NodeId>,
+    reply_to: ReplyTo,
+    deadline: Micros,
+    stage: Stage,
+    round_until: Micros,
+    answered: Vec<NodeId>,
+    refused: u32,
+    best: Option<Record>,
+    holders: Vec<NodeId>,
+}
+
+pub(super) struct Scan {
+    reply_to: ReplyTo,
+    deadline: Micros,
+    merged: BTreeMap<Blob, Record>,
+    /// Per node: `None` when done, else the cursor of the page asked for and when.
+    cursors: Vec<Option<(Option<Blob>, Micros)>>,
+}
+
+pub(super) struct Bulk {
+    reply_to: ReplyTo,
+    op: OpId,
+    keys: Vec<Blob>,
+    in_flight: u32,
+    deleted: u64,
+    failed: u64,
+}
+
+impl Node {
+    fn new_txn(&mut self) -> u64 {
+        self.next_txn += 1;
+        self.next_txn
+    }
+
+    fn invalid(&self, request: &ClientRequest) -> Option<String> {
+        let key_max = self.config.key_bytes_max;
+        if let Some(key) = request.op.key() {
+            if key.len() as u64 > key_max {
+                return Some(format!("key is {} bytes; the limit is {key_max}", key.len()));
+            }
+        }
+        if let ClientOp::Put { value, .. } = &request.op {
+            let value_max = self.config.value_bytes_max;
+            if value.len() as u64 > value_max {
+                return Some(format!("value is {} bytes; the limit is {value_max}", value.len()));
+            }
+        }
+        None
+    }
+
+    pub(super) fn handle_client(&mut self, handle: u64, request: ClientRequest) {
+        if self.trace {
+            self.emit(TraceKind::RequestReceived { handle, id: request.id, op: request.op.clone() });
+        }
+        if let Some(reason) = self.invalid(&request) {
+            self.reply(handle, ClientReply::Error(ClientError::Invalid { reason }));
+            return;
+        }
+        let Some(key) = request.op.key().cloned() else {
+            // `@` and `*` are answered by the receiving node itself.
+            self.coordinate(request, ReplyTo::Client(handle));
+            return;
+        };
+        let candidates = self.ring.preference(key.as_bytes());
+        let txn = self.new_txn();
+        let mut route =
+            Route { handle, request, candidates, attempt: 0, target: self.id, until: 0, acknowledged: false };
+        if self.route_next(txn, &mut route) {
+            self.txns.insert(txn, Txn::Route(route));
+        }
+    }
+
+    /// Sends the request to the next coordinator; false when this node coordinates it.
+    fn route_next(&mut self, txn: u64, route: &mut Route) -> bool {
+        let homes = self.config.replicas as usize;
+        let start = route.attempt as usize;
+        // The first home this node does not suspect, from the attempt's position on; if every
+        // one is suspected, simply the next in order (suspicion is advice, not a verdict).
+        let pick = (start..route.candidates.len())
+            .map(|index| route.candidates[index])
+            .find(|node| !self.suspected[node.index()] && route.candidates[..homes].contains(node))
+            .unwrap_or(route.candidates[start % route.candidates.len()]);
+        route.attempt += 1;
+        route.target = pick;
+        if pick == self.id {
+            self.coordinate(route.request.clone(), ReplyTo::Client(route.handle));
+            return false;
+        }
+        // A live coordinator acknowledges at once; silence for one round trip means it is down.
+        route.until = self.now + self.config.request_timeout();
+        route.acknowledged = false;
+        self.emit(TraceKind::Forwarded { txn, to: pick, attempt: route.attempt });
+        let message = Message::Forward { txn, request: route.request.clone(), attempt: route.attempt };
+        self.send(pick, message);
+        self.schedule(route.until, Timer::Txn(txn));
+        true
+    }
+
+    pub(super) fn on_forward_ack(&mut self, txn: u64) {
+        let until = self.now + self.config.forward_timeout();
+        if let Some(Txn::Route(route)) = self.txns.get_mut(&txn) {
+            if !route.acknowledged {
+                route.acknowledged = true;
+                route.until = until;
+                self.schedule(until, Timer::Txn(txn));
+            }
+        }
+    }
+
+    pub(super) fn on_forward_reply(&mut self, txn: u64, reply: ClientReply) {
+        if let Some(Txn::Route(route)) = self.txns.remove(&txn) {
+            self.reply(route.handle, reply);
+        }
+    }
+
+    /// Starts coordinating a request here.
+    pub(super) fn coordinate(&mut self, request: ClientRequest, reply_to: ReplyTo) {
+        let txn = self.new_txn();
+        let ClientRequest { id, op } = request;
+        if self.trace {
+            let homes = op.key().map(|key| self.ring.homes(key.as_bytes())).unwrap_or_default();
+            self.emit(TraceKind::CoordinationStarted { txn, id, op: op.clone(), homes });
+        }
+        match op {
+            ClientOp::Get { key } => self.start_read(txn, key, reply_to),
+            ClientOp::Put { key, value } => self.start_write(txn, key, id, WriteValue::Put(value), reply_to),
+            ClientOp::Delete { key } => self.start_write(txn, key, id, WriteValue::Delete, reply_to),
+            ClientOp::LocalQuery => self.local_query(reply_to),
+            ClientOp::GlobalQuery => self.start_scan(txn, reply_to),
+            ClientOp::LocalDelete => {
+                let keys = self.live_keys();
+                self.start_bulk(txn, id, keys, reply_to);
+            }
+            ClientOp::GlobalDelete => {
+                self.txns.insert(
+                    txn,
+                    Txn::Bulk(Bulk { reply_to, op: id, keys: Vec::new(), in_flight: 1, deleted: 0, failed: 0 }),
+                );
+                let scan = self.new_txn();
+                self.start_scan(scan, ReplyTo::Parent(txn));
+            }
+        }
+    }
+
+    /// Delivers the result of an operation.
+    pub(super) fn answer(&mut self, reply_to: ReplyTo, reply: ClientReply) {
+        match reply_to {
+            ReplyTo::Client(handle) => self.reply(handle, reply),
+            ReplyTo::Peer { node, txn } => self.send(node, Message::ForwardReply { txn, reply }),
+            ReplyTo::Parent(parent) => self.child_done(parent, reply),
+            ReplyTo::Nobody => {}
+        }
+    }
+
+    fn finish(&mut self, txn: u64, reply_to: ReplyTo, reply: ClientReply) {
+        if self.trace && reply_to != ReplyTo::Nobody {
+            self.emit(TraceKind::CoordinationFinished { txn, reply: reply.clone() });
+        }
+        self.answer(reply_to, reply);
+    }
+
+    fn unavailable(reason: &str) -> ClientReply {
+        ClientReply::Error(ClientError::Unavailable { reason: reason.to_string() })
+    }
+
+    fn backoff(&mut self) -> Micros {
+        self.now + self.rng.between(0, self.config.retry_backoff_max_ms * 1_000)
+    }
+
+    // ----- Writes. -----
+
+    pub(super) fn start_write(&mut self, txn: u64, key: Blob, op: OpId, value: WriteValue, reply_to: ReplyTo) {
+        let homes = self.ring.homes(key.as_bytes());
+        let write = Write {
+            key,
+            op,
+            value,
+            homes,
+            reply_to,
+            deadline: self.now + self.config.operation_timeout(),
+            stage: Stage::Prepare,
+            ballot: Ballot::ZERO,
+            round_until: 0,
+            answered: Vec::new(),
+            records: Vec::new(),
+            refused: 0,
+            record: None,
+            acked: Vec::new(),
+        };
+        self.txns.insert(txn, Txn::Write(write));
+        self.prepare_round(txn);
+    }
+
+    /// Starts a write round: a fresh ballot above everything seen, promised by R homes.
+    fn prepare_round(&mut self, txn: u64) {
+        self.round += 1;
+        let ballot = Ballot { round: self.round, node: self.id };
+        let until = self.now + self.config.request_timeout();
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        write.stage = Stage::Prepare;
+        write.ballot = ballot;
+        write.round_until = until;
+        write.answered.clear();
+        write.records.clear();
+        write.refused = 0;
+        write.record = None;
+        write.acked.clear();
+        let (key, homes) = (write.key.clone(), write.homes.clone());
+        let needed = self.config.read_quorum;
+        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Prepare, ballot, needed });
+        for home in homes {
+            self.send(home, Message::Prepare { txn, key: key.clone(), ballot });
+        }
+        self.schedule(until, Timer::Txn(txn));
+    }
+
+    pub(super) fn on_promise(
+        &mut self,
+        txn: u64,
+        from: NodeId,
+        ballot: Ballot,
+        result: Result<Option<Record>, Refusal>,
+    ) {
+        if let Err(Refusal::Promised(promised)) = result {
+            self.observe(promised);
+        }
+        let needed = self.config.read_quorum;
+        let replicas = self.config.replicas;
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        if write.stage != Stage::Prepare
+            || write.ballot != ballot
+            || write.answered.contains(&from)
+            || !write.homes.contains(&from)
+        {
+            return;
+        }
+        write.answered.push(from);
+        let granted = result.is_ok();
+        match result {
+            Ok(record) => write.records.extend(record),
+            Err(_) => write.refused += 1,
+        }
+        let votes = write.answered.len() as u32 - write.refused;
+        let refused = write.refused;
+        if self.trace {
+            self.emit(TraceKind::VoteCounted { txn, phase: Phase::Prepare, from, granted, votes, needed });
+        }
+        if votes == needed {
+            self.emit(TraceKind::QuorumReached { txn, phase: Phase::Prepare });
+            self.accept_round(txn);
+        } else if refused > replicas - needed {
+            self.retry_after_backoff(txn);
+        }
+    }
+
+    /// Phase 2: decide the record from the promises and send it to every home replica.
+    fn accept_round(&mut self, txn: u64) {
+        let id = self.id;
+        let writers_max = self.config.writers_per_key_max as usize;
+        let until = self.now + self.config.request_timeout();
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        let newest = write.records.iter().max_by_key(|record| record.ballot).cloned();
+        // The register's state is the newest record of the quorum, and only that: an older
+        // record may be an unfinished attempt that this prepare has just fenced out for good,
+        // so neither its value nor its writer sessions may count.
+        let mut writers = newest.as_ref().map(|record| record.writers.clone()).unwrap_or_default();
+        let applied = newest.as_ref().is_some_and(|record| record.includes(write.op));
+        let record = match (&write.value, newest) {
+            (WriteValue::Rewrite, None) => None,
+            (WriteValue::Rewrite, Some(newest)) => Some(Record { ballot: write.ballot, writers, ..newest }),
+            (_, Some(newest)) if applied => {
+                // A retry of a request some version already includes: write nothing new, but
+                // make sure the newest version is on a quorum before answering.
+                Some(Record { ballot: write.ballot, writers, ..newest })
+            }
+            (value, _) => {
+                let mut clock = VectorClock::new();
+                for record in &write.records {
+                    clock.merge(&record.clock);
+                }
+                clock.increment(id);
+                let op = write.op;
+                writers = merge_writers(
+                    &[&writers, &[Writer { client: op.client, seq: op.seq, round: write.ballot.round }]],
+                    writers_max,
+                );
+                let value = match value {
+                    WriteValue::Put(value) => Some(value.clone()),
+                    _ => None,
+                };
+                Some(Record { ballot: write.ballot, clock, value, op, writers })
+            }
+        };
+        let recognized = applied && write.value != WriteValue::Rewrite;
+        let Some(record) = record else {
+            // Nothing to rewrite: the key was never written.
+            let reply_to = write.reply_to;
+            self.txns.remove(&txn);
+            self.finish(txn, reply_to, ClientReply::Written);
+            return;
+        };
+        write.stage = Stage::Accept;
+        write.round_until = until;
+        write.answered.clear();
+        write.refused = 0;
+        write.record = Some(record.clone());
+        let (key, homes, op, ballot) = (write.key.clone(), write.homes.clone(), write.op, write.ballot);
+        if recognized {
+            self.emit(TraceKind::RetryRecognized { txn, id: op });
+        }
+        let needed = self.config.write_quorum;
+        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed });
+        for home in homes {
+            let message =
+                Message::Accept { txn, key: key.clone(), record: record.clone(), purpose: AcceptPurpose::Write };
+            self.send(home, message);
+        }
+        self.schedule(until, Timer::Txn(txn));
+    }
+
+    pub(super) fn on_accepted(&mut self, txn: u64, from: NodeId, ballot: Ballot, result: Result<(), Refusal>) {
+        if let Err(Refusal::Promised(promised)) = result {
+            self.observe(promised);
+        }
+        if let Some((home, key)) = self.handoffs.remove(&txn) {
+            self.handoff_done(home, key, ballot);
+            return;
+        }
+        match self.txns.get(&txn) {
+            Some(Txn::Write(_)) => self.on_write_accepted(txn, from, ballot, result),
+            Some(Txn::Read(_)) => self.on_repair_accepted(txn, from, ballot, result),
+            _ => {}
+        }
+    }
+
+    fn on_write_accepted(&mut self, txn: u64, from: NodeId, ballot: Ballot, result: Result<(), Refusal>) {
+        let needed = self.config.write_quorum;
+        let replicas = self.config.replicas;
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        let live = matches!(write.stage, Stage::Accept | Stage::Linger);
+        if !live || write.ballot != ballot || write.answered.contains(&from) || !write.homes.contains(&from) {
+            return;
+        }
+        write.answered.push(from);
+        let granted = result.is_ok();
+        if granted {
+            write.acked.push(from);
+        } else {
+            write.refused += 1;
+        }
+        let (votes, refused, stage) = (write.acked.len() as u32, write.refused, write.stage);
+        if stage == Stage::Linger {
+            if write.acked.len() == write.homes.len() {
+                self.txns.remove(&txn);
+            }
+            return;
+        }
+        if self.trace {
+            self.emit(TraceKind::VoteCounted { txn, phase: Phase::Accept, from, granted, votes, needed });
+        }
+        if votes == needed {
+            self.emit(TraceKind::QuorumReached { txn, phase: Phase::Accept });
+            let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+            write.stage = Stage::Linger;
+            let reply_to = write.reply_to;
+            let done = write.acked.len() == write.homes.len();
+            let suspected_missing =
+                write.homes.iter().any(|home| !write.acked.contains(home) && self.suspected[home.index()]);
+            self.finish(txn, reply_to, ClientReply::Written);
+            if done {
+                self.txns.remove(&txn);
+            } else if suspected_missing {
+                self.leave_hints(txn);
+            }
+        } else if refused > replicas - needed {
+            self.retry_after_backoff(txn);
+        }
+    }
+
+    /// After a write succeeded: homes that did not acknowledge get the record as a hint on a
+    /// fallback node, which hands it off when the home answers again.
+    fn leave_hints(&mut self, txn: u64) {
+        let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
+        let Some(record) = write.record else { return };
+        let preference = self.ring.preference(write.key.as_bytes());
+        let fallbacks = &preference[write.homes.len()..];
+        for home in write.homes.iter().filter(|home| !write.acked.contains(home)) {
+            let fallback = fallbacks.iter().find(|node| !self.suspected[node.index()]).or(fallbacks.first()).copied();
+            if let Some(fallback) = fallback {
+                let message = Message::Hint { home: *home, key: write.key.clone(), record: record.clone() };
+                self.send(fallback, message);
+            }
+        }
+    }
+
+    fn retry_after_backoff(&mut self, txn: u64) {
+        let resume = self.backoff();
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        write.stage = Stage::Backoff;
+        write.round_until = resume;
+        self.schedule(resume, Timer::Txn(txn));
+    }
+
+    fn write_timer(&mut self, txn: u64) {
+        let now = self.now;
+        let Some(Txn::Write(write)) = self.txns.get(&txn) else { return };
+        if now < write.round_until {
+            return;
+        }
+        match write.stage {
+            Stage::Linger => return self.leave_hints(txn),
+            Stage::Backoff => {}
+            _ => {
+                let silent: Vec<NodeId> =
+                    write.homes.iter().filter(|home| !write.answered.contains(home)).copied().collect();
+                for home in silent {
+                    self.suspect(home);
+                }
+            }
+        }
+        let Some(Txn::Write(write)) = self.txns.get(&txn) else { return };
+        if now >= write.deadline {
+            let reply_to = write.reply_to;
+            self.txns.remove(&txn);
+            self.finish(txn, reply_to, Self::unavailable("no write quorum answered in time"));
+        } else {
+            self.prepare_round(txn);
+        }
+    }
+
+    /// Repairs `key` by rewriting its newest record under a fresh ballot (no new version).
+    pub(super) fn start_rewrite(&mut self, key: Blob) {
+        if let Some(txn) = self.rewrites.get(&key) {
+            if self.txns.contains_key(txn) {
+                return;
+            }
+        }
+        if self.rewrites.len() >= self.config.batch_records_max as usize {
+            let txns = &self.txns;
+            self.rewrites.retain(|_, txn| txns.contains_key(txn));
+        }
+        let txn = self.new_txn();
+        self.rewrites.insert(key.clone(), txn);
+        let op = OpId { client: ClientId(u64::MAX - self.id.0 as u64), seq: txn };
+        self.start_write(txn, key, op, WriteValue::Rewrite, ReplyTo::Nobody);
+    }
+
+    // ----- Reads. -----
+
+    fn start_read(&mut self, txn: u64, key: Blob, reply_to: ReplyTo) {
+        let homes = self.ring.homes(key.as_bytes());
+        let read = Read {
+            key,
+            homes,
+            reply_to,
+            deadline: self.now + self.config.operation_timeout(),
+            stage: Stage::Read,
+            round_until: 0,
+            answered: Vec::new(),
+            refused: 0,
+            best: None,
+            holders: Vec::new(),
+        };
+        self.txns.insert(txn, Txn::Read(read));
+        self.read_round(txn);
+    }
+
+    fn read_round(&mut self, txn: u64) {
+        let until = self.now + self.config.request_timeout();
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        read.stage = Stage::Read;
+        read.round_until = until;
+        read.answered.clear();
+        read.refused = 0;
+        read.best = None;
+        read.holders.clear();
+        let (key, homes) = (read.key.clone(), read.homes.clone());
+        let needed = self.config.read_quorum;
+        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Read, ballot: Ballot::ZERO, needed });
+        for home in homes {
+            self.send(home, Message::Read { txn, key: key.clone() });
+        }
+        self.schedule(until, Timer::Txn(txn));
+    }
+
+    pub(super) fn on_read_reply(&mut self, txn: u64, from: NodeId, result: Result<Option<Record>, Refusal>) {
+        let needed = self.config.read_quorum;
+        let replicas = self.config.replicas;
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        if read.answered.contains(&from) || !read.homes.contains(&from) {
+            return;
+        }
+        let granted = result.is_ok();
+        match (read.stage, result) {
+            (Stage::Read, Ok(record)) => {
+                read.answered.push(from);
+                let ballot = record.as_ref().map(|record| record.ballot);
+                let best = read.best.as_ref().map(|record| record.ballot);
+                if ballot > best {
+                    read.best = record;
+                    read.holders = vec![from];
+                } else if ballot == best {
+                    read.holders.push(from);
+                }
+            }
+            (Stage::Read, Err(_)) => {
+                read.answered.push(from);
+                read.refused += 1;
+            }
+            (Stage::Repair, Ok(record)) => {
+                // A late reply during repair still counts if it already holds the value.
+                read.answered.push(from);
+                if record.map(|record| record.ballot) == read.best.as_ref().map(|record| record.ballot) {
+                    read.holders.push(from);
+                    self.read_maybe_done(txn);
+                }
+                return;
+            }
+            _ => return,
+        }
+        let votes = read.answered.len() as u32 - read.refused;
+        let refused = read.refused;
+        if self.trace {
+            self.emit(TraceKind::VoteCounted { txn, phase: Phase::Read, from, granted, votes, needed });
+        }
+        if votes == needed {
+            self.emit(TraceKind::QuorumReached { txn, phase: Phase::Read });
+            self.read_repair(txn);
+        } else if refused > replicas - needed {
+            let resume = self.backoff();
+            if let Some(Txn::Read(read)) = self.txns.get_mut(&txn) {
+                read.stage = Stage::Backoff;
+                read.round_until = resume;
+            }
+            self.schedule(resume, Timer::Txn(txn));
+        }
+    }
+
+    /// The newest record must be on W replicas before the read answers; write it back to the
+    /// stale ones.
+    fn read_repair(&mut self, txn: u64) {
+        let needed = self.config.write_quorum as usize;
+        let until = self.now + self.config.request_timeout();
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        let Some(best) = read.best.clone() else {
+            // No replica of the quorum holds anything: the key was never written.
+            return self.read_maybe_done(txn);
+        };
+        if read.holders.len() >= needed {
+            return self.read_maybe_done(txn);
+        }
+        read.stage = Stage::Repair;
+        read.round_until = until;
+        let stale: Vec<NodeId> = read.homes.iter().filter(|home| !read.holders.contains(home)).copied().collect();
+        let key = read.key.clone();
+        self.emit(TraceKind::PhaseStarted {
+            txn,
+            phase: Phase::ReadRepair,
+            ballot: best.ballot,
+            needed: needed as u32,
+        });
+        for home in stale {
+            if self.trace {
+                self.emit(TraceKind::ReadRepair { txn, key: key.clone(), to: home, ballot: best.ballot });
+            }
+            let message =
+                Message::Accept { txn, key: key.clone(), record: best.clone(), purpose: AcceptPurpose::ReadRepair };
+            self.send(home, message);
+        }
+        self.schedule(until, Timer::Txn(txn));
+    }
+
+    fn on_repair_accepted(&mut self, txn: u64, from: NodeId, ballot: Ballot, result: Result<(), Refusal>) {
+        let resume = self.backoff();
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        if read.stage != Stage::Repair
+            || read.best.as_ref().map(|r| r.ballot) != Some(ballot)
+            || read.holders.contains(&from)
+        {
+            return;
+        }
+        if result.is_ok() {
+            read.holders.push(from);
+            self.read_maybe_done(txn);
+        } else {
+            // A newer write is under way; read again after a pause.
+            read.stage = Stage::Backoff;
+            read.round_until = resume;
+            self.schedule(resume, Timer::Txn(txn));
+        }
+    }
+
+    fn read_maybe_done(&mut self, txn: u64) {
+        let needed = self.config.write_quorum as usize;
+        let Some(Txn::Read(read)) = self.txns.get(&txn) else { return };
+        if read.best.is_some() && read.holders.len() < needed {
+            return;
+        }
+        let Some(Txn::Read(read)) = self.txns.remove(&txn) else { return };
+        let value = read.best.and_then(|record| record.value);
+        self.finish(txn, read.reply_to, ClientReply::Value(value));
+    }
+
+    fn read_timer(&mut self, txn: u64) {
+        let now = self.now;
+        let Some(Txn::Read(read)) = self.txns.get(&txn) else { return };
+        if now < read.round_until {
+            return;
+        }
+        if read.stage != Stage::Backoff {
+            let silent: Vec<NodeId> = read.homes.iter().filter(|home| !read.answered.contains(home)).copied().collect();
+            for home in silent {
+                self.suspect(home);
+            }
+        }
+        let Some(Txn::Read(read)) = self.txns.get(&txn) else { return };
+        if now >= read.deadline {
+            let reply_to = read.reply_to;
+            self.txns.remove(&txn);
+            self.finish(txn, reply_to, Self::unavailable("no read quorum answered in time"));
+        } else {
+            self.read_round(txn);
+        }
+    }
+
+    // ----- `@` and `*`. -----
+
+    fn live_keys(&self) -> Vec<Blob> {
+        self.store
+            .iter()
+            .filter(|(_, state)| state.slot.record.as_ref().is_some_and(|record| record.value.is_some()))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    fn local_pairs(&self) -> Vec<(Blob, Blob)> {
+        self.store
+            .iter()
+            .filter_map(|(key, state)| {
+                let value = state.slot.record.as_ref()?.value.clone()?;
+                Some((key.clone(), value))
+            })
+            .collect()
+    }
+
+    fn local_query(&mut self, reply_to: ReplyTo) {
+        if let Some(recovery) = &mut self.recovery {
+            // The seed: a recovering node copies what it missed before it serves reads.
+            recovery.waiting.push(reply_to);
+        } else {
+            let pairs = self.local_pairs();
+            self.answer(reply_to, ClientReply::Pairs(pairs));
+        }
+    }
+
+    pub(super) fn answer_local_queries(&mut self, waiting: Vec<ReplyTo>) {
+        let pairs = self.local_pairs();
+        for reply_to in waiting {
+            self.answer(reply_to, ClientReply::Pairs(pairs.clone()));
+        }
+    }
+
+    fn start_scan(&mut self, txn: u64, reply_to: ReplyTo) {
+        let now = self.now;
+        let nodes = self.ring.node_count();
+        let scan = Scan {
+            reply_to,
+            deadline: now + self.config.operation_timeout(),
+            merged: BTreeMap::new(),
+            cursors: vec![Some((None, now)); nodes],
+        };
+        self.txns.insert(txn, Txn::Scan(scan));
+        self.emit(TraceKind::PhaseStarted {
+            txn,
+            phase: Phase::Scan,
+            ballot: Ballot::ZERO,
+            needed: self.config.read_quorum,
+        });
+        for node in 0..nodes {
+            self.send(NodeId(node as u32), Message::ScanRequest { txn, after: None });
+        }
+        self.schedule(now + self.config.request_timeout(), Timer::Txn(txn));
+    }
+
+    pub(super) fn on_scan_request(&mut self, from: NodeId, txn: u64, after: Option<Blob>) {
+        let (records, next) = self.page(after, |_| true);
+        self.send(from, Message::ScanReply { txn, records, next });
+    }
+
+    /// One page of records after `after` that pass `keep`, and the cursor of the next page.
+    pub(super) fn page(
+        &self,
+        after: Option<Blob>,
+        keep: impl Fn(&super::KeyState) -> bool,
+    ) -> (Vec<(Blob, Record)>, Option<Blob>) {
+        use std::ops::Bound;
+        let max = self.config.batch_records_max as usize;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut records = Vec::new();
+        for (key, state) in self.store.range((lower, Bound::Unbounded)) {
+            let Some(record) = &state.slot.record else { continue };
+            if !keep(state) {
+                continue;
+            }
+            if records.len() == max {
+                let next = records.last().map(|(key, _): &(Blob, Record)| key.clone());
+                return (records, next);
+            }
+            records.push((key.clone(), record.clone()));
+        }
+        (records, None)
+    }
+
+    pub(super) fn on_scan_reply(&mut self, from: NodeId, txn: u64, records: Vec<(Blob, Record)>, next: Option<Blob>) {
+        let now = self.now;
+        let Some(Txn::Scan(scan)) = self.txns.get_mut(&txn) else { return };
+        // Only the page asked for counts (duplicates and stale pages are ignored).
+        let expected = match &scan.cursors[from.index()] {
+            Some((cursor, _)) => cursor.clone(),
+            None => return,
+        };
+        let first = records.first().map(|(key, _)| key.clone());
+        if let (Some(expected), Some(first)) = (&expected, &first) {
+            if first <= expected {
+                return;
+            }
+        }
+        for (key, record) in records {
+            let newer = scan.merged.get(&key).is_none_or(|kept| record.ballot > kept.ballot);
+            if newer {
+                scan.merged.insert(key, record);
+            }
+        }
+        match next {
+            Some(cursor) => {
+                scan.cursors[from.index()] = Some((Some(cursor.clone()), now));
+                self.send(from, Message::ScanRequest { txn, after: Some(cursor) });
+            }
+            None => {
+                scan.cursors[from.index()] = None;
+                if scan.cursors.iter().all(Option::is_none) {
+                    self.scan_done(txn);
+                }
+            }
+        }
+    }
+
+    /// Every range has R of its home replicas fully scanned: each key's newest completed write
+    /// is then among the merged records.
+    fn scan_covered(&self, scan: &Scan) -> bool {
+        let needed = self.config.read_quorum as usize;
+        self.ring
+            .ranges()
+            .iter()
+            .all(|range| range.homes.iter().filter(|home| scan.cursors[home.index()].is_none()).count() >= needed)
+    }
+
+    fn scan_timer(&mut self, txn: u64) {
+        let now = self.now;
+        let Some(Txn::Scan(scan)) = self.txns.get(&txn) else { return };
+        let covered = self.scan_covered(scan);
+        let past_deadline = now >= scan.deadline;
+        let silent: Vec<(NodeId, Option<Blob>)> = scan
+            .cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(node, cursor)| {
+                let (after, asked) = cursor.as_ref()?;
+                (now >= asked + self.config.request_timeout()).then(|| (NodeId(node as u32), after.clone()))
+            })
+            .collect();
+        if covered && silent.iter().all(|(node, _)| self.suspected[node.index()] || past_deadline) {
+            return self.scan_done(txn);
+        }
+        if past_deadline {
+            let Some(Txn::Scan(scan)) = self.txns.remove(&txn) else { return };
+            return self.finish(txn, scan.reply_to, Self::unavailable("too few replicas answered the scan in time"));
+        }
+        for (node, after) in silent {
+            self.suspect(node);
+            if let Some(Txn::Scan(scan)) = self.txns.get_mut(&txn) {
+                scan.cursors[node.index()] = Some((after.clone(), now));
+            }
+            self.send(node, Message::ScanRequest { txn, after });
+        }
+        self.schedule(now + self.config.request_timeout(), Timer::Txn(txn));
+    }
+
+    fn scan_done(&mut self, txn: u64) {
+        let Some(Txn::Scan(scan)) = self.txns.remove(&txn) else { return };
+        let pairs: Vec<(Blob, Blob)> =
+            scan.merged.into_iter().filter_map(|(key, record)| Some((key, record.value?))).collect();
+        match scan.reply_to {
+            ReplyTo::Parent(parent) => {
+                let keys = pairs.into_iter().map(|(key, _)| key).collect();
+                if let Some(Txn::Bulk(bulk)) = self.txns.get_mut(&parent) {
+                    bulk.in_flight -= 1;
+                    bulk.keys = keys;
+                    self.bulk_continue(parent);
+                }
+            }
+            reply_to => self.finish(txn, reply_to, ClientReply::Pairs(pairs)),
+        }
+    }
+
+    // ----- Bulk deletes (`@` and `*`): quorum deletes of many keys. -----
+
+    fn start_bulk(&mut self, txn: u64, op: OpId, mut keys: Vec<Blob>, reply_to: ReplyTo) {
+        keys.reverse();
+        self.txns.insert(txn, Txn::Bulk(Bulk { reply_to, op, keys, in_flight: 0, deleted: 0, failed: 0 }));
+        self.bulk_continue(txn);
+    }
+
+    fn bulk_continue(&mut self, txn: u64) {
+        let parallel = self.config.bulk_parallel_max;
+        loop {
+            let Some(Txn::Bulk(bulk)) = self.txns.get_mut(&txn) else { return };
+            if bulk.in_flight >= parallel {
+                return;
+            }
+            let Some(key) = bulk.keys.pop() else {
+                if bulk.in_flight == 0 {
+                    let Some(Txn::Bulk(bulk)) = self.txns.remove(&txn) else { return };
+                    let reply = if bulk.failed == 0 {
+                        ClientReply::Deleted(bulk.deleted)
+                    } else {
+                        Self::unavailable(&format!(
+                            "deleted {} keys; {} deletes found no quorum",
+                            bulk.deleted, bulk.failed
+                        ))
+                    };
+                    self.finish(txn, bulk.reply_to, reply);
+                }
+                return;
+            };
+            bulk.in_flight += 1;
+            let op = bulk.op;
+            let child = self.new_txn();
+            self.start_write(child, key, op, WriteValue::Delete, ReplyTo::Parent(txn));
+        }
+    }
+
+    fn child_done(&mut self, parent: u64, reply: ClientReply) {
+        let Some(Txn::Bulk(bulk)) = self.txns.get_mut(&parent) else { return };
+        bulk.in_flight -= 1;
+        match reply {
+            ClientReply::Written => bulk.deleted += 1,
+            ClientReply::Pairs(_) => {}
+            _ => bulk.failed += 1,
+        }
+        self.bulk_continue(parent);
+    }
+
+    // ----- Timers. -----
+
+    pub(super) fn txn_timer(&mut self, txn: u64) {
+        match self.txns.get(&txn) {
+            Some(Txn::Write(_)) => self.write_timer(txn),
+            Some(Txn::Read(_)) => self.read_timer(txn),
+            Some(Txn::Scan(_)) => self.scan_timer(txn),
+            Some(Txn::Route(route)) if self.now >= route.until => {
+                let Some(Txn::Route(mut route)) = self.txns.remove(&txn) else { return };
+                self.suspect(route.target);
+                if route.attempt >= self.config.coordinator_attempts_max {
+                    self.reply(route.handle, Self::unavailable("no coordinator answered in time"));
+                } else if self.route_next(txn, &mut route) {
+                    self.txns.insert(txn, Txn::Route(route));
+                }
+            }
+            _ => {}
+        }
+    }
+}

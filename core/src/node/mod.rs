@@ -1,0 +1,544 @@
+//! A Dynamo node as a pure state machine: one door in (`Node::step`), a list of effects out.
+//!
+//! Inputs are peer messages, client requests, persist completions and timer ticks; outputs are
+//! sends, client replies, persist batches and trace events. The node never reads a clock, never
+//! draws OS randomness and never touches a socket or a file; `now` and a seed are parameters.
+//!
+//! Every node plays three roles at once:
+//! - replica: a per-key acceptor (promise / accept) over its share of the ring (this file);
+//! - coordinator: runs quorum reads and writes, forwards requests (`coordinate.rs`);
+//! - background worker: hinted handoff, recovery after a restart and anti-entropy
+//!   (`background.rs`).
+//!
+//! Invariant (the persistence barrier): a message or reply produced after a state change is
+//! released only once that change is durable. Outputs of a step are held until every
+//! `PersistBatch` emitted so far has been reported by `Input::Persisted`, so a crash can lose
+//! only state that nobody outside the node has seen.
+
+mod background;
+mod coordinate;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, Refusal};
+use crate::ring::Ring;
+use crate::store::{DurableState, PersistBatch, Record, Slot};
+use crate::trace::{TraceEvent, TraceKind};
+use crate::types::{Blob, Micros, NodeId, Rng};
+use crate::version::Ballot;
+
+use background::{AntiEntropy, Recovery};
+use coordinate::Txn;
+
+/// An event for the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A message from a peer.
+    Message { from: NodeId, envelope: Envelope },
+    /// A client request; `handle` is the driver's name for it, echoed in the reply.
+    Client { handle: u64, request: ClientRequest },
+    /// Every persist batch up to and including `batch` is durable.
+    Persisted { batch: u64 },
+    /// Time passed; `Node::next_wakeup` says when the node wants one.
+    Tick,
+}
+
+/// An effect for the driver to carry out, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    Send {
+        to: NodeId,
+        envelope: Envelope,
+    },
+    Reply {
+        handle: u64,
+        reply: ClientReply,
+    },
+    /// Make this batch durable, then report `Input::Persisted`. Batches complete in order.
+    Persist(PersistBatch),
+    Trace(TraceEvent),
+}
+
+/// How a node starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Start {
+    /// A new cluster: nothing was ever written, nothing to recover.
+    Fresh,
+    /// A restart: before serving reads, copy the writes missed while down.
+    Recover,
+}
+
+/// What a node is built from.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub id: NodeId,
+    pub config: Config,
+    /// The ring built from `config`; shared between nodes of one process.
+    pub ring: Arc<Ring>,
+    /// Seed of the node's random choices (backoff, anti-entropy partner order).
+    pub seed: u64,
+    /// Counts restarts; keeps message ids unique across them.
+    pub incarnation: u64,
+    /// Whether to emit trace events (off for fast simulation).
+    pub trace: bool,
+}
+
+/// The in-memory state of one key on this replica.
+#[derive(Clone, Debug)]
+struct KeyState {
+    slot: Slot,
+    /// Bit i set when node i is a home replica of the key.
+    homes_mask: u64,
+}
+
+/// Why a timer was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Txn(u64),
+    Hints,
+    AntiEntropy,
+    Recovery,
+}
+
+/// A Dynamo node. See the module documentation.
+pub struct Node {
+    id: NodeId,
+    config: Config,
+    ring: Arc<Ring>,
+    rng: Rng,
+    trace: bool,
+    now: Micros,
+
+    /// The highest ballot round this node has seen; new ballots go above it.
+    round: u64,
+    store: BTreeMap<Blob, KeyState>,
+    hints: BTreeMap<(NodeId, Blob), Record>,
+
+    /// Changes of the current step, not yet in a persist batch.
+    dirty_slots: BTreeSet<Blob>,
+    hints_stored: Vec<(NodeId, Blob, Record)>,
+    hints_removed: Vec<(NodeId, Blob)>,
+    persist_issued: u64,
+    persist_durable: u64,
+    /// Sends and replies of this step.
+    pending: Vec<Output>,
+    /// Trace events of this step (never held).
+    pending_traces: Vec<Output>,
+    /// Outputs waiting for a persist batch: (batch they need, output).
+    held: VecDeque<(u64, Output)>,
+    /// Messages to self, delivered within the same step.
+    local: VecDeque<Message>,
+    next_message: u64,
+
+    next_txn: u64,
+    txns: BTreeMap<u64, Txn>,
+    timers: BTreeSet<(Micros, u64, Timer)>,
+    next_timer: u64,
+    suspected: Vec<bool>,
+    /// Keys with a rewrite (a repair write) started: key -> its txn.
+    rewrites: BTreeMap<Blob, u64>,
+
+    recovery: Option<Recovery>,
+    anti_entropy: AntiEntropy,
+    /// In-flight hint handoffs: txn -> (home, key).
+    handoffs: BTreeMap<u64, (NodeId, Blob)>,
+}
+
+impl Node {
+    /// Builds a node from what survived (`durable`; empty for a fresh node) and starts it.
+    pub fn start(
+        options: NodeOptions,
+        durable: DurableState,
+        start: Start,
+        now: Micros,
+        out: &mut Vec<Output>,
+    ) -> Node {
+        let NodeOptions { id, config, ring, seed, incarnation, trace } = options;
+        debug_assert!(config.validate().is_ok(), "config is validated before nodes start");
+        let node_count = ring.node_count();
+        let mut round = 0;
+        let store = durable
+            .slots
+            .into_iter()
+            .map(|(key, slot)| {
+                round = round.max(slot.promised.round);
+                let homes_mask = ring.homes_mask(key.as_bytes());
+                (key, KeyState { slot, homes_mask })
+            })
+            .collect();
+        let mut node = Node {
+            id,
+            rng: Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+            anti_entropy: AntiEntropy::new(id, &ring),
+            config,
+            ring,
+            trace,
+            now,
+            round,
+            store,
+            hints: durable.hints,
+            dirty_slots: BTreeSet::new(),
+            hints_stored: Vec::new(),
+            hints_removed: Vec::new(),
+            persist_issued: 0,
+            persist_durable: 0,
+            pending: Vec::new(),
+            pending_traces: Vec::new(),
+            held: VecDeque::new(),
+            local: VecDeque::new(),
+            next_message: incarnation << 40,
+            next_txn: incarnation << 40,
+            txns: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            next_timer: 0,
+            suspected: vec![false; node_count],
+            rewrites: BTreeMap::new(),
+            recovery: None,
+            handoffs: BTreeMap::new(),
+        };
+        if start == Start::Recover {
+            node.emit(TraceKind::Restarted);
+            node.start_recovery();
+        }
+        let hint_delay = node.rng.between(1, node.config.hint_handoff_interval_ms * 1_000);
+        node.schedule(now + hint_delay, Timer::Hints);
+        let ae_delay = node.rng.between(1, node.config.anti_entropy_interval_ms * 1_000);
+        node.schedule(now + ae_delay, Timer::AntiEntropy);
+        node.flush(out);
+        node
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// True until a restarted node has copied the writes it missed.
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// When the node next needs `Input::Tick`.
+    pub fn next_wakeup(&self) -> Option<Micros> {
+        self.timers.first().map(|timer| timer.0)
+    }
+
+    /// The record this replica holds for `key` (for inspectors and tests).
+    pub fn record(&self, key: &[u8]) -> Option<&Record> {
+        self.store.get(key).and_then(|state| state.slot.record.as_ref())
+    }
+
+    /// Every (key, slot) this replica holds, in key order (for inspectors and tests).
+    pub fn slots(&self) -> impl Iterator<Item = (&Blob, &Slot)> {
+        self.store.iter().map(|(key, state)| (key, &state.slot))
+    }
+
+    /// Hints this node keeps for others.
+    pub fn hints(&self) -> impl Iterator<Item = (&(NodeId, Blob), &Record)> {
+        self.hints.iter()
+    }
+
+    /// Number of operations this node is coordinating or forwarding.
+    pub fn operations_in_flight(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// Whether this node currently suspects `peer` of having failed.
+    pub fn suspects(&self, peer: NodeId) -> bool {
+        self.suspected[peer.index()]
+    }
+
+    /// The one door in. Effects are appended to `out` in the order they must be carried out.
+    pub fn step(&mut self, now: Micros, input: Input, out: &mut Vec<Output>) {
+        debug_assert!(now >= self.now, "time never goes backwards");
+        self.now = now.max(self.now);
+        match input {
+            Input::Message { from, envelope } => {
+                if self.trace {
+                    let kind = envelope.message.kind();
+                    self.emit(TraceKind::MessageDelivered { id: envelope.id, from, kind });
+                }
+                self.trust(from);
+                self.handle_message(from, envelope.message);
+            }
+            Input::Client { handle, request } => self.handle_client(handle, request),
+            Input::Persisted { batch } => {
+                debug_assert!(batch <= self.persist_issued, "only issued batches complete");
+                self.persist_durable = self.persist_durable.max(batch);
+                if self.trace {
+                    self.emit(TraceKind::Persisted { batch });
+                }
+                self.release_held(out);
+            }
+            Input::Tick => {
+                while let Some(&(at, seq, timer)) = self.timers.first() {
+                    if at > now {
+                        break;
+                    }
+                    self.timers.remove(&(at, seq, timer));
+                    self.fire(timer);
+                    self.drain_local();
+                }
+            }
+        }
+        self.drain_local();
+        self.flush(out);
+    }
+
+    fn drain_local(&mut self) {
+        while let Some(message) = self.local.pop_front() {
+            self.handle_message(self.id, message);
+        }
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::Txn(txn) => self.txn_timer(txn),
+            Timer::Hints => self.hints_tick(),
+            Timer::AntiEntropy => self.anti_entropy_tick(),
+            Timer::Recovery => self.recovery_tick(),
+        }
+    }
+
+    fn handle_message(&mut self, from: NodeId, message: Message) {
+        match message {
+            Message::Prepare { txn, key, ballot } => {
+                let result = self.on_prepare(&key, ballot);
+                self.send(from, Message::Promise { txn, ballot, result });
+            }
+            Message::Read { txn, key } => {
+                let result = if self.recovery.is_some() {
+                    Err(Refusal::Recovering)
+                } else {
+                    Ok(self.record(key.as_bytes()).cloned())
+                };
+                self.send(from, Message::ReadReply { txn, result });
+            }
+            Message::Accept { txn, key, record, purpose } => {
+                let ballot = record.ballot;
+                let result = self.on_accept(&key, record, purpose);
+                self.send(from, Message::Accepted { txn, ballot, result });
+            }
+            Message::Promise { txn, ballot, result } => self.on_promise(txn, from, ballot, result),
+            Message::ReadReply { txn, result } => self.on_read_reply(txn, from, result),
+            Message::Accepted { txn, ballot, result } => self.on_accepted(txn, from, ballot, result),
+            Message::Forward { txn, request, attempt: _ } => {
+                self.send(from, Message::ForwardAck { txn });
+                let reply_to = coordinate::ReplyTo::Peer { node: from, txn };
+                self.coordinate(request, reply_to);
+            }
+            Message::ForwardAck { txn } => self.on_forward_ack(txn),
+            Message::ForwardReply { txn, reply } => self.on_forward_reply(txn, reply),
+            Message::Hint { home, key, record } => self.store_hint(home, key, record),
+            Message::SyncRequest { txn, for_node, after } => self.on_sync_request(from, txn, for_node, after),
+            Message::SyncReply { txn, records, next } => self.on_sync_reply(from, txn, records, next),
+            Message::ScanRequest { txn, after } => self.on_scan_request(from, txn, after),
+            Message::ScanReply { txn, records, next } => self.on_scan_reply(from, txn, records, next),
+            Message::Digest { txn, buckets } => self.on_digest(from, txn, buckets),
+            Message::DigestEntries { txn: _, buckets, entries } => self.on_digest_entries(from, buckets, entries),
+            Message::Records { records } => self.on_records(records),
+            Message::Fetch { keys } => self.on_fetch(from, keys),
+        }
+    }
+
+    // ----- The replica role: a per-key acceptor. -----
+
+    fn slot_mut(&mut self, key: &Blob) -> &mut KeyState {
+        if !self.store.contains_key(key) {
+            let homes_mask = self.ring.homes_mask(key.as_bytes());
+            self.store.insert(key.clone(), KeyState { slot: Slot::default(), homes_mask });
+        }
+        self.store.get_mut(key).expect("inserted above")
+    }
+
+    fn observe(&mut self, ballot: Ballot) {
+        self.round = self.round.max(ballot.round);
+    }
+
+    /// Phase 1: promise `ballot` unless a higher one was promised. Equal ballots come from the
+    /// same coordinator attempt (a duplicated message), so promising again is harmless.
+    fn on_prepare(&mut self, key: &Blob, ballot: Ballot) -> Result<Option<Record>, Refusal> {
+        self.observe(ballot);
+        let promised = self.store.get(key).map_or(Ballot::ZERO, |state| state.slot.promised);
+        if ballot < promised {
+            return Err(Refusal::Promised(promised));
+        }
+        if ballot > promised {
+            self.slot_mut(key).slot.promised = ballot;
+            self.dirty_slots.insert(key.clone());
+        }
+        Ok(self.record(key.as_bytes()).cloned())
+    }
+
+    /// Phase 2 (and repairs, handoffs): accept `record` unless a higher ballot was promised.
+    fn on_accept(&mut self, key: &Blob, record: Record, purpose: AcceptPurpose) -> Result<(), Refusal> {
+        self.observe(record.ballot);
+        match self.offer(key, record) {
+            Offer::Stored | Offer::Duplicate => Ok(()),
+            Offer::Stale { promised } => Err(Refusal::Promised(promised)),
+            Offer::Blocked { promised } => {
+                if purpose != AcceptPurpose::Write {
+                    // A newer record exists but an abandoned promise fences it out; a fresh
+                    // quorum write of the newest record repairs the key.
+                    self.start_rewrite(key.clone());
+                }
+                Err(Refusal::Promised(promised))
+            }
+        }
+    }
+
+    /// Offers a record to this acceptor. Installs it when its ballot is above the accepted
+    /// one and not below the promised one: exactly the rule of Paxos phase 2, so copies made
+    /// by repair, handoff, recovery and anti-entropy can never revive a fenced-out write.
+    fn offer(&mut self, key: &Blob, record: Record) -> Offer {
+        let (promised, accepted) = match self.store.get(key) {
+            Some(state) => (state.slot.promised, state.slot.accepted_ballot()),
+            None => (Ballot::ZERO, Ballot::ZERO),
+        };
+        if record.ballot == accepted {
+            return Offer::Duplicate;
+        }
+        if record.ballot < accepted {
+            return Offer::Stale { promised: promised.max(accepted) };
+        }
+        if record.ballot < promised {
+            return Offer::Blocked { promised };
+        }
+        if self.trace {
+            self.emit(TraceKind::RecordStored {
+                key: key.clone(),
+                ballot: record.ballot,
+                tombstone: record.value.is_none(),
+            });
+        }
+        let state = self.slot_mut(key);
+        state.slot.promised = record.ballot;
+        state.slot.record = Some(record);
+        self.dirty_slots.insert(key.clone());
+        Offer::Stored
+    }
+
+    // ----- Failure detection: timeouts suspect, any message trusts again. -----
+
+    fn suspect(&mut self, peer: NodeId) {
+        if peer != self.id && !self.suspected[peer.index()] {
+            self.suspected[peer.index()] = true;
+            self.emit(TraceKind::Suspected { peer });
+        }
+    }
+
+    fn trust(&mut self, peer: NodeId) {
+        if self.suspected[peer.index()] {
+            self.suspected[peer.index()] = false;
+            self.emit(TraceKind::Trusted { peer });
+        }
+    }
+
+    // ----- Effects. -----
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        if to == self.id {
+            self.local.push_back(message);
+        } else {
+            let id = self.next_message;
+            self.next_message += 1;
+            self.pending.push(Output::Send { to, envelope: Envelope { id, message } });
+        }
+    }
+
+    fn reply(&mut self, handle: u64, reply: ClientReply) {
+        self.pending.push(Output::Reply { handle, reply });
+    }
+
+    fn emit(&mut self, kind: TraceKind) {
+        if self.trace {
+            self.pending_traces.push(Output::Trace(TraceEvent { at: self.now, node: self.id, kind }));
+        }
+    }
+
+    fn schedule(&mut self, at: Micros, timer: Timer) {
+        self.next_timer += 1;
+        self.timers.insert((at, self.next_timer, timer));
+    }
+
+    /// Ends a step: one persist batch for all its changes, then its sends and replies, held
+    /// behind every batch not yet durable.
+    fn flush(&mut self, out: &mut Vec<Output>) {
+        out.append(&mut self.pending_traces);
+        if !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty() {
+            self.persist_issued += 1;
+            let slots = std::mem::take(&mut self.dirty_slots)
+                .into_iter()
+                .map(|key| {
+                    let slot = self.store[&key].slot.clone();
+                    (key, slot)
+                })
+                .collect();
+            out.push(Output::Persist(PersistBatch {
+                seq: self.persist_issued,
+                slots,
+                hints_stored: std::mem::take(&mut self.hints_stored),
+                hints_removed: std::mem::take(&mut self.hints_removed),
+            }));
+        }
+        let need = self.persist_issued;
+        for output in std::mem::take(&mut self.pending) {
+            self.held.push_back((need, output));
+        }
+        self.release_held(out);
+    }
+
+    fn release_held(&mut self, out: &mut Vec<Output>) {
+        while let Some((need, _)) = self.held.front() {
+            if *need > self.persist_durable {
+                break;
+            }
+            let (_, output) = self.held.pop_front().expect("front exists");
+            if self.trace {
+                let kind = match &output {
+                    Output::Send { to, envelope } => TraceKind::MessageSent {
+                        id: envelope.id,
+                        to: *to,
+                        kind: envelope.message.kind(),
+                        txn: envelope.message.txn(),
+                        key: envelope.message.key().cloned(),
+                    },
+                    Output::Reply { handle, reply } => {
+                        TraceKind::RequestAnswered { handle: *handle, reply: reply.clone() }
+                    }
+                    _ => unreachable!("only sends and replies are held"),
+                };
+                out.push(Output::Trace(TraceEvent { at: self.now, node: self.id, kind }));
+            }
+            out.push(output);
+        }
+    }
+}
+
+/// What offering a record to this acceptor did.
+enum Offer {
+    Stored,
+    Duplicate,
+    /// The acceptor holds a newer record.
+    Stale {
+        promised: Ballot,
+    },
+    /// Newer than the accepted record but below the promise.
+    Blocked {
+        promised: Ballot,
+    },
+}
+
+#[cfg(test)]
+mod tests;

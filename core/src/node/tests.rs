@@ -1,0 +1,206 @@
+//! Unit tests of one node driven by hand: quorum counting, the persistence barrier, retries.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::message::{ClientOp, ClientReply, ClientRequest};
+use crate::types::{ClientId, OpId};
+
+/// A node under test, with helpers to feed inputs and inspect outputs.
+struct Harness {
+    node: Node,
+    now: Micros,
+    out: Vec<Output>,
+}
+
+impl Harness {
+    /// The seed ring; the node is the coordinator (first home) of `key`.
+    fn coordinator_of(key: &str) -> Harness {
+        let config = Config::default();
+        let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+        let id = ring.homes(key.as_bytes())[0];
+        let options = NodeOptions { id, config, ring, seed: 1, incarnation: 0, trace: true };
+        let mut out = Vec::new();
+        let node = Node::start(options, DurableState::default(), Start::Fresh, 0, &mut out);
+        Harness { node, now: 0, out }
+    }
+
+    fn step(&mut self, input: Input) {
+        self.out.clear();
+        self.node.step(self.now, input, &mut self.out);
+    }
+
+    /// Makes every issued persist batch durable.
+    fn persist_all(&mut self) {
+        let issued = self.node.persist_issued;
+        let mut all = Vec::new();
+        self.node.step(self.now, Input::Persisted { batch: issued }, &mut all);
+        self.out.extend(all);
+    }
+
+    fn sends(&self) -> Vec<(NodeId, Message)> {
+        self.out
+            .iter()
+            .filter_map(|output| match output {
+                Output::Send { to, envelope } => Some((*to, envelope.message.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn replies(&self) -> Vec<ClientReply> {
+        self.out
+            .iter()
+            .filter_map(|output| match output {
+                Output::Reply { reply, .. } => Some(reply.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn deliver(&mut self, from: NodeId, message: Message) {
+        self.step(Input::Message { from, envelope: Envelope { id: 0, message } });
+    }
+}
+
+fn put(key: &str, value: &str, seq: u64) -> Input {
+    let op = ClientOp::Put { key: key.into(), value: value.into() };
+    Input::Client { handle: 9, request: ClientRequest { id: OpId { client: ClientId(1), seq }, op } }
+}
+
+#[test]
+fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    h.step(put("k", "v", 1));
+    // The local promise changed state: nothing leaves before it is durable.
+    assert!(h.sends().is_empty(), "sends are held behind the persist barrier");
+    h.persist_all();
+    let prepares: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Prepare { .. })).collect();
+    assert_eq!(prepares.len(), 2, "prepare goes to the two other homes");
+    let (txn, ballot) = match &prepares[0].1 {
+        Message::Prepare { txn, ballot, .. } => (*txn, *ballot),
+        _ => unreachable!(),
+    };
+    // The coordinator's own promise is one vote; one more reaches R = 2.
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
+    h.persist_all();
+    let accepts: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).collect();
+    assert_eq!(accepts.len(), 2, "accept goes to the two other homes after R promises");
+    assert!(h.replies().is_empty());
+    // A refusal is not a vote.
+    h.deliver(
+        homes[2],
+        Message::Accepted { txn, ballot, result: Err(Refusal::Promised(Ballot { round: 99, node: homes[2] })) },
+    );
+    assert!(h.replies().is_empty(), "own ack plus a refusal is not W = 2");
+    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
+    assert_eq!(h.replies(), vec![ClientReply::Written]);
+    // Duplicates after the answer change nothing.
+    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
+    assert!(h.replies().is_empty());
+}
+
+#[test]
+fn refused_promises_make_the_coordinator_retry_above_them() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    h.step(put("k", "v", 1));
+    h.persist_all();
+    let (txn, ballot) = h
+        .sends()
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
+            _ => None,
+        })
+        .expect("a prepare");
+    let high = Ballot { round: 50, node: homes[1] };
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Err(Refusal::Promised(high)) });
+    h.deliver(homes[2], Message::Promise { txn, ballot, result: Err(Refusal::Promised(high)) });
+    // Two refusals out of three homes: R = 2 is impossible this round; back off and retry.
+    h.now += 30_000;
+    h.step(Input::Tick);
+    h.persist_all();
+    let retried = h.sends().into_iter().find_map(|(_, m)| match m {
+        Message::Prepare { ballot, .. } => Some(ballot),
+        _ => None,
+    });
+    assert!(retried.is_some_and(|b| b > high), "the new ballot is above the promise it saw: {retried:?}");
+}
+
+#[test]
+fn a_retried_request_is_recognized_and_not_applied_twice() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    // A version that already includes request (client 1, seq 1), written over by client 2.
+    let existing = Record {
+        ballot: Ballot { round: 7, node: homes[1] },
+        clock: crate::version::VectorClock::new(),
+        value: Some("by client 2".into()),
+        op: OpId { client: ClientId(2), seq: 4 },
+        writers: vec![
+            crate::store::Writer { client: ClientId(1), seq: 1, round: 3 },
+            crate::store::Writer { client: ClientId(2), seq: 4, round: 7 },
+        ],
+    };
+    h.step(put("k", "retried", 1));
+    h.persist_all();
+    let (txn, ballot) = h
+        .sends()
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
+            _ => None,
+        })
+        .expect("a prepare");
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(Some(existing)) });
+    h.persist_all();
+    let accepted = h.sends().into_iter().find_map(|(_, m)| match m {
+        Message::Accept { record, .. } => Some(record),
+        _ => None,
+    });
+    let record = accepted.expect("an accept");
+    assert_eq!(record.value, Some("by client 2".into()), "the retry must not undo client 2's write");
+    assert_eq!(record.op.client, ClientId(2));
+}
+
+#[test]
+fn a_crash_loses_exactly_the_unpersisted_state() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    let record = Record {
+        ballot: Ballot { round: 3, node: homes[1] },
+        clock: crate::version::VectorClock::new(),
+        value: Some("v".into()),
+        op: OpId { client: ClientId(1), seq: 1 },
+        writers: Vec::new(),
+    };
+    h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write });
+    let batch = h.out.iter().find_map(|o| match o {
+        Output::Persist(batch) => Some(batch.clone()),
+        _ => None,
+    });
+    assert!(batch.is_some(), "accepting is persisted");
+    assert!(h.sends().is_empty(), "the ack waits for the persist");
+    // A crash before the batch is durable: the restarted node does not have the record.
+    let restart = |durable: DurableState| {
+        let options = NodeOptions {
+            id: h.node.id,
+            config: h.node.config.clone(),
+            ring: h.node.ring.clone(),
+            seed: 1,
+            incarnation: 1,
+            trace: false,
+        };
+        Node::start(options, durable, Start::Recover, 0, &mut Vec::new())
+    };
+    assert!(restart(DurableState::default()).record(b"k").is_none());
+    // Once the batch is applied, the restarted node has it.
+    let mut durable = DurableState::default();
+    durable.apply(&batch.expect("checked above"));
+    assert_eq!(restart(durable).record(b"k").and_then(|r| r.value.clone()), Some("v".into()));
+    // After the persist the ack goes out.
+    h.persist_all();
+    assert!(h.sends().iter().any(|(_, m)| matches!(m, Message::Accepted { result: Ok(()), .. })));
+}

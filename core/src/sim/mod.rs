@@ -1,0 +1,827 @@
+//! A deterministic, discrete-event simulator of a whole cluster: nodes, network, disks, clients.
+//!
+//! Everything random is drawn from one seeded generator, events at equal times are ordered by
+//! insertion, and nodes only see time through `step(now, ..)`, so a run is reproduced exactly
+//! from its `SimOptions` (seed included). The network delays, loses, duplicates and reorders
+//! messages and honours one-way cuts; a crash drops a node with every persist batch that was not
+//! yet durable. Clients record a `History` for the checker.
+//!
+//! The simulator is pure computation (no IO, no clock), so the browser runs it too.
+
+mod options;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use options::{ClientTimeouts, CrashFaults, NetworkOptions, PartitionFaults, SimOptions, Workload};
+
+use crate::checker::{check_final_values, check_history, CheckReport};
+use crate::history::{History, OpKind, Outcome};
+use crate::message::{ClientOp, ClientReply, ClientRequest, Envelope};
+use crate::node::{Input, Node, NodeOptions, Output, Start};
+use crate::ring::Ring;
+use crate::store::{DurableState, PersistBatch, Record};
+use crate::trace::{DropReason, TraceEvent, TraceKind};
+use crate::types::{ms, Blob, ClientId, Micros, NodeId, OpId, Rng};
+
+/// Something the simulator will do at a given time.
+#[derive(Clone, Debug)]
+enum Event {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        envelope: Envelope,
+    },
+    Request {
+        to: NodeId,
+        handle: u64,
+        request: ClientRequest,
+    },
+    Response {
+        client: usize,
+        seq: u64,
+        reply: ClientReply,
+    },
+    Tick {
+        node: NodeId,
+    },
+    PersistDone {
+        node: NodeId,
+        incarnation: u64,
+    },
+    ClientWake {
+        client: usize,
+        generation: u64,
+    },
+    Fault(FaultAction),
+    /// The random crash plan: restart `down` if set, else crash a random node.
+    CrashPlan {
+        down: Option<NodeId>,
+    },
+    /// The random partition plan: heal `cut` if set, else cut a random link.
+    PartitionPlan {
+        cut: Option<(NodeId, NodeId, bool)>,
+    },
+}
+
+/// A fault a script or the random fault plan injects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultAction {
+    Crash(NodeId),
+    Restart(NodeId),
+    /// Drop every message from `from` to `to` (one way).
+    Cut {
+        from: NodeId,
+        to: NodeId,
+    },
+    Heal {
+        from: NodeId,
+        to: NodeId,
+    },
+    HealAll,
+}
+
+struct Scheduled {
+    at: Micros,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed: `BinaryHeap` pops the earliest event, ties in insertion order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct NodeSlot {
+    node: Option<Node>,
+    durable: DurableState,
+    incarnation: u64,
+    /// Batches handed to the disk, oldest first.
+    persisting: VecDeque<PersistBatch>,
+    persist_free_at: Micros,
+    tick_at: Option<Micros>,
+}
+
+/// A client's request in progress.
+struct Pending {
+    seq: u64,
+    op: ClientOp,
+    /// Index in the history (single-key operations only).
+    history: Option<u64>,
+    attempts: u32,
+    reply: Option<ClientReply>,
+}
+
+struct Client {
+    id: ClientId,
+    next_seq: u64,
+    operations_left: u32,
+    pending: Option<Pending>,
+    /// Bumped on every state change so stale wake-ups are ignored.
+    generation: u64,
+    /// Scripted clients send to this node; workload clients pick one at random per attempt.
+    target: Option<NodeId>,
+    /// The answer to the last finished request (`None` inside: it never came).
+    last_reply: Option<Option<ClientReply>>,
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    pub events: u64,
+    pub deliveries: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub crashes: u64,
+    pub operations_completed: u64,
+    pub operations_unknown: u64,
+}
+
+/// The simulator. See the module documentation.
+pub struct Simulation {
+    options: SimOptions,
+    ring: Arc<Ring>,
+    rng: Rng,
+    now: Micros,
+    queue: BinaryHeap<Scheduled>,
+    next_seq: u64,
+    nodes: Vec<NodeSlot>,
+    cuts: BTreeSet<(NodeId, NodeId)>,
+    loss_per_million: u32,
+    duplicate_per_million: u32,
+    clients: Vec<Client>,
+    /// Handles of client requests in flight at nodes: handle -> (client, seq).
+    handles: BTreeMap<u64, (usize, u64)>,
+    next_handle: u64,
+    history: History,
+    trace: Vec<TraceEvent>,
+    stats: SimStats,
+    outputs: Vec<Output>,
+    /// Set when the random fault plans stop (start of the liveness phase).
+    faults_stopped: bool,
+    next_value: u64,
+}
+
+impl Simulation {
+    /// A cluster of fresh nodes; no clients yet. Panics on an invalid config (validate first).
+    pub fn new(options: SimOptions) -> Simulation {
+        options.config.validate().expect("SimOptions::config must be valid");
+        let ring = Arc::new(Ring::new(&options.config.nodes, options.config.tokens_per_node, options.config.replicas));
+        let mut rng = Rng::new(options.seed);
+        let mut sim = Simulation {
+            ring: ring.clone(),
+            rng: rng.fork(),
+            now: 0,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            nodes: Vec::new(),
+            cuts: BTreeSet::new(),
+            loss_per_million: options.network.loss_per_million,
+            duplicate_per_million: options.network.duplicate_per_million,
+            clients: Vec::new(),
+            handles: BTreeMap::new(),
+            next_handle: 0,
+            history: History::default(),
+            trace: Vec::new(),
+            stats: SimStats::default(),
+            outputs: Vec::new(),
+            faults_stopped: false,
+            next_value: 0,
+            options,
+        };
+        for index in 0..ring.node_count() {
+            sim.nodes.push(NodeSlot {
+                node: None,
+                durable: DurableState::default(),
+                incarnation: 0,
+                persisting: VecDeque::new(),
+                persist_free_at: 0,
+                tick_at: None,
+            });
+            sim.boot(NodeId(index as u32), Start::Fresh);
+        }
+        sim
+    }
+
+    pub fn now(&self) -> Micros {
+        self.now
+    }
+
+    pub fn options(&self) -> &SimOptions {
+        &self.options
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn trace(&self) -> &[TraceEvent] {
+        &self.trace
+    }
+
+    /// Takes the trace recorded so far (for streaming to a viewer).
+    pub fn take_trace(&mut self) -> Vec<TraceEvent> {
+        std::mem::take(&mut self.trace)
+    }
+
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    pub fn node(&self, node: NodeId) -> Option<&Node> {
+        self.nodes[node.index()].node.as_ref()
+    }
+
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.nodes[node.index()].node.is_some()
+    }
+
+    /// What `node` has on disk (survives crashes).
+    pub fn durable(&self, node: NodeId) -> &DurableState {
+        &self.nodes[node.index()].durable
+    }
+
+    pub fn cuts(&self) -> &BTreeSet<(NodeId, NodeId)> {
+        &self.cuts
+    }
+
+    pub fn set_loss(&mut self, per_million: u32) {
+        self.loss_per_million = per_million;
+    }
+
+    fn schedule(&mut self, at: Micros, event: Event) {
+        self.next_seq += 1;
+        self.queue.push(Scheduled { at, seq: self.next_seq, event });
+    }
+
+    fn record(&mut self, node: NodeId, kind: TraceKind) {
+        if self.options.trace {
+            self.trace.push(TraceEvent { at: self.now, node, kind });
+        }
+    }
+
+    fn boot(&mut self, id: NodeId, start: Start) {
+        let slot = &mut self.nodes[id.index()];
+        let options = NodeOptions {
+            id,
+            config: self.options.config.clone(),
+            ring: self.ring.clone(),
+            seed: self.options.seed ^ ((id.0 as u64 + 1) << 32),
+            incarnation: slot.incarnation,
+            trace: self.options.trace,
+        };
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let node = Node::start(options, slot.durable.clone(), start, self.now, &mut outputs);
+        self.nodes[id.index()].node = Some(node);
+        self.nodes[id.index()].tick_at = None;
+        self.carry_out(id, &mut outputs);
+        self.outputs = outputs;
+    }
+
+    fn step_node(&mut self, id: NodeId, input: Input) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let now = self.now;
+        match self.nodes[id.index()].node.as_mut() {
+            Some(node) => node.step(now, input, &mut outputs),
+            None => return self.outputs = outputs,
+        }
+        self.carry_out(id, &mut outputs);
+        self.outputs = outputs;
+    }
+
+    /// Carries out a node's outputs: the driver half of the sans-IO split.
+    fn carry_out(&mut self, id: NodeId, outputs: &mut Vec<Output>) {
+        for output in outputs.drain(..) {
+            match output {
+                Output::Send { to, envelope } => self.transmit(id, to, envelope),
+                Output::Reply { handle, reply } => {
+                    if let Some((client, seq)) = self.handles.remove(&handle) {
+                        if self.rng.chance(self.loss_per_million) {
+                            self.stats.dropped += 1;
+                        } else {
+                            let at = self.now + self.latency();
+                            self.schedule(at, Event::Response { client, seq, reply });
+                        }
+                    }
+                }
+                Output::Persist(batch) => {
+                    let slot = &mut self.nodes[id.index()];
+                    let latency = self.rng.between(0, self.options.disk_latency_max_us);
+                    let at = slot.persist_free_at.max(self.now + latency);
+                    slot.persist_free_at = at;
+                    slot.persisting.push_back(batch);
+                    let incarnation = slot.incarnation;
+                    self.schedule(at, Event::PersistDone { node: id, incarnation });
+                }
+                Output::Trace(event) => {
+                    if self.options.trace {
+                        self.trace.push(event);
+                    }
+                }
+            }
+        }
+        let slot = &mut self.nodes[id.index()];
+        if let Some(wake) = slot.node.as_ref().and_then(Node::next_wakeup) {
+            if slot.tick_at.is_none_or(|at| wake < at) {
+                slot.tick_at = Some(wake);
+                self.schedule(wake.max(self.now), Event::Tick { node: id });
+            }
+        }
+    }
+
+    fn latency(&mut self) -> Micros {
+        let network = &self.options.network;
+        let (low, high) = (network.latency_min_us, network.latency_max_us);
+        self.rng.between(low, high)
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, envelope: Envelope) {
+        let reason = if self.cuts.contains(&(from, to)) {
+            Some(DropReason::Partition)
+        } else if self.rng.chance(self.loss_per_million) {
+            Some(DropReason::Loss)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.stats.dropped += 1;
+            let kind = TraceKind::MessageDropped { id: envelope.id, to, kind: envelope.message.kind(), reason };
+            self.record(from, kind);
+            return;
+        }
+        if self.rng.chance(self.duplicate_per_million) {
+            self.stats.duplicated += 1;
+            let at = self.now + self.latency();
+            self.schedule(at, Event::Deliver { from, to, envelope: envelope.clone() });
+        }
+        let at = self.now + self.latency();
+        self.schedule(at, Event::Deliver { from, to, envelope });
+    }
+
+    /// Applies a fault now.
+    pub fn fault(&mut self, action: FaultAction) {
+        match action {
+            FaultAction::Crash(node) => {
+                let slot = &mut self.nodes[node.index()];
+                if slot.node.take().is_some() {
+                    // Whatever was not yet durable is gone.
+                    slot.persisting.clear();
+                    slot.incarnation += 1;
+                    slot.tick_at = None;
+                    self.stats.crashes += 1;
+                    self.record(node, TraceKind::Crashed);
+                }
+            }
+            FaultAction::Restart(node) => {
+                if self.nodes[node.index()].node.is_none() {
+                    self.nodes[node.index()].incarnation += 1;
+                    self.boot(node, Start::Recover);
+                }
+            }
+            FaultAction::Cut { from, to } => {
+                self.cuts.insert((from, to));
+            }
+            FaultAction::Heal { from, to } => {
+                self.cuts.remove(&(from, to));
+            }
+            FaultAction::HealAll => self.cuts.clear(),
+        }
+    }
+
+    /// Schedules a fault at an absolute time.
+    pub fn fault_at(&mut self, at: Micros, action: FaultAction) {
+        self.schedule(at, Event::Fault(action));
+    }
+
+    /// Processes the next event; false when nothing is left.
+    pub fn step(&mut self) -> bool {
+        let Some(Scheduled { at, event, .. }) = self.queue.pop() else { return false };
+        debug_assert!(at >= self.now);
+        self.now = at;
+        self.stats.events += 1;
+        match event {
+            Event::Deliver { from, to, envelope } => {
+                if self.nodes[to.index()].node.is_none() {
+                    self.stats.dropped += 1;
+                    let kind = TraceKind::MessageDropped {
+                        id: envelope.id,
+                        to,
+                        kind: envelope.message.kind(),
+                        reason: DropReason::NodeDown,
+                    };
+                    self.record(from, kind);
+                } else {
+                    self.stats.deliveries += 1;
+                    self.step_node(to, Input::Message { from, envelope });
+                }
+            }
+            Event::Request { to, handle, request } => {
+                if self.nodes[to.index()].node.is_some() {
+                    self.step_node(to, Input::Client { handle, request });
+                } else {
+                    self.handles.remove(&handle);
+                }
+            }
+            Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
+            Event::Tick { node } => {
+                let slot = &mut self.nodes[node.index()];
+                if slot.tick_at.is_some_and(|tick| tick <= at) {
+                    slot.tick_at = None;
+                }
+                if slot.node.as_ref().and_then(Node::next_wakeup).is_some_and(|wake| wake <= at) {
+                    self.step_node(node, Input::Tick);
+                }
+            }
+            Event::PersistDone { node, incarnation } => {
+                let slot = &mut self.nodes[node.index()];
+                if slot.incarnation == incarnation {
+                    if let Some(batch) = slot.persisting.pop_front() {
+                        slot.durable.apply(&batch);
+                        self.step_node(node, Input::Persisted { batch: batch.seq });
+                    }
+                }
+            }
+            Event::ClientWake { client, generation } => self.client_wake(client, generation),
+            Event::Fault(action) => self.fault(action),
+            Event::CrashPlan { down } => self.crash_plan(down),
+            Event::PartitionPlan { cut } => self.partition_plan(cut),
+        }
+        true
+    }
+
+    fn crash_plan(&mut self, down: Option<NodeId>) {
+        let Some(plan) = self.options.crashes.clone() else { return };
+        if let Some(node) = down {
+            self.fault(FaultAction::Restart(node));
+        }
+        if self.faults_stopped {
+            return;
+        }
+        let next = if down.is_some() || self.nodes.iter().any(|slot| slot.node.is_none()) {
+            let up = self.rng.between(plan.up_min_ms, plan.up_max_ms);
+            self.schedule(self.now + ms(up), Event::CrashPlan { down: None });
+            return;
+        } else {
+            NodeId(self.rng.below(self.nodes.len() as u64) as u32)
+        };
+        self.fault(FaultAction::Crash(next));
+        let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
+        self.schedule(self.now + ms(down_for), Event::CrashPlan { down: Some(next) });
+    }
+
+    fn partition_plan(&mut self, cut: Option<(NodeId, NodeId, bool)>) {
+        let Some(plan) = self.options.partitions.clone() else { return };
+        if let Some((a, b, both)) = cut {
+            self.fault(FaultAction::Heal { from: a, to: b });
+            if both {
+                self.fault(FaultAction::Heal { from: b, to: a });
+            }
+        }
+        if self.faults_stopped {
+            return;
+        }
+        if cut.is_some() {
+            let healed = self.rng.between(plan.healed_min_ms, plan.healed_max_ms);
+            self.schedule(self.now + ms(healed), Event::PartitionPlan { cut: None });
+            return;
+        }
+        let count = self.nodes.len() as u64;
+        let a = NodeId(self.rng.below(count) as u32);
+        let b = NodeId(((a.0 as u64 + 1 + self.rng.below(count - 1)) % count) as u32);
+        let both = !plan.one_way || self.rng.below(2) == 0;
+        self.fault(FaultAction::Cut { from: a, to: b });
+        if both {
+            self.fault(FaultAction::Cut { from: b, to: a });
+        }
+        let cut_for = self.rng.between(plan.cut_min_ms, plan.cut_max_ms);
+        self.schedule(self.now + ms(cut_for), Event::PartitionPlan { cut: Some((a, b, both)) });
+    }
+
+    /// Ends the fault phase: restarts crashed nodes, heals every link, stops loss and
+    /// duplication. What follows is the liveness phase, in which replicas must converge.
+    pub fn heal(&mut self) {
+        self.faults_stopped = true;
+        self.fault(FaultAction::HealAll);
+        self.loss_per_million = 0;
+        self.duplicate_per_million = 0;
+        for index in 0..self.nodes.len() {
+            self.fault(FaultAction::Restart(NodeId(index as u32)));
+        }
+    }
+
+    /// Runs until `time` (events at `time` included).
+    pub fn run_until(&mut self, time: Micros) {
+        while self.queue.peek().is_some_and(|next| next.at <= time) {
+            self.step();
+        }
+        self.now = self.now.max(time);
+    }
+
+    // ----- Clients. -----
+
+    /// Adds a client that sends every request to `target` (or a random node per attempt).
+    pub fn add_client(&mut self, target: Option<NodeId>, operations: u32) -> usize {
+        let index = self.clients.len();
+        self.clients.push(Client {
+            id: ClientId(index as u64 + 1),
+            next_seq: 0,
+            operations_left: operations,
+            pending: None,
+            generation: 0,
+            target,
+            last_reply: None,
+        });
+        index
+    }
+
+    /// Starts `op` on an idle client.
+    pub fn submit(&mut self, client: usize, op: ClientOp) {
+        assert!(self.clients[client].pending.is_none(), "a client has one request outstanding");
+        let now = self.now;
+        let id = self.clients[client].id;
+        let history = match &op {
+            ClientOp::Get { key } => Some(self.history.invoke(id, key.clone(), OpKind::Get, now)),
+            ClientOp::Put { key, value } => Some(self.history.invoke(id, key.clone(), OpKind::Put(value.clone()), now)),
+            ClientOp::Delete { key } => Some(self.history.invoke(id, key.clone(), OpKind::Delete, now)),
+            _ => None,
+        };
+        let c = &mut self.clients[client];
+        c.next_seq += 1;
+        c.pending = Some(Pending { seq: c.next_seq, op, history, attempts: 0, reply: None });
+        self.client_send(client);
+    }
+
+    fn client_send(&mut self, client: usize) {
+        let nodes = self.ring.node_count() as u64;
+        let target = match self.clients[client].target {
+            Some(target) => target,
+            None => NodeId(self.rng.below(nodes) as u32),
+        };
+        let timeout = ms(self.options.workload.timeouts.client_timeout_ms);
+        let c = &mut self.clients[client];
+        let Some(pending) = &mut c.pending else { return };
+        pending.attempts += 1;
+        c.generation += 1;
+        let request = ClientRequest { id: OpId { client: c.id, seq: pending.seq }, op: pending.op.clone() };
+        let (seq, generation) = (pending.seq, c.generation);
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        self.handles.insert(handle, (client, seq));
+        if self.rng.chance(self.loss_per_million) {
+            self.stats.dropped += 1;
+        } else {
+            let at = self.now + self.latency();
+            self.schedule(at, Event::Request { to: target, handle, request });
+        }
+        self.schedule(self.now + timeout, Event::ClientWake { client, generation });
+    }
+
+    fn client_response(&mut self, client: usize, seq: u64, reply: ClientReply) {
+        let attempts_max = self.options.workload.timeouts.attempts_max;
+        let c = &mut self.clients[client];
+        let Some(pending) = &mut c.pending else { return };
+        if pending.seq != seq {
+            return;
+        }
+        let retry = matches!(reply, ClientReply::Error(_)) && pending.attempts < attempts_max;
+        if retry {
+            // A definite error from one node: try again (another node, same request id).
+            return self.client_send(client);
+        }
+        self.client_finish(client, Some(reply));
+    }
+
+    fn client_wake(&mut self, client: usize, generation: u64) {
+        let attempts_max = self.options.workload.timeouts.attempts_max;
+        let c = &self.clients[client];
+        if c.generation != generation {
+            return;
+        }
+        match &c.pending {
+            Some(pending) if pending.attempts < attempts_max => self.client_send(client),
+            Some(_) => self.client_finish(client, None),
+            None => self.workload_next(client),
+        }
+    }
+
+    fn client_finish(&mut self, client: usize, reply: Option<ClientReply>) {
+        let now = self.now;
+        let c = &mut self.clients[client];
+        let Some(mut pending) = c.pending.take() else { return };
+        c.generation += 1;
+        let outcome = match (&reply, &pending.op) {
+            (Some(ClientReply::Value(value)), ClientOp::Get { .. }) => Outcome::Read(value.clone()),
+            (Some(ClientReply::Written), ClientOp::Put { .. } | ClientOp::Delete { .. }) => Outcome::Written,
+            _ => Outcome::Unknown,
+        };
+        if outcome == Outcome::Unknown {
+            self.stats.operations_unknown += 1;
+        } else {
+            self.stats.operations_completed += 1;
+        }
+        if let Some(index) = pending.history {
+            self.history.complete(index, outcome, now);
+        }
+        pending.reply = reply.clone();
+        let c = &mut self.clients[client];
+        c.last_reply = Some(reply);
+        if c.target.is_none() && c.operations_left > 0 {
+            let think = self.rng.between(0, self.options.workload.think_time_max_us);
+            let generation = self.clients[client].generation;
+            self.schedule(now + think, Event::ClientWake { client, generation });
+        }
+    }
+
+    /// Issues the next random operation of a workload client.
+    fn workload_next(&mut self, client: usize) {
+        if self.clients[client].operations_left == 0 {
+            return;
+        }
+        self.clients[client].operations_left -= 1;
+        let workload = &self.options.workload;
+        let key = Blob::from(format!("key{}", self.rng.below(workload.keys as u64)));
+        let roll = self.rng.below(1_000_000) as u32;
+        let op = if roll < workload.put_per_million {
+            self.next_value += 1;
+            ClientOp::Put { key, value: Blob::from(format!("v{}", self.next_value)) }
+        } else if roll < workload.put_per_million + workload.delete_per_million {
+            ClientOp::Delete { key }
+        } else {
+            ClientOp::Get { key }
+        };
+        self.submit(client, op);
+    }
+
+    /// Starts `op` from a new client that sends to `node`; returns the client.
+    pub fn spawn(&mut self, node: NodeId, op: ClientOp) -> usize {
+        let client = self.add_client(Some(node), 0);
+        self.submit(client, op);
+        client
+    }
+
+    /// Runs until every client is idle (bounded by the time limit).
+    pub fn wait_all(&mut self) {
+        self.run_clients();
+    }
+
+    /// The answer `client` got to its last request (`None`: it never got one).
+    pub fn reply_of(&self, client: usize) -> Option<ClientReply> {
+        self.clients[client].last_reply.clone().flatten()
+    }
+
+    /// Runs `op` against `node` from a new client and waits for the answer.
+    pub fn execute(&mut self, node: NodeId, op: ClientOp) -> Option<ClientReply> {
+        let client = self.spawn(node, op);
+        let limit = self.now + ms(self.options.time_limit_ms);
+        while self.clients[client].pending.is_some() && self.now < limit && self.step() {}
+        self.reply_of(client)
+    }
+
+    /// Idle when no client has work left.
+    pub fn clients_done(&self) -> bool {
+        self.clients.iter().all(|c| c.pending.is_none() && (c.operations_left == 0 || c.target.is_some()))
+    }
+}
+
+/// What one complete run produced and what the checks found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunReport {
+    pub options: SimOptions,
+    pub stats: SimStats,
+    pub history: History,
+    /// Per-key linearizability of the client history.
+    pub linearizability: CheckReport,
+    /// The final (converged) values against the history: no acknowledged write lost.
+    pub durability: CheckReport,
+    /// Keys whose home replicas still disagree after the liveness phase.
+    pub divergent_keys: Vec<Blob>,
+    /// Clients still waiting when the run stopped (a liveness failure).
+    pub clients_unfinished: u64,
+    pub finished_at: Micros,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.linearizability.is_linearizable()
+            && self.durability.is_linearizable()
+            && self.divergent_keys.is_empty()
+            && self.clients_unfinished == 0
+    }
+
+    /// One paragraph saying what failed, for test output.
+    pub fn failure_summary(&self) -> String {
+        let mut lines = Vec::new();
+        for violation in &self.linearizability.violations {
+            lines.push(format!("not linearizable: {}", violation.explanation));
+        }
+        for violation in &self.durability.violations {
+            lines.push(format!("final value unexplained (lost write?): {}", violation.explanation));
+        }
+        if !self.divergent_keys.is_empty() {
+            lines.push(format!("replicas diverge after healing on keys {:?}", self.divergent_keys));
+        }
+        if self.clients_unfinished > 0 {
+            lines.push(format!("{} clients never finished", self.clients_unfinished));
+        }
+        lines.join("\n")
+    }
+}
+
+impl Simulation {
+    /// Starts the random workload and the random fault plans of the options.
+    pub fn start_workload(&mut self) {
+        for _ in 0..self.options.workload.clients {
+            let client = self.add_client(None, self.options.workload.operations_per_client);
+            let start = self.rng.between(0, self.options.workload.think_time_max_us);
+            self.schedule(self.now + start, Event::ClientWake { client, generation: 0 });
+        }
+        if let Some(plan) = &self.options.crashes {
+            let first = self.rng.between(plan.up_min_ms, plan.up_max_ms);
+            self.schedule(self.now + ms(first), Event::CrashPlan { down: None });
+        }
+        if let Some(plan) = &self.options.partitions {
+            let first = self.rng.between(plan.healed_min_ms, plan.healed_max_ms);
+            self.schedule(self.now + ms(first), Event::PartitionPlan { cut: None });
+        }
+    }
+
+    /// Runs until every client finished or the time limit passed.
+    pub fn run_clients(&mut self) {
+        let limit = self.now + ms(self.options.time_limit_ms);
+        while !self.clients_done() && self.now < limit && self.step() {}
+    }
+
+    /// For each key any node stores: the newest record among its home replicas, and whether
+    /// all home replicas hold that same version.
+    pub fn replica_agreement(&self) -> BTreeMap<Blob, (Option<Record>, bool)> {
+        let mut keys = BTreeSet::new();
+        for slot in &self.nodes {
+            if let Some(node) = &slot.node {
+                keys.extend(node.slots().map(|(key, _)| key.clone()));
+            }
+        }
+        keys.into_iter()
+            .map(|key| {
+                let homes = self.ring.homes(key.as_bytes());
+                let records: Vec<Option<&Record>> = homes
+                    .iter()
+                    .map(|home| self.nodes[home.index()].node.as_ref().and_then(|node| node.record(key.as_bytes())))
+                    .collect();
+                let newest = records.iter().flatten().max_by_key(|record| record.ballot).map(|r| (*r).clone());
+                let ballot = newest.as_ref().map(|record| record.ballot);
+                let agree = records.iter().all(|record| record.map(|r| r.ballot) == ballot);
+                (key, (newest, agree))
+            })
+            .collect()
+    }
+
+    /// Checks the run so far: the history, the final values, and replica agreement.
+    pub fn report(&self) -> RunReport {
+        let agreement = self.replica_agreement();
+        let divergent_keys = agreement.iter().filter(|(_, (_, agree))| !agree).map(|(key, _)| key.clone()).collect();
+        let final_values: BTreeMap<Blob, Option<Blob>> =
+            agreement.into_iter().map(|(key, (record, _))| (key, record.and_then(|r| r.value))).collect();
+        RunReport {
+            options: self.options.clone(),
+            stats: self.stats.clone(),
+            history: self.history.clone(),
+            linearizability: check_history(&self.history),
+            durability: check_final_values(&self.history, &final_values),
+            divergent_keys,
+            clients_unfinished: self.clients.iter().filter(|c| c.pending.is_some()).count() as u64,
+            finished_at: self.now,
+        }
+    }
+}
+
+/// One whole run: workload with faults, then healing and a settle period, then the checks.
+pub fn run(options: SimOptions) -> RunReport {
+    let settle = ms(options.settle_ms);
+    let mut sim = Simulation::new(options);
+    sim.start_workload();
+    sim.run_clients();
+    sim.heal();
+    let until = sim.now() + settle;
+    sim.run_until(until);
+    sim.report()
+}

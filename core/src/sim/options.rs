@@ -1,0 +1,161 @@
+//! Simulation options, and swarm testing: options drawn from a seed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::types::Rng;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkOptions {
+    /// One-way latency is uniform in `latency_min_us..=latency_max_us`; messages overtake
+    /// each other whenever their draws differ, which is how reordering happens.
+    pub latency_min_us: u64,
+    pub latency_max_us: u64,
+    pub loss_per_million: u32,
+    pub duplicate_per_million: u32,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> NetworkOptions {
+        NetworkOptions { latency_min_us: 500, latency_max_us: 5_000, loss_per_million: 0, duplicate_per_million: 0 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientTimeouts {
+    /// How long a client waits for an answer before resending (same request id).
+    pub client_timeout_ms: u64,
+    /// Sends per request before the client gives up (outcome unknown).
+    pub attempts_max: u32,
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> ClientTimeouts {
+        ClientTimeouts { client_timeout_ms: 2_500, attempts_max: 3 }
+    }
+}
+
+/// Random clients: each issues `operations_per_client` single-key operations in sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Workload {
+    pub clients: u32,
+    pub operations_per_client: u32,
+    /// Keys are `key0`..`key{keys-1}`.
+    pub keys: u32,
+    pub put_per_million: u32,
+    pub delete_per_million: u32,
+    /// Pause between a client's operations, uniform in `0..=think_time_max_us`.
+    pub think_time_max_us: u64,
+    pub timeouts: ClientTimeouts,
+}
+
+impl Default for Workload {
+    fn default() -> Workload {
+        Workload {
+            clients: 5,
+            operations_per_client: 40,
+            keys: 5,
+            put_per_million: 450_000,
+            delete_per_million: 50_000,
+            think_time_max_us: 20_000,
+            timeouts: ClientTimeouts::default(),
+        }
+    }
+}
+
+/// Crash and restart one node at a time, as the seed assumes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashFaults {
+    pub up_min_ms: u64,
+    pub up_max_ms: u64,
+    pub down_min_ms: u64,
+    pub down_max_ms: u64,
+}
+
+/// Cut random links (one-way or both ways) for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionFaults {
+    pub healed_min_ms: u64,
+    pub healed_max_ms: u64,
+    pub cut_min_ms: u64,
+    pub cut_max_ms: u64,
+    pub one_way: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimOptions {
+    pub seed: u64,
+    pub config: Config,
+    pub network: NetworkOptions,
+    /// A persist batch becomes durable after a delay uniform in `0..=disk_latency_max_us`.
+    pub disk_latency_max_us: u64,
+    pub workload: Workload,
+    pub crashes: Option<CrashFaults>,
+    pub partitions: Option<PartitionFaults>,
+    /// After the workload: how long the healed cluster runs before replicas must agree.
+    pub settle_ms: u64,
+    /// Safety bound on simulated time for the workload phase.
+    pub time_limit_ms: u64,
+    /// Record trace events (off for speed).
+    pub trace: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            seed: 1,
+            config: Config::default(),
+            network: NetworkOptions::default(),
+            disk_latency_max_us: 1_000,
+            workload: Workload::default(),
+            crashes: None,
+            partitions: None,
+            settle_ms: 20_000,
+            time_limit_ms: 600_000,
+            trace: false,
+        }
+    }
+}
+
+impl SimOptions {
+    /// Swarm testing: every option drawn from the seed, so each seed explores a different mix
+    /// of latency, loss, duplication, crashes, partitions, virtual nodes and contention.
+    pub fn swarm(seed: u64) -> SimOptions {
+        let mut rng = Rng::new(seed ^ 0x5DEE_CE66_D1CE_4E5B);
+        let mut options = SimOptions { seed, ..SimOptions::default() };
+        options.config.tokens_per_node = [1, 1, 2, 4, 8][rng.below(5) as usize];
+        options.network.latency_min_us = rng.between(100, 2_000);
+        options.network.latency_max_us = options.network.latency_min_us + rng.between(0, 20_000);
+        options.network.loss_per_million = [0, 0, 10_000, 50_000][rng.below(4) as usize];
+        options.network.duplicate_per_million = [0, 0, 10_000, 50_000][rng.below(4) as usize];
+        options.disk_latency_max_us = [0, 1_000, 10_000][rng.below(3) as usize];
+        options.workload.clients = rng.between(2, 8) as u32;
+        options.workload.operations_per_client = rng.between(10, 30) as u32;
+        options.workload.keys = rng.between(1, 8) as u32;
+        options.workload.put_per_million = rng.between(200_000, 600_000) as u32;
+        options.workload.delete_per_million = rng.between(0, 150_000) as u32;
+        options.workload.think_time_max_us = rng.between(0, 50_000);
+        if rng.below(3) > 0 {
+            options.crashes = Some(CrashFaults {
+                up_min_ms: 50,
+                up_max_ms: rng.between(100, 2_000),
+                down_min_ms: 50,
+                down_max_ms: rng.between(100, 3_000),
+            });
+        }
+        if rng.below(3) == 0 {
+            options.partitions = Some(PartitionFaults {
+                healed_min_ms: 50,
+                healed_max_ms: rng.between(100, 2_000),
+                cut_min_ms: 20,
+                cut_max_ms: rng.between(50, 1_500),
+                one_way: rng.below(2) == 0,
+            });
+        }
+        options
+    }
+}

@@ -1,0 +1,151 @@
+//! What a replica stores for a key, what it must persist, and what survives a crash.
+//!
+//! A replica is a Paxos-style acceptor per key: it keeps the highest ballot it promised and the
+//! record it accepted last. `DurableState` is exactly what a crash leaves behind; a node's
+//! in-memory state is rebuilt from it on restart. Nothing here does IO: drivers write a
+//! `PersistBatch` wherever they keep data and report back with `Input::Persisted`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Blob, ClientId, NodeId, OpId};
+use crate::version::{Ballot, VectorClock};
+
+/// The last write sequence number a client session applied to a key, for at-most-once retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    pub client: ClientId,
+    pub seq: u64,
+    /// Ballot round of the write that recorded it; the oldest entry is evicted first.
+    pub round: u64,
+}
+
+/// One version of a key: its value (or tombstone), its versions and its write history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Total order among versions; unique per write attempt.
+    pub ballot: Ballot,
+    /// Causal history (Dynamo's vector clock).
+    pub clock: VectorClock,
+    /// `None` is a tombstone: the key was deleted.
+    pub value: Option<Blob>,
+    /// The request that wrote this version.
+    pub op: OpId,
+    /// Client sessions whose writes this version already includes, sorted by client.
+    pub writers: Vec<Writer>,
+}
+
+impl Record {
+    /// True when this version already includes request `op` (or a later one of its client).
+    pub fn includes(&self, op: OpId) -> bool {
+        self.writers.iter().any(|writer| writer.client == op.client && writer.seq >= op.seq)
+    }
+}
+
+/// Merges writer lists: per client the highest sequence number, at most `max` entries, evicting
+/// the oldest (lowest round) first. Deterministic: the result is sorted by client.
+pub fn merge_writers(lists: &[&[Writer]], max: usize) -> Vec<Writer> {
+    let mut by_client: BTreeMap<ClientId, Writer> = BTreeMap::new();
+    for list in lists {
+        for writer in *list {
+            by_client
+                .entry(writer.client)
+                .and_modify(|kept| {
+                    if (writer.seq, writer.round) > (kept.seq, kept.round) {
+                        *kept = *writer;
+                    }
+                })
+                .or_insert(*writer);
+        }
+    }
+    let mut merged: Vec<Writer> = by_client.into_values().collect();
+    if merged.len() > max {
+        let mut rounds: Vec<(u64, ClientId)> = merged.iter().map(|w| (w.round, w.client)).collect();
+        rounds.sort();
+        let evicted: Vec<ClientId> = rounds[..merged.len() - max].iter().map(|r| r.1).collect();
+        merged.retain(|writer| !evicted.contains(&writer.client));
+    }
+    merged
+}
+
+/// A replica's state for one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// No write with a lower ballot may be accepted any more.
+    pub promised: Ballot,
+    /// The accepted record with the highest ballot.
+    pub record: Option<Record>,
+}
+
+impl Slot {
+    pub fn accepted_ballot(&self) -> Ballot {
+        self.record.as_ref().map_or(Ballot::ZERO, |record| record.ballot)
+    }
+}
+
+/// One persist request: every change a step made, to be made durable atomically and in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistBatch {
+    /// Increasing per node incarnation; `Input::Persisted` names the highest batch made durable.
+    pub seq: u64,
+    pub slots: Vec<(Blob, Slot)>,
+    /// Hints stored for another node (`home`); a later entry for the same pair replaces it.
+    pub hints_stored: Vec<(NodeId, Blob, Record)>,
+    pub hints_removed: Vec<(NodeId, Blob)>,
+}
+
+impl PersistBatch {
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.hints_stored.is_empty() && self.hints_removed.is_empty()
+    }
+}
+
+/// Everything a node keeps across a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurableState {
+    pub slots: BTreeMap<Blob, Slot>,
+    pub hints: BTreeMap<(NodeId, Blob), Record>,
+}
+
+impl DurableState {
+    /// Applies a batch, as a driver does once the batch is on disk.
+    pub fn apply(&mut self, batch: &PersistBatch) {
+        for (key, slot) in &batch.slots {
+            self.slots.insert(key.clone(), slot.clone());
+        }
+        for (home, key, record) in &batch.hints_stored {
+            self.hints.insert((*home, key.clone()), record.clone());
+        }
+        for (home, key) in &batch.hints_removed {
+            self.hints.remove(&(*home, key.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(client: u64, seq: u64, round: u64) -> Writer {
+        Writer { client: ClientId(client), seq, round }
+    }
+
+    #[test]
+    fn writers_merge_keeps_latest_per_client_and_evicts_oldest() {
+        let a = [writer(1, 5, 10), writer(2, 1, 3)];
+        let b = [writer(1, 4, 12), writer(3, 9, 20)];
+        let merged = merge_writers(&[&a, &b], 8);
+        assert_eq!(merged, vec![writer(1, 5, 10), writer(2, 1, 3), writer(3, 9, 20)]);
+        let bounded = merge_writers(&[&a, &b], 2);
+        assert_eq!(bounded, vec![writer(1, 5, 10), writer(3, 9, 20)]);
+    }
+
+    #[test]
+    fn durable_state_applies_batches_in_order() {
+        let mut state = DurableState::default();
+        let slot = Slot { promised: Ballot { round: 3, node: NodeId(1) }, record: None };
+        state.apply(&PersistBatch { seq: 1, slots: vec![(Blob::from("k"), slot.clone())], ..Default::default() });
+        assert_eq!(state.slots[&Blob::from("k")], slot);
+    }
+}

@@ -1,0 +1,165 @@
+//! Trace events: what a node did, in enough detail to animate an operation end to end.
+//!
+//! The visualizer and the live cluster draw exactly these events, so they are plain data,
+//! serializable, and emitted in a deterministic order. Emitting them never changes behaviour.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{ClientOp, ClientReply, MessageKind};
+use crate::types::{Blob, Micros, NodeId, OpId};
+use crate::version::Ballot;
+
+/// A phase of a coordinated operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Prepare,
+    Accept,
+    Read,
+    ReadRepair,
+    Scan,
+}
+
+/// Why a message never arrived (emitted by the network, simulated or real).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DropReason {
+    Loss,
+    Partition,
+    NodeDown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TraceKind {
+    /// A message left this node.
+    MessageSent {
+        id: u64,
+        to: NodeId,
+        kind: MessageKind,
+        txn: Option<u64>,
+        key: Option<Blob>,
+    },
+    /// A message from `from` arrived at this node.
+    MessageDelivered {
+        id: u64,
+        from: NodeId,
+        kind: MessageKind,
+    },
+    /// A message from this node to `to` was lost.
+    MessageDropped {
+        id: u64,
+        to: NodeId,
+        kind: MessageKind,
+        reason: DropReason,
+    },
+    /// A client request arrived; `handle` is the driver's name for it.
+    RequestReceived {
+        handle: u64,
+        id: OpId,
+        op: ClientOp,
+    },
+    /// The answer left for the client.
+    RequestAnswered {
+        handle: u64,
+        reply: ClientReply,
+    },
+    /// The request went to coordinator `to` (attempt 1 is the first try).
+    Forwarded {
+        txn: u64,
+        to: NodeId,
+        attempt: u32,
+    },
+    /// This node started coordinating an operation.
+    CoordinationStarted {
+        txn: u64,
+        id: OpId,
+        op: ClientOp,
+        homes: Vec<NodeId>,
+    },
+    PhaseStarted {
+        txn: u64,
+        phase: Phase,
+        ballot: Ballot,
+        needed: u32,
+    },
+    VoteCounted {
+        txn: u64,
+        phase: Phase,
+        from: NodeId,
+        granted: bool,
+        votes: u32,
+        needed: u32,
+    },
+    QuorumReached {
+        txn: u64,
+        phase: Phase,
+    },
+    /// A coordinated operation finished; `reply` is what the coordinator answered.
+    CoordinationFinished {
+        txn: u64,
+        reply: ClientReply,
+    },
+    /// The request was already applied (a retry): nothing new is written.
+    RetryRecognized {
+        txn: u64,
+        id: OpId,
+    },
+    ReadRepair {
+        txn: u64,
+        key: Blob,
+        to: NodeId,
+        ballot: Ballot,
+    },
+    /// This node keeps a write for `home` (a hint).
+    HintStored {
+        home: NodeId,
+        key: Blob,
+    },
+    HintHandedOff {
+        home: NodeId,
+        key: Blob,
+    },
+    HintDropped {
+        home: NodeId,
+        key: Blob,
+    },
+    /// This node accepted a record (a write, repair, handoff, sync or anti-entropy copy).
+    RecordStored {
+        key: Blob,
+        ballot: Ballot,
+        tombstone: bool,
+    },
+    RecoveryStarted {
+        peers: Vec<NodeId>,
+    },
+    RecoveryProgress {
+        peer: NodeId,
+        records: u64,
+        peer_done: bool,
+    },
+    RecoveryFinished {
+        records: u64,
+    },
+    AntiEntropy {
+        peer: NodeId,
+        pushed: u64,
+        fetched: u64,
+    },
+    Suspected {
+        peer: NodeId,
+    },
+    Trusted {
+        peer: NodeId,
+    },
+    Persisted {
+        batch: u64,
+    },
+    Crashed,
+    Restarted,
+}
+
+/// One trace event: what happened, where, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub at: Micros,
+    pub node: NodeId,
+    pub kind: TraceKind,
+}
