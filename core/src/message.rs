@@ -73,11 +73,11 @@ impl std::fmt::Display for ClientError {
 pub enum ClientReply {
     /// A get: the value, or `None` when absent.
     Value(Option<Blob>),
-    /// A put or delete of one key took effect.
+    /// A put took effect.
     Written,
     /// `@` or `*` query: pairs sorted by key.
     Pairs(Vec<(Blob, Blob)>),
-    /// `@` or `*` delete: how many keys were deleted.
+    /// A delete took effect: how many live keys it removed (for one key, 0 or 1).
     Deleted(u64),
     Error(ClientError),
 }

@@ -85,7 +85,8 @@ fn phase1_basic_operations() {
         assert_eq!(all.len(), keys);
     }
     // Deletes: one key, then `@` on one node, then `*`.
-    assert_eq!(sim.execute(NodeId(2), ClientOp::Delete { key: "k0".into() }), Some(ClientReply::Written));
+    assert_eq!(sim.execute(NodeId(2), ClientOp::Delete { key: "k0".into() }), Some(ClientReply::Deleted(1)));
+    assert_eq!(sim.execute(NodeId(3), ClientOp::Delete { key: "k0".into() }), Some(ClientReply::Deleted(0)));
     assert_eq!(sim.execute(NodeId(4), get("k0")), Some(ClientReply::Value(None)));
     let local_before = pairs(sim.execute(NodeId(1), ClientOp::LocalQuery)).len() as u64;
     assert_eq!(sim.execute(NodeId(1), ClientOp::LocalDelete), Some(ClientReply::Deleted(local_before)));

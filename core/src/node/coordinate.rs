@@ -91,6 +91,8 @@ pub(super) struct Write {
     refused: u32,
     record: Option<Record>,
     acked: Vec<NodeId>,
+    /// A delete found a live value to remove (reported to the client, as Redis `DEL` does).
+    existed: bool,
 }
 
 pub(super) struct Read {
@@ -283,6 +285,7 @@ impl Node {
             refused: 0,
             record: None,
             acked: Vec::new(),
+            existed: false,
         };
         self.txns.insert(txn, Txn::Write(write));
         self.prepare_round(txn);
@@ -362,6 +365,8 @@ impl Node {
         // so neither its value nor its writer sessions may count.
         let mut writers = newest.as_ref().map(|record| record.writers.clone()).unwrap_or_default();
         let applied = newest.as_ref().is_some_and(|record| record.includes(write.op));
+        // Decided here, at the write's linearization point; a recognized retry cannot know.
+        write.existed = !applied && newest.as_ref().is_some_and(|record| record.value.is_some());
         let record = match (&write.value, newest) {
             (WriteValue::Rewrite, None) => None,
             (WriteValue::Rewrite, Some(newest)) => Some(Record { ballot: write.ballot, writers, ..newest }),
@@ -460,10 +465,14 @@ impl Node {
             let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
             write.stage = Stage::Linger;
             let reply_to = write.reply_to;
+            let reply = match write.value {
+                WriteValue::Delete => ClientReply::Deleted(write.existed as u64),
+                _ => ClientReply::Written,
+            };
             let done = write.acked.len() == write.homes.len();
             let suspected_missing =
                 write.homes.iter().any(|home| !write.acked.contains(home) && self.suspected[home.index()]);
-            self.finish(txn, reply_to, ClientReply::Written);
+            self.finish(txn, reply_to, reply);
             if done {
                 self.txns.remove(&txn);
             } else if suspected_missing {
@@ -941,7 +950,7 @@ impl Node {
         let Some(Txn::Bulk(bulk)) = self.txns.get_mut(&parent) else { return };
         bulk.in_flight -= 1;
         match reply {
-            ClientReply::Written => bulk.deleted += 1,
+            ClientReply::Deleted(count) => bulk.deleted += count,
             ClientReply::Pairs(_) => {}
             _ => bulk.failed += 1,
         }

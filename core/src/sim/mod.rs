@@ -631,7 +631,8 @@ impl Simulation {
         c.generation += 1;
         let outcome = match (&reply, &pending.op) {
             (Some(ClientReply::Value(value)), ClientOp::Get { .. }) => Outcome::Read(value.clone()),
-            (Some(ClientReply::Written), ClientOp::Put { .. } | ClientOp::Delete { .. }) => Outcome::Written,
+            (Some(ClientReply::Written), ClientOp::Put { .. }) => Outcome::Written,
+            (Some(ClientReply::Deleted(_)), ClientOp::Delete { .. }) => Outcome::Written,
             _ => Outcome::Unknown,
         };
         if outcome == Outcome::Unknown {

@@ -1,0 +1,153 @@
+//! How message kinds look: a handful of families, each with a colour from the Okabe-Ito
+//! palette (safe for the common colour-vision deficiencies), and a shape that tells requests
+//! (filled dots) from replies (rings), so colour is never the only cue.
+//!
+//! Presentation only: it must never be consulted for anything but drawing.
+
+use dynamo_core::message::MessageKind;
+
+/// A family of message kinds that share a colour and a legend entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// A receiving node handing a request to a coordinator, and its answers.
+    Routing,
+    /// Write phase 1.
+    Prepare,
+    /// Write phase 2 and its acknowledgements.
+    Accept,
+    Read,
+    ReadRepair,
+    Hint,
+    Handoff,
+    /// A restarted node copying what it missed.
+    Recovery,
+    /// The `*` query's scan.
+    Scan,
+    AntiEntropy,
+}
+
+impl Family {
+    pub const ALL: [Family; 10] = [
+        Family::Routing,
+        Family::Prepare,
+        Family::Accept,
+        Family::Read,
+        Family::ReadRepair,
+        Family::Hint,
+        Family::Handoff,
+        Family::Recovery,
+        Family::Scan,
+        Family::AntiEntropy,
+    ];
+
+    pub fn of(kind: MessageKind) -> Family {
+        match kind {
+            MessageKind::Forward | MessageKind::ForwardAck | MessageKind::ForwardReply => Family::Routing,
+            MessageKind::Prepare | MessageKind::Promise => Family::Prepare,
+            MessageKind::Accept | MessageKind::Accepted => Family::Accept,
+            MessageKind::Read | MessageKind::ReadReply => Family::Read,
+            MessageKind::ReadRepair => Family::ReadRepair,
+            MessageKind::Hint => Family::Hint,
+            MessageKind::Handoff => Family::Handoff,
+            MessageKind::SyncRequest | MessageKind::SyncReply => Family::Recovery,
+            MessageKind::ScanRequest | MessageKind::ScanReply => Family::Scan,
+            MessageKind::Digest | MessageKind::DigestEntries | MessageKind::Records | MessageKind::Fetch => {
+                Family::AntiEntropy
+            }
+        }
+    }
+
+    /// Okabe-Ito colours, tuned for the page's dark background.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Family::Routing => "#b8bec9",
+            Family::Prepare => "#E69F00",
+            Family::Accept => "#56B4E9",
+            Family::Read => "#009E73",
+            Family::ReadRepair => "#CC79A7",
+            Family::Hint => "#D55E00",
+            Family::Handoff => "#F0E442",
+            Family::Recovery => "#0072B2",
+            Family::Scan => "#ffffff",
+            Family::AntiEntropy => "#6f7787",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Routing => "forward",
+            Family::Prepare => "prepare / promise",
+            Family::Accept => "accept / ack",
+            Family::Read => "read",
+            Family::ReadRepair => "read repair",
+            Family::Hint => "hint",
+            Family::Handoff => "handoff",
+            Family::Recovery => "recovery sync",
+            Family::Scan => "* scan",
+            Family::AntiEntropy => "anti-entropy",
+        }
+    }
+}
+
+/// True for kinds that answer another message; they are drawn as rings instead of dots.
+pub fn is_reply(kind: MessageKind) -> bool {
+    matches!(
+        kind,
+        MessageKind::ForwardAck
+            | MessageKind::ForwardReply
+            | MessageKind::Promise
+            | MessageKind::ReadReply
+            | MessageKind::Accepted
+            | MessageKind::SyncReply
+            | MessageKind::ScanReply
+            | MessageKind::DigestEntries
+    )
+}
+
+/// A short human name for one kind (tooltips and the event log).
+pub fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Forward => "forward",
+        MessageKind::ForwardAck => "forward ack",
+        MessageKind::ForwardReply => "forward reply",
+        MessageKind::Prepare => "prepare",
+        MessageKind::Promise => "promise",
+        MessageKind::Read => "read",
+        MessageKind::ReadReply => "read reply",
+        MessageKind::Accept => "accept",
+        MessageKind::ReadRepair => "read repair",
+        MessageKind::Handoff => "handoff",
+        MessageKind::Accepted => "accepted",
+        MessageKind::Hint => "hint",
+        MessageKind::SyncRequest => "sync request",
+        MessageKind::SyncReply => "sync reply",
+        MessageKind::ScanRequest => "scan request",
+        MessageKind::ScanReply => "scan reply",
+        MessageKind::Digest => "digest",
+        MessageKind::DigestEntries => "digest entries",
+        MessageKind::Records => "records",
+        MessageKind::Fetch => "fetch",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_a_distinct_colour() {
+        let mut colours: Vec<&str> = Family::ALL.iter().map(|family| family.colour()).collect();
+        colours.sort();
+        colours.dedup();
+        assert_eq!(colours.len(), Family::ALL.len());
+    }
+
+    #[test]
+    fn requests_and_replies_share_their_family() {
+        assert_eq!(Family::of(MessageKind::Prepare), Family::of(MessageKind::Promise));
+        assert_eq!(Family::of(MessageKind::Accept), Family::of(MessageKind::Accepted));
+        assert!(is_reply(MessageKind::Promise) && !is_reply(MessageKind::Prepare));
+        assert_eq!(Family::of(MessageKind::Handoff), Family::Handoff);
+        assert_eq!(kind_name(MessageKind::ReadRepair), "read repair");
+    }
+}
