@@ -49,3 +49,29 @@ fn a_run_replays_exactly_from_its_seed() {
     // A different seed is a different run.
     assert_ne!(json(&first), json(&run(options(43))));
 }
+
+/// Fifty clients writing one key without pause (what `redis-benchmark -t set` does): writes
+/// queued behind a round ride together in the next one, so they all finish, fast, and the
+/// history stays linearizable.
+#[test]
+fn fifty_writers_on_one_key_all_finish() {
+    use dynamo_core::sim::Workload;
+    let workload = Workload {
+        clients: 50,
+        operations_per_client: 20,
+        keys: 1,
+        put_per_million: 700_000,
+        delete_per_million: 100_000,
+        think_time_max_us: 0,
+        ..Workload::default()
+    };
+    let mut sim = Simulation::new(SimOptions { workload, ..SimOptions::default() });
+    sim.start_workload();
+    sim.run_clients();
+    let stats = sim.stats().clone();
+    assert_eq!(stats.operations_completed, 1_000, "{stats:?}");
+    assert_eq!(stats.operations_unknown, 0);
+    assert!(sim.now() < 10_000_000, "1,000 operations took {} simulated µs", sim.now());
+    let report = dynamo_core::checker::check_history(sim.history());
+    assert!(report.is_linearizable(), "{:?}", report.violations);
+}

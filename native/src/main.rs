@@ -1,1 +1,86 @@
-fn main() {}
+//! The `dynamo` binary: run one node, a whole local cluster, or print the default cluster file.
+
+mod cluster;
+mod cluster_file;
+mod resp;
+mod server;
+mod storage;
+mod ws_client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cluster_file::ClusterFile;
+
+/// A Dynamo-style replicated key-value store.
+#[derive(Parser)]
+#[command(name = "dynamo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node of a cluster file.
+    Node {
+        /// The cluster file (TOML; `dynamo config` prints an example).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which node of the file to run.
+        #[arg(long)]
+        name: String,
+    },
+    /// Start every node of a cluster file as a child process; Ctrl-C stops them all.
+    Cluster {
+        /// The cluster file; without it, the built-in five-node default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the built-in default cluster file.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Config => {
+            print!("{}", cluster_file::DEFAULT);
+            ExitCode::SUCCESS
+        }
+        Command::Node { config, name } => {
+            let file = match ClusterFile::load(&config) {
+                Ok(file) => file,
+                Err(error) => return usage_error(&error),
+            };
+            let index = match file.index_of(&name) {
+                Ok(index) => index,
+                Err(error) => return usage_error(&error),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(server::run_node(file, index)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("dynamo: {error}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Cluster { config } => cluster::run(config),
+    }
+}
+
+/// A problem with what the user gave us: one line, exit code 2.
+fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("dynamo: {error}");
+    ExitCode::from(2)
+}

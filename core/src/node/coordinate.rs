@@ -75,12 +75,24 @@ enum Stage {
     Repair,
 }
 
-pub(super) struct Write {
-    key: Blob,
+/// One client write riding in a write round.
+pub(super) struct WriteRequest {
     op: OpId,
     value: WriteValue,
-    homes: Vec<NodeId>,
     reply_to: ReplyTo,
+    /// When this request gives up.
+    deadline: Micros,
+    /// The answer, decided at the round's accept phase and sent once W replicas acknowledge.
+    reply: ClientReply,
+}
+
+/// A write round on one key. A coordinator runs at most one per key; writes arriving meanwhile
+/// queue and ride together in the next round (they are all pending at once, so placing them
+/// back to back at that round's accept is a valid linearization; the last one's value wins).
+pub(super) struct Write {
+    key: Blob,
+    requests: Vec<WriteRequest>,
+    homes: Vec<NodeId>,
     deadline: Micros,
     stage: Stage,
     ballot: Ballot,
@@ -91,8 +103,6 @@ pub(super) struct Write {
     refused: u32,
     record: Option<Record>,
     acked: Vec<NodeId>,
-    /// A delete found a live value to remove (reported to the client, as Redis `DEL` does).
-    existed: bool,
 }
 
 pub(super) struct Read {
@@ -269,14 +279,24 @@ impl Node {
     // ----- Writes. -----
 
     pub(super) fn start_write(&mut self, txn: u64, key: Blob, op: OpId, value: WriteValue, reply_to: ReplyTo) {
+        let deadline = self.now + self.config.operation_timeout();
+        let request = WriteRequest { op, value, reply_to, deadline, reply: ClientReply::Written };
+        if self.writing.get(&key).is_some_and(|active| self.txns.contains_key(active)) {
+            self.queued_writes.entry(key).or_default().push(request);
+            return;
+        }
+        self.start_write_round(txn, key, vec![request]);
+    }
+
+    fn start_write_round(&mut self, txn: u64, key: Blob, requests: Vec<WriteRequest>) {
         let homes = self.ring.homes(key.as_bytes());
+        let deadline = requests.iter().map(|request| request.deadline).min().unwrap_or(self.now);
+        self.writing.insert(key.clone(), txn);
         let write = Write {
             key,
-            op,
-            value,
+            requests,
             homes,
-            reply_to,
-            deadline: self.now + self.config.operation_timeout(),
+            deadline,
             stage: Stage::Prepare,
             ballot: Ballot::ZERO,
             round_until: 0,
@@ -285,10 +305,30 @@ impl Node {
             refused: 0,
             record: None,
             acked: Vec::new(),
-            existed: false,
         };
         self.txns.insert(txn, Txn::Write(write));
         self.prepare_round(txn);
+    }
+
+    /// The write round on `key` is over (answered or failed): start the next one with every
+    /// write queued behind it.
+    fn write_round_over(&mut self, key: &Blob) {
+        self.writing.remove(key);
+        let Some(mut queued) = self.queued_writes.remove(key) else { return };
+        let max = self.config.bulk_parallel_max.max(1) as usize * 16;
+        if queued.len() > max {
+            let rest = queued.split_off(max);
+            self.queued_writes.insert(key.clone(), rest);
+        }
+        let txn = self.new_txn();
+        self.start_write_round(txn, key.clone(), queued);
+    }
+
+    /// Answers every request of a write round.
+    fn answer_writes(&mut self, txn: u64, requests: Vec<(ReplyTo, ClientReply)>) {
+        for (reply_to, reply) in requests {
+            self.finish(txn, reply_to, reply);
+        }
     }
 
     /// Starts a write round: a fresh ballot above everything seen, promised by R homes.
@@ -364,41 +404,51 @@ impl Node {
         // record may be an unfinished attempt that this prepare has just fenced out for good,
         // so neither its value nor its writer sessions may count.
         let mut writers = newest.as_ref().map(|record| record.writers.clone()).unwrap_or_default();
-        let applied = newest.as_ref().is_some_and(|record| record.includes(write.op));
-        // Decided here, at the write's linearization point; a recognized retry cannot know.
-        write.existed = !applied && newest.as_ref().is_some_and(|record| record.value.is_some());
-        let record = match (&write.value, newest) {
-            (WriteValue::Rewrite, None) => None,
-            (WriteValue::Rewrite, Some(newest)) => Some(Record { ballot: write.ballot, writers, ..newest }),
-            (_, Some(newest)) if applied => {
-                // A retry of a request some version already includes: write nothing new, but
-                // make sure the newest version is on a quorum before answering.
-                Some(Record { ballot: write.ballot, writers, ..newest })
+        let mut value = newest.as_ref().and_then(|record| record.value.clone());
+        let mut last_op = None;
+        let mut recognized = Vec::new();
+        for request in &mut write.requests {
+            let already = writers.iter().any(|w| w.client == request.op.client && w.seq >= request.op.seq);
+            // Decided here, at the write's linearization point.
+            request.reply = match &request.value {
+                WriteValue::Delete if already => ClientReply::Deleted(0),
+                WriteValue::Delete => ClientReply::Deleted(value.is_some() as u64),
+                _ => ClientReply::Written,
+            };
+            if already {
+                // A retry of a request the state already includes: it takes effect once only.
+                recognized.push(request.op);
+                continue;
             }
-            (value, _) => {
+            match &request.value {
+                WriteValue::Put(new) => value = Some(new.clone()),
+                WriteValue::Delete => value = None,
+                WriteValue::Rewrite => continue,
+            }
+            let writer = Writer { client: request.op.client, seq: request.op.seq, round: write.ballot.round };
+            writers = merge_writers(&[&writers, &[writer]], writers_max);
+            last_op = Some(request.op);
+        }
+        let record = match (last_op, newest) {
+            // Nothing new to write and nothing written before: done.
+            (None, None) => None,
+            // Nothing new (a rewrite, or only retries): the newest record again, so that it is
+            // on a write quorum before anyone is answered.
+            (None, Some(newest)) => Some(Record { ballot: write.ballot, writers, ..newest }),
+            (Some(op), _) => {
                 let mut clock = VectorClock::new();
                 for record in &write.records {
                     clock.merge(&record.clock);
                 }
                 clock.increment(id);
-                let op = write.op;
-                writers = merge_writers(
-                    &[&writers, &[Writer { client: op.client, seq: op.seq, round: write.ballot.round }]],
-                    writers_max,
-                );
-                let value = match value {
-                    WriteValue::Put(value) => Some(value.clone()),
-                    _ => None,
-                };
                 Some(Record { ballot: write.ballot, clock, value, op, writers })
             }
         };
-        let recognized = applied && write.value != WriteValue::Rewrite;
         let Some(record) = record else {
-            // Nothing to rewrite: the key was never written.
-            let reply_to = write.reply_to;
-            self.txns.remove(&txn);
-            self.finish(txn, reply_to, ClientReply::Written);
+            let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
+            let replies = write.requests.into_iter().map(|r| (r.reply_to, r.reply)).collect();
+            self.write_round_over(&write.key);
+            self.answer_writes(txn, replies);
             return;
         };
         write.stage = Stage::Accept;
@@ -406,9 +456,9 @@ impl Node {
         write.answered.clear();
         write.refused = 0;
         write.record = Some(record.clone());
-        let (key, homes, op, ballot) = (write.key.clone(), write.homes.clone(), write.op, write.ballot);
-        if recognized {
-            self.emit(TraceKind::RetryRecognized { txn, id: op });
+        let (key, homes, ballot) = (write.key.clone(), write.homes.clone(), write.ballot);
+        for id in recognized {
+            self.emit(TraceKind::RetryRecognized { txn, id });
         }
         let needed = self.config.write_quorum;
         self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed });
@@ -464,15 +514,14 @@ impl Node {
             self.emit(TraceKind::QuorumReached { txn, phase: Phase::Accept });
             let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
             write.stage = Stage::Linger;
-            let reply_to = write.reply_to;
-            let reply = match write.value {
-                WriteValue::Delete => ClientReply::Deleted(write.existed as u64),
-                _ => ClientReply::Written,
-            };
+            let replies: Vec<(ReplyTo, ClientReply)> =
+                write.requests.drain(..).map(|request| (request.reply_to, request.reply)).collect();
+            let key = write.key.clone();
             let done = write.acked.len() == write.homes.len();
             let suspected_missing =
                 write.homes.iter().any(|home| !write.acked.contains(home) && self.suspected[home.index()]);
-            self.finish(txn, reply_to, reply);
+            self.write_round_over(&key);
+            self.answer_writes(txn, replies);
             if done {
                 self.txns.remove(&txn);
             } else if suspected_missing {
@@ -526,9 +575,11 @@ impl Node {
         }
         let Some(Txn::Write(write)) = self.txns.get(&txn) else { return };
         if now >= write.deadline {
-            let reply_to = write.reply_to;
-            self.txns.remove(&txn);
-            self.finish(txn, reply_to, Self::unavailable("no write quorum answered in time"));
+            let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
+            let failure = Self::unavailable("no write quorum answered in time");
+            let replies = write.requests.into_iter().map(|r| (r.reply_to, failure.clone())).collect();
+            self.write_round_over(&write.key);
+            self.answer_writes(txn, replies);
         } else {
             self.prepare_round(txn);
         }

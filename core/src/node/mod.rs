@@ -139,6 +139,10 @@ pub struct Node {
     timers: BTreeSet<(Micros, u64, Timer)>,
     next_timer: u64,
     suspected: Vec<bool>,
+    /// Keys with a write round in flight here: key -> its txn.
+    writing: BTreeMap<Blob, u64>,
+    /// Writes waiting for the round in flight on their key.
+    queued_writes: BTreeMap<Blob, Vec<coordinate::WriteRequest>>,
     /// Keys with a rewrite (a repair write) started: key -> its txn.
     rewrites: BTreeMap<Blob, u64>,
 
@@ -196,6 +200,8 @@ impl Node {
             timers: BTreeSet::new(),
             next_timer: 0,
             suspected: vec![false; node_count],
+            writing: BTreeMap::new(),
+            queued_writes: BTreeMap::new(),
             rewrites: BTreeMap::new(),
             recovery: None,
             handoffs: BTreeMap::new(),

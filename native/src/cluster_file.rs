@@ -1,0 +1,227 @@
+//! The cluster file (TOML): nodes, their addresses, and the core's configuration.
+//!
+//! Parsing and validation only; it starts nothing. Every problem becomes one `FileError` whose
+//! `Display` is a single line naming the problem, which `main` prints before exiting with 2.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use dynamo_core::config::{Config, Consistency};
+use serde::Deserialize;
+
+/// One `[[node]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub name: String,
+    /// Peer links and the WebSocket client API.
+    pub ws: SocketAddr,
+    /// Redis protocol (RESP2 and RESP3) clients.
+    pub resp: SocketAddr,
+}
+
+/// The file as written. Keys other than `data_dir` and `[[node]]` are optional tuning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    node: Vec<NodeEntry>,
+    replicas: Option<u32>,
+    read_quorum: Option<u32>,
+    write_quorum: Option<u32>,
+    tokens_per_node: Option<u32>,
+    /// "linearizable" (default) or "eventual".
+    consistency: Option<String>,
+    request_timeout_ms: Option<u64>,
+    operation_timeout_ms: Option<u64>,
+    hint_handoff_interval_ms: Option<u64>,
+    anti_entropy_interval_ms: Option<u64>,
+    /// Make every acknowledged write durable with fsync before acknowledging (default true).
+    fsync: Option<bool>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// A validated cluster file.
+#[derive(Clone, Debug)]
+pub struct ClusterFile {
+    pub data_dir: PathBuf,
+    pub nodes: Vec<NodeEntry>,
+    pub config: Config,
+    pub fsync: bool,
+}
+
+#[derive(Debug)]
+pub enum FileError {
+    Unreadable { path: PathBuf, reason: String },
+    Syntax { path: PathBuf, reason: String },
+    Invalid { reason: String },
+    UnknownNode { name: String, known: Vec<String> },
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Unreadable { path, reason } => write!(f, "cannot read {}: {reason}", path.display()),
+            FileError::Syntax { path, reason } => {
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                write!(f, "{} is not a valid cluster file: {reason}", path.display())
+            }
+            FileError::Invalid { reason } => write!(f, "invalid cluster file: {reason}"),
+            FileError::UnknownNode { name, known } => {
+                write!(f, "node {name:?} is not in the cluster file (its nodes: {})", known.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// The built-in default: the seed's five nodes with its redirection ports, on 127.0.0.1.
+pub const DEFAULT: &str = r#"# dynamo cluster file. Each node keeps its files in data_dir/<name>.
+data_dir = "data"
+
+# Replication: N home replicas per key, R replies per read, W acknowledgements per write.
+replicas = 3
+read_quorum = 2
+write_quorum = 2
+# Virtual nodes: ring tokens per node (1 = the seed's static five-partition ring).
+tokens_per_node = 1
+consistency = "linearizable"
+request_timeout_ms = 100
+operation_timeout_ms = 1000
+fsync = true
+
+[[node]]
+name = "5554"
+ws = "127.0.0.1:11108"
+resp = "127.0.0.1:6554"
+
+[[node]]
+name = "5556"
+ws = "127.0.0.1:11112"
+resp = "127.0.0.1:6556"
+
+[[node]]
+name = "5558"
+ws = "127.0.0.1:11116"
+resp = "127.0.0.1:6558"
+
+[[node]]
+name = "5560"
+ws = "127.0.0.1:11120"
+resp = "127.0.0.1:6560"
+
+[[node]]
+name = "5562"
+ws = "127.0.0.1:11124"
+resp = "127.0.0.1:6562"
+"#;
+
+impl ClusterFile {
+    pub fn load(path: &Path) -> Result<ClusterFile, FileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| FileError::Unreadable { path: path.to_path_buf(), reason: error.to_string() })?;
+        ClusterFile::parse(&text, path)
+    }
+
+    /// Parses `text`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<ClusterFile, FileError> {
+        let raw: Raw = toml::from_str(text)
+            .map_err(|error| FileError::Syntax { path: path.to_path_buf(), reason: error.message().to_string() })?;
+        let mut seen: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        for node in &raw.node {
+            for (kind, address) in [("ws", node.ws), ("resp", node.resp)] {
+                let user = format!("{} of node {}", kind, node.name);
+                if let Some(previous) = seen.insert(address, user.clone()) {
+                    return Err(FileError::Invalid {
+                        reason: format!("address {address} is used twice ({previous} and {user})"),
+                    });
+                }
+            }
+        }
+        let defaults = Config::default();
+        let consistency = match raw.consistency.as_deref() {
+            None | Some("linearizable") => Consistency::Linearizable,
+            Some("eventual") => Consistency::Eventual,
+            Some(other) => {
+                return Err(FileError::Invalid {
+                    reason: format!("consistency = {other:?}; use \"linearizable\" or \"eventual\""),
+                })
+            }
+        };
+        let config = Config {
+            nodes: raw.node.iter().map(|node| node.name.clone()).collect(),
+            replicas: raw.replicas.unwrap_or(defaults.replicas),
+            read_quorum: raw.read_quorum.unwrap_or(defaults.read_quorum),
+            write_quorum: raw.write_quorum.unwrap_or(defaults.write_quorum),
+            tokens_per_node: raw.tokens_per_node.unwrap_or(defaults.tokens_per_node),
+            consistency,
+            request_timeout_ms: raw.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
+            operation_timeout_ms: raw.operation_timeout_ms.unwrap_or(defaults.operation_timeout_ms),
+            hint_handoff_interval_ms: raw.hint_handoff_interval_ms.unwrap_or(defaults.hint_handoff_interval_ms),
+            anti_entropy_interval_ms: raw.anti_entropy_interval_ms.unwrap_or(defaults.anti_entropy_interval_ms),
+            ..defaults
+        };
+        config.validate().map_err(|error| FileError::Invalid { reason: error.to_string() })?;
+        Ok(ClusterFile { data_dir: raw.data_dir, nodes: raw.node, config, fsync: raw.fsync.unwrap_or(true) })
+    }
+
+    /// The index of node `name`.
+    pub fn index_of(&self, name: &str) -> Result<usize, FileError> {
+        self.nodes.iter().position(|node| node.name == name).ok_or_else(|| FileError::UnknownNode {
+            name: name.to_string(),
+            known: self.nodes.iter().map(|node| node.name.clone()).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ClusterFile, String> {
+        ClusterFile::parse(text, Path::new("test.toml")).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_default_file_is_the_seed_cluster() {
+        let file = parse(DEFAULT).unwrap();
+        assert_eq!(file.config.nodes, ["5554", "5556", "5558", "5560", "5562"]);
+        assert_eq!(file.nodes[0].ws.to_string(), "127.0.0.1:11108");
+        assert_eq!(file.nodes[4].resp.to_string(), "127.0.0.1:6562");
+        assert_eq!(file.data_dir, PathBuf::from("data"));
+        assert!(file.fsync);
+    }
+
+    #[test]
+    fn minimal_file_uses_defaults() {
+        let file = parse("[[node]]\nname = \"a\"\nws = \"127.0.0.1:1\"\nresp = \"127.0.0.1:2\"\n");
+        let error = file.unwrap_err();
+        assert!(error.contains("replicas (N) = 3 must be between 1 and the node count 1"), "{error}");
+    }
+
+    #[test]
+    fn bad_files_get_one_clear_line() {
+        let cases = [
+            (DEFAULT.replace("6556", "6554"), "address 127.0.0.1:6554 is used twice"),
+            (DEFAULT.replace("write_quorum = 2", "write_quorum = 1"), "R + W must exceed N"),
+            (DEFAULT.replace("data_dir = \"data\"", "data_dir = "), "not a valid cluster file"),
+            (DEFAULT.replace("fsync = true", "fsync = true\ncolour = 1"), "unknown field `colour`"),
+            (DEFAULT.replace("\"linearizable\"", "\"strong\""), "consistency = \"strong\""),
+        ];
+        for (text, expected) in cases {
+            let error = parse(&text).unwrap_err();
+            assert!(error.contains(expected), "{error:?} should contain {expected:?}");
+            assert!(!error.contains('\n'), "one line: {error:?}");
+        }
+        let file = parse(DEFAULT).unwrap();
+        assert!(file.index_of("9999").unwrap_err().to_string().contains("\"9999\" is not in the cluster file"));
+        assert_eq!(file.index_of("5558").unwrap(), 2);
+    }
+}

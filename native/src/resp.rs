@@ -1,0 +1,712 @@
+//! The Redis protocol port: RESP2 and RESP3, so `redis-cli`, `redis-benchmark` and client
+//! libraries work unchanged.
+//!
+//! Each connection is one client session (its own `ClientId`, increasing sequence numbers),
+//! and its commands run in order, so pipelined commands see each other's effects as in Redis.
+//! Parsing is incremental and bounded: an argument above the size limit is skipped as it
+//! streams in and answered with an error, keeping the connection usable; malformed input gets
+//! `-ERR protocol error` and only that connection is closed. Nothing a client sends can stop
+//! the node.
+
+use std::time::Duration;
+
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest};
+use dynamo_core::types::{Blob, OpId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::server::Handle;
+
+/// Arguments per command.
+const ARGUMENTS_MAX: u64 = 1 << 20;
+/// A declared argument length beyond this is a protocol error (Redis' proto-max-bulk-len).
+const DECLARED_BYTES_MAX: u64 = 512 << 20;
+/// Bytes of one inline command line.
+const INLINE_BYTES_MAX: usize = 64 << 10;
+/// The longest a connection waits for the node's answer (the node answers long before).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One parsed unit of input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Command(Vec<Vec<u8>>),
+    /// A command with an argument of this many bytes, over the limit; it was skipped.
+    Oversized(u64),
+}
+
+/// Why the input cannot be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub &'static str);
+
+/// An argument being skipped because it is too large.
+#[derive(Debug)]
+struct Skip {
+    bytes_left: u64,
+    arguments_left: u64,
+    oversized: u64,
+}
+
+/// Incremental RESP request parser.
+#[derive(Debug)]
+pub struct Parser {
+    buffer: Vec<u8>,
+    start: usize,
+    skip: Option<Skip>,
+    argument_bytes_max: u64,
+}
+
+impl Parser {
+    pub fn new(argument_bytes_max: u64) -> Parser {
+        Parser { buffer: Vec::new(), start: 0, skip: None, argument_bytes_max }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Bytes received and not yet parsed.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    fn line(&self, from: usize) -> Option<(usize, &[u8])> {
+        let rest = &self.buffer[from..];
+        let end = rest.iter().position(|byte| *byte == b'\n')?;
+        let line = &rest[..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Some((from + end + 1, line))
+    }
+
+    fn number(line: &[u8]) -> Result<i64, ProtocolError> {
+        std::str::from_utf8(line).ok().and_then(|text| text.parse().ok()).ok_or(ProtocolError("invalid length"))
+    }
+
+    /// The next complete unit, `Ok(None)` when more input is needed.
+    pub fn next(&mut self) -> Result<Option<Parsed>, ProtocolError> {
+        loop {
+            if let Some(skip) = &mut self.skip {
+                let available = (self.buffer.len() - self.start) as u64;
+                let take = available.min(skip.bytes_left);
+                self.start += take as usize;
+                skip.bytes_left -= take;
+                if skip.bytes_left > 0 {
+                    return Ok(None);
+                }
+                if skip.arguments_left == 0 {
+                    let oversized = skip.oversized;
+                    self.skip = None;
+                    return Ok(Some(Parsed::Oversized(oversized)));
+                }
+                // The next argument's header.
+                let Some((after, line)) = self.line(self.start) else { return Ok(None) };
+                if line.first() != Some(&b'$') {
+                    return Err(ProtocolError("expected '$'"));
+                }
+                let length = Self::number(&line[1..])?;
+                if !(0..=DECLARED_BYTES_MAX as i64).contains(&length) {
+                    return Err(ProtocolError("invalid bulk length"));
+                }
+                let skip = self.skip.as_mut().expect("skipping");
+                skip.bytes_left = length as u64 + 2;
+                skip.arguments_left -= 1;
+                self.start = after;
+                continue;
+            }
+            if self.start == self.buffer.len() {
+                return Ok(None);
+            }
+            if self.buffer[self.start] != b'*' {
+                return self.inline();
+            }
+            return self.array();
+        }
+    }
+
+    fn inline(&mut self) -> Result<Option<Parsed>, ProtocolError> {
+        let Some((after, line)) = self.line(self.start) else {
+            if self.buffered() > INLINE_BYTES_MAX {
+                return Err(ProtocolError("too big inline request"));
+            }
+            return Ok(None);
+        };
+        let words: Vec<Vec<u8>> =
+            line.split(|byte| byte.is_ascii_whitespace()).filter(|word| !word.is_empty()).map(<[u8]>::to_vec).collect();
+        self.start = after;
+        if words.is_empty() {
+            return self.next();
+        }
+        Ok(Some(Parsed::Command(words)))
+    }
+
+    fn array(&mut self) -> Result<Option<Parsed>, ProtocolError> {
+        let Some((mut at, line)) = self.line(self.start) else { return Ok(None) };
+        let count = Self::number(&line[1..])?;
+        if !(0..=ARGUMENTS_MAX as i64).contains(&count) {
+            return Err(ProtocolError("invalid multibulk length"));
+        }
+        let mut arguments = Vec::with_capacity(count.min(64) as usize);
+        for index in 0..count as u64 {
+            let Some((after, line)) = self.line(at) else { return Ok(None) };
+            if line.first() != Some(&b'$') {
+                return Err(ProtocolError("expected '$'"));
+            }
+            let length = Self::number(&line[1..])?;
+            if !(0..=DECLARED_BYTES_MAX as i64).contains(&length) {
+                return Err(ProtocolError("invalid bulk length"));
+            }
+            let length = length as u64;
+            if length > self.argument_bytes_max {
+                // Skip it (and the rest of the command) as it streams in.
+                self.start = after;
+                self.skip =
+                    Some(Skip { bytes_left: length + 2, arguments_left: count as u64 - index - 1, oversized: length });
+                return self.next();
+            }
+            let end = after + length as usize;
+            if self.buffer.len() < end + 2 {
+                return Ok(None);
+            }
+            if &self.buffer[end..end + 2] != b"\r\n" {
+                return Err(ProtocolError("bulk string not terminated by CRLF"));
+            }
+            arguments.push(self.buffer[after..end].to_vec());
+            at = end + 2;
+        }
+        self.start = at;
+        if arguments.is_empty() {
+            return self.next();
+        }
+        Ok(Some(Parsed::Command(arguments)))
+    }
+}
+
+/// A reply, encoded for the connection's protocol version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Vec<u8>),
+    Null,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply::Simple("OK".into())
+    }
+
+    fn text(text: &str) -> Reply {
+        Reply::Bulk(text.as_bytes().to_vec())
+    }
+
+    pub fn encode(&self, protocol: u8, out: &mut Vec<u8>) {
+        match self {
+            Reply::Simple(text) => {
+                out.push(b'+');
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Error(text) => {
+                out.push(b'-');
+                // An error line must not break the framing.
+                out.extend(text.bytes().map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }));
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Integer(value) => out.extend_from_slice(format!(":{value}\r\n").as_bytes()),
+            Reply::Bulk(bytes) => {
+                out.extend_from_slice(format!("${}\r\n", bytes.len()).as_bytes());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Null => out.extend_from_slice(if protocol >= 3 { b"_\r\n" } else { b"$-1\r\n" }),
+            Reply::Array(items) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for item in items {
+                    item.encode(protocol, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                if protocol >= 3 {
+                    out.extend_from_slice(format!("%{}\r\n", pairs.len()).as_bytes());
+                } else {
+                    out.extend_from_slice(format!("*{}\r\n", pairs.len() * 2).as_bytes());
+                }
+                for (key, value) in pairs {
+                    key.encode(protocol, out);
+                    value.encode(protocol, out);
+                }
+            }
+        }
+    }
+}
+
+/// Shell-style glob matching as Redis' `KEYS` does: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
+pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut star_text) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star = Some(p);
+                    star_text = t;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class(&pattern[p..], text[t]) {
+                        if matched {
+                            p += next;
+                            t += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if pattern[p + 1] == text[t] {
+                        p += 2;
+                        t += 1;
+                        continue;
+                    }
+                }
+                byte => {
+                    if byte == text[t] {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some(position) => {
+                p = position + 1;
+                star_text += 1;
+                t = star_text;
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|byte| *byte == b'*')
+}
+
+/// Matches a `[...]` class at the start of `pattern`: (matched, bytes of the class).
+fn class(pattern: &[u8], byte: u8) -> Option<(bool, usize)> {
+    let mut index = 1;
+    let negate = pattern.get(1) == Some(&b'^');
+    if negate {
+        index += 1;
+    }
+    let mut matched = false;
+    while index < pattern.len() && pattern[index] != b']' {
+        if pattern[index] == b'\\' && index + 1 < pattern.len() {
+            matched |= pattern[index + 1] == byte;
+            index += 2;
+        } else if index + 2 < pattern.len() && pattern[index + 1] == b'-' && pattern[index + 2] != b']' {
+            let (low, high) = (pattern[index].min(pattern[index + 2]), pattern[index].max(pattern[index + 2]));
+            matched |= (low..=high).contains(&byte);
+            index += 3;
+        } else {
+            matched |= pattern[index] == byte;
+            index += 1;
+        }
+    }
+    (index < pattern.len()).then_some((matched != negate, index + 1))
+}
+
+/// Accepts RESP connections forever.
+pub async fn serve(listener: TcpListener, handle: Handle) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, handle.clone()));
+    }
+}
+
+/// One client connection.
+struct Session {
+    handle: Handle,
+    client: dynamo_core::types::ClientId,
+    seq: u64,
+    protocol: u8,
+    name: Option<Vec<u8>>,
+    quit: bool,
+}
+
+async fn connection(mut stream: TcpStream, handle: Handle) {
+    let argument_max = handle.file.config.value_bytes_max.max(handle.file.config.key_bytes_max);
+    let mut parser = Parser::new(argument_max);
+    let mut session = Session { client: handle.new_client(), handle, seq: 0, protocol: 2, name: None, quit: false };
+    let mut input = vec![0u8; 64 << 10];
+    let mut output = Vec::new();
+    loop {
+        let read = match stream.read(&mut input).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        parser.feed(&input[..read]);
+        loop {
+            match parser.next() {
+                Ok(Some(Parsed::Command(arguments))) => {
+                    let reply = session.execute(arguments).await;
+                    reply.encode(session.protocol, &mut output);
+                    if session.quit {
+                        let _ = stream.write_all(&output).await;
+                        return;
+                    }
+                }
+                Ok(Some(Parsed::Oversized(bytes))) => {
+                    let limit = session.handle.file.config.value_bytes_max;
+                    Reply::Error(format!("ERR value too large ({bytes} bytes; the limit is {limit})"))
+                        .encode(session.protocol, &mut output);
+                }
+                Ok(None) => break,
+                Err(ProtocolError(reason)) => {
+                    Reply::Error(format!("ERR protocol error: {reason}")).encode(session.protocol, &mut output);
+                    let _ = stream.write_all(&output).await;
+                    return;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+    }
+}
+
+fn wrong_arity(command: &str) -> Reply {
+    Reply::Error(format!("ERR wrong number of arguments for '{}' command", command.to_lowercase()))
+}
+
+fn error_reply(error: &ClientError) -> Reply {
+    Reply::Error(format!("ERR {error}"))
+}
+
+impl Session {
+    async fn call(&mut self, op: ClientOp) -> ClientReply {
+        self.seq += 1;
+        let request = ClientRequest { id: OpId { client: self.client, seq: self.seq }, op };
+        match tokio::time::timeout(ANSWER_TIMEOUT, self.handle.request(request)).await {
+            Ok(reply) => reply,
+            Err(_) => ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }),
+        }
+    }
+
+    async fn pairs(&mut self, op: ClientOp) -> Result<Vec<(Blob, Blob)>, Reply> {
+        match self.call(op).await {
+            ClientReply::Pairs(pairs) => Ok(pairs),
+            ClientReply::Error(error) => Err(error_reply(&error)),
+            other => Err(Reply::Error(format!("ERR unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn execute(&mut self, arguments: Vec<Vec<u8>>) -> Reply {
+        let name = String::from_utf8_lossy(&arguments[0]).to_uppercase();
+        let args = &arguments[1..];
+        let key = |index: usize| Blob::new(&args[index]);
+        match (name.as_str(), args.len()) {
+            ("PING", 0) => Reply::Simple("PONG".into()),
+            ("PING", 1) => Reply::Bulk(args[0].clone()),
+            ("ECHO", 1) => Reply::Bulk(args[0].clone()),
+            ("SET", 2) => match self.call(ClientOp::Put { key: key(0), value: key(1) }).await {
+                ClientReply::Written => Reply::ok(),
+                ClientReply::Error(error) => error_reply(&error),
+                other => Reply::Error(format!("ERR unexpected answer {other:?}")),
+            },
+            ("SET", n) if n > 2 => Reply::Error("ERR SET options (EX, NX, ...) are not supported".into()),
+            ("GET", 1) => match self.call(ClientOp::Get { key: key(0) }).await {
+                ClientReply::Value(Some(value)) => Reply::Bulk(value.as_bytes().to_vec()),
+                ClientReply::Value(None) => Reply::Null,
+                ClientReply::Error(error) => error_reply(&error),
+                other => Reply::Error(format!("ERR unexpected answer {other:?}")),
+            },
+            ("DEL" | "UNLINK", n) if n >= 1 => {
+                let mut deleted = 0;
+                for index in 0..n {
+                    match self.call(ClientOp::Delete { key: key(index) }).await {
+                        ClientReply::Deleted(count) => deleted += count as i64,
+                        ClientReply::Error(error) => return error_reply(&error),
+                        other => return Reply::Error(format!("ERR unexpected answer {other:?}")),
+                    }
+                }
+                Reply::Integer(deleted)
+            }
+            ("EXISTS", n) if n >= 1 => {
+                let mut found = 0;
+                for index in 0..n {
+                    match self.call(ClientOp::Get { key: key(index) }).await {
+                        ClientReply::Value(value) => found += value.is_some() as i64,
+                        ClientReply::Error(error) => return error_reply(&error),
+                        other => return Reply::Error(format!("ERR unexpected answer {other:?}")),
+                    }
+                }
+                Reply::Integer(found)
+            }
+            ("KEYS", 1) => match self.pairs(ClientOp::GlobalQuery).await {
+                Ok(pairs) => Reply::Array(
+                    pairs
+                        .into_iter()
+                        .filter(|(key, _)| glob(&args[0], key.as_bytes()))
+                        .map(|(key, _)| Reply::Bulk(key.as_bytes().to_vec()))
+                        .collect(),
+                ),
+                Err(reply) => reply,
+            },
+            ("DBSIZE", 0) => match self.pairs(ClientOp::GlobalQuery).await {
+                Ok(pairs) => Reply::Integer(pairs.len() as i64),
+                Err(reply) => reply,
+            },
+            ("FLUSHALL" | "FLUSHDB", 0 | 1) => match self.call(ClientOp::GlobalDelete).await {
+                ClientReply::Deleted(_) => Reply::ok(),
+                ClientReply::Error(error) => error_reply(&error),
+                other => Reply::Error(format!("ERR unexpected answer {other:?}")),
+            },
+            ("DYN.LOCAL", 0) => match self.pairs(ClientOp::LocalQuery).await {
+                Ok(pairs) => Reply::Array(
+                    pairs
+                        .into_iter()
+                        .flat_map(|(key, value)| {
+                            [Reply::Bulk(key.as_bytes().to_vec()), Reply::Bulk(value.as_bytes().to_vec())]
+                        })
+                        .collect(),
+                ),
+                Err(reply) => reply,
+            },
+            ("DYN.FLUSHLOCAL", 0) => match self.call(ClientOp::LocalDelete).await {
+                ClientReply::Deleted(count) => Reply::Integer(count as i64),
+                ClientReply::Error(error) => error_reply(&error),
+                other => Reply::Error(format!("ERR unexpected answer {other:?}")),
+            },
+            ("DYN.OWNERS", 1) => {
+                let ring = &self.handle.ring;
+                Reply::Array(ring.preference(&args[0]).iter().map(|node| Reply::text(ring.name(*node))).collect())
+            }
+            ("INFO", _) => Reply::Bulk(self.info().into_bytes()),
+            ("HELLO", _) => self.hello(args),
+            ("CLIENT", n) if n >= 1 => self.client(args),
+            ("SELECT", 1) => {
+                if args[0] == b"0" {
+                    Reply::ok()
+                } else {
+                    Reply::Error("ERR DB index is out of range".into())
+                }
+            }
+            ("CONFIG", n) if n >= 1 => {
+                if String::from_utf8_lossy(&args[0]).eq_ignore_ascii_case("GET") {
+                    // What tools ask for (redis-benchmark: save, appendonly), answered honestly:
+                    // no snapshots, and durability comes from the storage engine, not an AOF.
+                    let known = [("save", ""), ("appendonly", "no"), ("databases", "1")];
+                    let pairs = args[1..]
+                        .iter()
+                        .flat_map(|pattern| known.iter().filter(move |(name, _)| glob(pattern, name.as_bytes())))
+                        .map(|(name, value)| (Reply::text(name), Reply::text(value)))
+                        .collect();
+                    Reply::Map(pairs)
+                } else {
+                    Reply::Error("ERR CONFIG SET/RESETSTAT/REWRITE are not supported".into())
+                }
+            }
+            ("COMMAND", _) => {
+                let sub = args.first().map(|arg| String::from_utf8_lossy(arg).to_uppercase());
+                match sub.as_deref() {
+                    Some("COUNT") => Reply::Integer(0),
+                    Some("DOCS") => Reply::Map(Vec::new()),
+                    _ => Reply::Array(Vec::new()),
+                }
+            }
+            ("AUTH", _) => {
+                Reply::Error("ERR AUTH <password> called without any password configured for the default user".into())
+            }
+            ("QUIT", _) => {
+                self.quit = true;
+                Reply::ok()
+            }
+            (
+                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "FLUSHALL"
+                | "FLUSHDB" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
+                _,
+            ) => wrong_arity(&name),
+            _ => {
+                let shown: Vec<String> =
+                    args.iter().take(3).map(|arg| format!("'{}'", String::from_utf8_lossy(arg))).collect();
+                Reply::Error(format!(
+                    "ERR unknown command '{}', with args beginning with: {}",
+                    String::from_utf8_lossy(&arguments[0]),
+                    shown.join(" ")
+                ))
+            }
+        }
+    }
+
+    fn hello(&mut self, args: &[Vec<u8>]) -> Reply {
+        if let Some(version) = args.first() {
+            match version.as_slice() {
+                b"2" => self.protocol = 2,
+                b"3" => self.protocol = 3,
+                _ => return Reply::Error("NOPROTO unsupported protocol version".into()),
+            }
+        }
+        let mut index = 1;
+        while index < args.len() {
+            let option = String::from_utf8_lossy(&args[index]).to_uppercase();
+            match option.as_str() {
+                "SETNAME" if index + 1 < args.len() => {
+                    self.name = Some(args[index + 1].clone());
+                    index += 2;
+                }
+                "AUTH" if index + 2 < args.len() => index += 3,
+                _ => return Reply::Error(format!("ERR syntax error in HELLO option '{option}'")),
+            }
+        }
+        Reply::Map(vec![
+            (Reply::text("server"), Reply::text("redis")),
+            (Reply::text("version"), Reply::text("7.2.0")),
+            (Reply::text("proto"), Reply::Integer(self.protocol as i64)),
+            (Reply::text("id"), Reply::Integer((self.client.0 & 0x7fff_ffff) as i64)),
+            (Reply::text("mode"), Reply::text("standalone")),
+            (Reply::text("role"), Reply::text("master")),
+            (Reply::text("modules"), Reply::Array(Vec::new())),
+        ])
+    }
+
+    fn client(&mut self, args: &[Vec<u8>]) -> Reply {
+        let sub = String::from_utf8_lossy(&args[0]).to_uppercase();
+        match (sub.as_str(), args.len()) {
+            ("SETINFO", 3) => Reply::ok(),
+            ("SETNAME", 2) => {
+                self.name = Some(args[1].clone());
+                Reply::ok()
+            }
+            ("GETNAME", 1) => self.name.clone().map_or(Reply::Null, Reply::Bulk),
+            ("ID", 1) => Reply::Integer((self.client.0 & 0x7fff_ffff) as i64),
+            _ => Reply::Error(format!("ERR unsupported CLIENT subcommand '{sub}'")),
+        }
+    }
+
+    fn info(&self) -> String {
+        let file = &self.handle.file;
+        let config = &file.config;
+        let me = &file.nodes[self.handle.id.index()];
+        let suspected = self.handle.suspected();
+        let mut text = String::new();
+        text.push_str("# Server\r\nredis_version:7.2.0\r\nserver_name:dynamo\r\n");
+        text.push_str(&format!("dynamo_version:{}\r\n", env!("CARGO_PKG_VERSION")));
+        text.push_str(&format!("node:{}\r\nws:{}\r\nresp:{}\r\n", me.name, me.ws, me.resp));
+        text.push_str("\r\n# Replication\r\n");
+        text.push_str(&format!(
+            "replicas:{}\r\nread_quorum:{}\r\nwrite_quorum:{}\r\ntokens_per_node:{}\r\nconsistency:{:?}\r\n",
+            config.replicas, config.read_quorum, config.write_quorum, config.tokens_per_node, config.consistency
+        ));
+        text.push_str("\r\n# Ring\r\n");
+        for token in self.handle.ring.tokens() {
+            text.push_str(&format!(
+                "token:{} node:{}\r\n",
+                dynamo_core::ring::position_hex(&token.position),
+                self.handle.ring.name(token.node)
+            ));
+        }
+        text.push_str("\r\n# Peers\r\n");
+        for (index, node) in file.nodes.iter().enumerate() {
+            if index == self.handle.id.index() {
+                continue;
+            }
+            let state = if suspected.get(index).copied().unwrap_or(false) { "suspected" } else { "trusted" };
+            text.push_str(&format!("peer:{} ws:{} state:{state}\r\n", node.name, node.ws));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(parser: &mut Parser) -> Vec<Parsed> {
+        let mut all = Vec::new();
+        while let Some(parsed) = parser.next().expect("valid input") {
+            all.push(parsed);
+        }
+        all
+    }
+
+    fn command(words: &[&str]) -> Parsed {
+        Parsed::Command(words.iter().map(|word| word.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn parses_pipelined_arrays_and_inline_commands_in_any_chunking() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        for chunk in 1..input.len() {
+            let mut parser = Parser::new(1024);
+            let mut all = Vec::new();
+            for piece in input.chunks(chunk) {
+                parser.feed(piece);
+                all.extend(parse_all(&mut parser));
+            }
+            assert_eq!(all, vec![command(&["SET", "k", "hello"]), command(&["PING"]), command(&["GET", "k"])]);
+        }
+    }
+
+    #[test]
+    fn an_oversized_argument_is_skipped_and_the_next_command_still_parses() {
+        let mut parser = Parser::new(4);
+        parser.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456");
+        assert_eq!(parse_all(&mut parser), vec![]);
+        parser.feed(b"789\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(parse_all(&mut parser), vec![Parsed::Oversized(10), command(&["PING"])]);
+        let mut parser = Parser::new(4);
+        parser.feed(b"*3\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n$2\r\nab\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(parse_all(&mut parser), vec![Parsed::Oversized(10), command(&["PING"])]);
+    }
+
+    #[test]
+    fn malformed_input_is_a_protocol_error() {
+        for bad in [&b"*2\r\n$3\r\nGET\r\n:5\r\n"[..], b"*x\r\n", b"*1\r\n$3\r\nGETX\r\n", b"*1\r\n$-5\r\n"] {
+            let mut parser = Parser::new(1024);
+            parser.feed(bad);
+            assert!(parser.next().is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn replies_encode_for_resp2_and_resp3() {
+        let encode = |reply: Reply, protocol| {
+            let mut out = Vec::new();
+            reply.encode(protocol, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(encode(Reply::Null, 2), "$-1\r\n");
+        assert_eq!(encode(Reply::Null, 3), "_\r\n");
+        let map = Reply::Map(vec![(Reply::text("proto"), Reply::Integer(3))]);
+        assert_eq!(encode(map.clone(), 3), "%1\r\n$5\r\nproto\r\n:3\r\n");
+        assert_eq!(encode(map, 2), "*2\r\n$5\r\nproto\r\n:3\r\n");
+        assert_eq!(encode(Reply::Error("ERR a\r\nb".into()), 2), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn glob_matches_like_redis() {
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"k?y", b"key"));
+        assert!(glob(b"user:*:name", b"user:42:name"));
+        assert!(!glob(b"user:*:name", b"user:42:mail"));
+        assert!(glob(b"h[ae]llo", b"hallo") && !glob(b"h[ae]llo", b"hillo"));
+        assert!(glob(b"h[^e]llo", b"hallo") && !glob(b"h[^e]llo", b"hello"));
+        assert!(glob(b"h[a-c]llo", b"hbllo"));
+        assert!(glob(b"a\\*b", b"a*b") && !glob(b"a\\*b", b"axb"));
+        assert!(!glob(b"", b"x") && glob(b"", b""));
+    }
+}

@@ -1,0 +1,439 @@
+//! One node process: the core's `Node` driven by sockets, a disk and a clock.
+//!
+//! The driver is thin, in the quinn style: one task owns the `Node`; everything else (peer
+//! links, client connections, the storage thread) talks to it through one input channel. It
+//! turns frames, timers and disk completions into `Input`s and carries out the `Output`s:
+//! sends go to the peer's link queue (never blocking: a full queue drops, and the core's
+//! timeouts notice), replies to the waiting connection, batches to the group-commit thread,
+//! trace events to subscribers. No replication decision is made here.
+//!
+//! Peer links are WebSockets (`/peer`): one per pair, dialed by the node with the lower id,
+//! carrying postcard-encoded frames that batch many envelopes. A peer that sends garbage is
+//! disconnected and logged. Failures are never inferred from connection state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dynamo_core::message::{ClientReply, ClientRequest, Envelope};
+use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
+use dynamo_core::ring::Ring;
+use dynamo_core::trace::TraceEvent;
+use dynamo_core::types::{ClientId, NodeId};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::cluster_file::ClusterFile;
+use crate::storage::{group_commit_loop, Storage};
+
+/// Envelopes queued for one peer before new ones are dropped.
+const LINK_QUEUE_MAX: usize = 100_000;
+/// Envelopes per peer frame.
+const FRAME_ENVELOPES_MAX: usize = 512;
+/// Largest frame accepted from a peer or a client.
+pub const FRAME_BYTES_MAX: usize = 8 << 20;
+/// Trace events buffered per subscriber; a slower subscriber loses events, never the node.
+const TRACE_BUFFER: usize = 16_384;
+
+/// What peers say first on a link.
+#[derive(Debug, Serialize, Deserialize)]
+enum PeerFrame {
+    Hello { cluster: Vec<String>, name: String },
+    Envelopes(Vec<Envelope>),
+}
+
+/// Something for the node task.
+pub enum Event {
+    Peer { from: NodeId, envelope: Envelope },
+    Client { request: ClientRequest, reply: oneshot::Sender<ClientReply> },
+    Persisted(u64),
+}
+
+/// What connections need to reach the node.
+#[derive(Clone)]
+pub struct Handle {
+    pub inputs: mpsc::UnboundedSender<Event>,
+    pub traces: broadcast::Sender<TraceEvent>,
+    pub ring: Arc<Ring>,
+    pub file: Arc<ClusterFile>,
+    pub id: NodeId,
+    client_ids: Arc<AtomicU64>,
+    /// Which peers this node suspects, kept from its own trace events.
+    liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl Handle {
+    /// A client session id unique across the cluster and across restarts of this process:
+    /// the wall clock at start (in microseconds) and the node id seed it, a counter follows.
+    pub fn new_client(&self) -> ClientId {
+        ClientId(self.client_ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Per node: whether this node currently suspects it.
+    pub fn suspected(&self) -> Vec<bool> {
+        self.liveness.lock().map(|list| list.clone()).unwrap_or_default()
+    }
+
+    /// Sends a request to the node and waits for the answer.
+    pub async fn request(&self, request: ClientRequest) -> ClientReply {
+        let (reply, answer) = oneshot::channel();
+        if self.inputs.send(Event::Client { request, reply }).is_err() {
+            return ClientReply::Error(dynamo_core::message::ClientError::Unavailable {
+                reason: "the node is shutting down".into(),
+            });
+        }
+        answer.await.unwrap_or_else(|_| {
+            ClientReply::Error(dynamo_core::message::ClientError::Unavailable { reason: "the node stopped".into() })
+        })
+    }
+}
+
+/// Runs node `index` of `file` until the process is killed.
+pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let file = Arc::new(file);
+    let id = NodeId(index as u32);
+    let me = file.nodes[index].clone();
+    let config = file.config.clone();
+    let ring = Arc::new(Ring::new(&config.nodes, config.tokens_per_node, config.replicas));
+    let dir = file.data_dir.join(&me.name);
+    let existed = dir.join("dynamo.redb").exists();
+    let (storage, durable) = Storage::open(&dir, file.fsync)?;
+    tracing::info!(node = %me.name, keys = durable.slots.len(), hints = durable.hints.len(), "storage loaded");
+
+    let (inputs, mut events) = mpsc::unbounded_channel::<Event>();
+    let (traces, _) = broadcast::channel(TRACE_BUFFER);
+    let epoch_micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let handle = Handle {
+        inputs: inputs.clone(),
+        traces: traces.clone(),
+        ring: ring.clone(),
+        file: file.clone(),
+        id,
+        client_ids: Arc::new(AtomicU64::new((epoch_micros << 8) | index as u64 & 0xff)),
+        liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
+    };
+
+    // Storage: a thread doing group commits, reporting back through the input channel.
+    let (persist, batches) = std::sync::mpsc::channel();
+    let done = inputs.clone();
+    std::thread::Builder::new().name("storage".into()).spawn(move || {
+        group_commit_loop(storage, batches, |seq| {
+            let _ = done.send(Event::Persisted(seq));
+        })
+    })?;
+
+    // Peer links.
+    let mut links: Vec<Option<mpsc::Sender<Envelope>>> = Vec::new();
+    let mut accepted: Vec<Option<mpsc::Sender<WebSocketStream<TcpStream>>>> = Vec::new();
+    for (peer_index, peer) in file.nodes.iter().enumerate() {
+        if peer_index == index {
+            links.push(None);
+            accepted.push(None);
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(LINK_QUEUE_MAX);
+        let (sockets, incoming) = mpsc::channel(4);
+        links.push(Some(tx));
+        accepted.push(Some(sockets));
+        let link = Link {
+            me: me.name.clone(),
+            cluster: config.nodes.clone(),
+            peer: NodeId(peer_index as u32),
+            address: peer.ws,
+            dial: index < peer_index,
+            inputs: inputs.clone(),
+        };
+        tokio::spawn(link.run(rx, incoming));
+    }
+
+    let ws = TcpListener::bind(me.ws).await.map_err(|e| format!("cannot listen on {} (ws): {e}", me.ws))?;
+    let resp = TcpListener::bind(me.resp).await.map_err(|e| format!("cannot listen on {} (resp): {e}", me.resp))?;
+    tokio::spawn(accept_ws(ws, handle.clone(), Arc::new(accepted)));
+    tokio::spawn(crate::resp::serve(resp, handle.clone()));
+
+    let start = if existed { Start::Recover } else { Start::Fresh };
+    let options =
+        NodeOptions { id, config, ring, seed: epoch_micros ^ index as u64, incarnation: epoch_micros, trace: true };
+    let clock = Instant::now();
+    let now = || clock.elapsed().as_micros() as u64;
+    let mut outputs = Vec::new();
+    let mut node = Node::start(options, durable, start, now(), &mut outputs);
+    let mut driver =
+        Driver { links, persist, traces, replies: HashMap::new(), next_handle: 0, liveness: handle.liveness.clone() };
+    driver.carry_out(&mut outputs);
+    println!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start);
+    tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
+
+    loop {
+        let event = match node.next_wakeup() {
+            Some(wake) => {
+                let delay = Duration::from_micros(wake.saturating_sub(now()));
+                tokio::select! {
+                    event = events.recv() => event,
+                    _ = tokio::time::sleep(delay) => {
+                        node.step(now(), Input::Tick, &mut outputs);
+                        driver.carry_out(&mut outputs);
+                        continue;
+                    }
+                }
+            }
+            None => events.recv().await,
+        };
+        let Some(event) = event else { return Ok(()) };
+        // Handle everything already waiting before going back to sleep.
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            let input = match event {
+                Event::Peer { from, envelope } => Input::Message { from, envelope },
+                Event::Persisted(batch) => Input::Persisted { batch },
+                Event::Client { request, reply } => {
+                    driver.next_handle += 1;
+                    driver.replies.insert(driver.next_handle, reply);
+                    Input::Client { handle: driver.next_handle, request }
+                }
+            };
+            node.step(now(), input, &mut outputs);
+            driver.carry_out(&mut outputs);
+            next = events.try_recv().ok();
+        }
+    }
+}
+
+/// The effects half of the node task.
+struct Driver {
+    links: Vec<Option<mpsc::Sender<Envelope>>>,
+    persist: std::sync::mpsc::Sender<dynamo_core::store::PersistBatch>,
+    traces: broadcast::Sender<TraceEvent>,
+    replies: HashMap<u64, oneshot::Sender<ClientReply>>,
+    next_handle: u64,
+    liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl Driver {
+    fn carry_out(&mut self, outputs: &mut Vec<Output>) {
+        for output in outputs.drain(..) {
+            match output {
+                Output::Send { to, envelope } => {
+                    if let Some(Some(link)) = self.links.get(to.index()) {
+                        // A full queue means the peer is not keeping up; drop, timeouts follow.
+                        let _ = link.try_send(envelope);
+                    }
+                }
+                Output::Reply { handle, reply } => {
+                    if let Some(waiting) = self.replies.remove(&handle) {
+                        let _ = waiting.send(reply);
+                    }
+                }
+                Output::Persist(batch) => {
+                    if self.persist.send(batch).is_err() {
+                        tracing::error!("storage thread is gone");
+                        std::process::exit(70);
+                    }
+                }
+                Output::Trace(event) => {
+                    use dynamo_core::trace::TraceKind;
+                    if let TraceKind::Suspected { peer } | TraceKind::Trusted { peer } = event.kind {
+                        if let Ok(mut list) = self.liveness.lock() {
+                            list[peer.index()] = matches!(event.kind, TraceKind::Suspected { .. });
+                        }
+                    }
+                    if self.traces.receiver_count() > 0 {
+                        let _ = self.traces.send(event);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One peer link: dials (lower id) or waits to be dialed, then carries frames both ways.
+struct Link {
+    me: String,
+    cluster: Vec<String>,
+    peer: NodeId,
+    address: SocketAddr,
+    dial: bool,
+    inputs: mpsc::UnboundedSender<Event>,
+}
+
+impl Link {
+    async fn run(
+        self,
+        mut outgoing: mpsc::Receiver<Envelope>,
+        mut incoming: mpsc::Receiver<WebSocketStream<TcpStream>>,
+    ) {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let mut ended = if self.dial {
+                match self.connect().await {
+                    Ok(socket) => {
+                        backoff = Duration::from_millis(20);
+                        tracing::info!(peer = self.peer.0, "peer link up (dialed)");
+                        self.carry(socket, &mut outgoing, &mut incoming).await
+                    }
+                    Err(error) => {
+                        tracing::debug!(peer = %self.address, %error, "dial failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            } else {
+                match incoming.recv().await {
+                    Some(socket) => {
+                        tracing::info!(peer = self.peer.0, "peer link up (accepted)");
+                        self.carry(socket, &mut outgoing, &mut incoming).await
+                    }
+                    None => return,
+                }
+            };
+            // An accepted link is replaced when the peer dials again (it restarted).
+            while let Ended::Replaced(socket) = ended {
+                ended = self.carry(*socket, &mut outgoing, &mut incoming).await;
+            }
+            if let Ended::Closed(reason) = ended {
+                tracing::warn!(peer = self.peer.0, %reason, "peer link down");
+            }
+            if outgoing.is_closed() {
+                return;
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, String> {
+        let url = format!("ws://{}/peer", self.address);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+        let hello = PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone() };
+        let bytes = postcard::to_allocvec(&hello).map_err(|e| e.to_string())?;
+        socket.send(WsMessage::Binary(bytes)).await.map_err(|e| e.to_string())?;
+        Ok(socket)
+    }
+
+    async fn carry<S>(
+        &self,
+        socket: WebSocketStream<S>,
+        outgoing: &mut mpsc::Receiver<Envelope>,
+        incoming: &mut mpsc::Receiver<WebSocketStream<TcpStream>>,
+    ) -> Ended
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (mut sink, mut stream) = socket.split();
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let frame = match frame {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(error)) => return Ended::Closed(error.to_string()),
+                        None => return Ended::Closed("closed".into()),
+                    };
+                    match frame {
+                        WsMessage::Binary(bytes) => match postcard::from_bytes::<PeerFrame>(&bytes) {
+                            Ok(PeerFrame::Envelopes(envelopes)) => {
+                                for envelope in envelopes {
+                                    let _ = self.inputs.send(Event::Peer { from: self.peer, envelope });
+                                }
+                            }
+                            _ => return Ended::Closed("garbage from peer; disconnected".into()),
+                        },
+                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                        WsMessage::Close(_) => return Ended::Closed("closed by peer".into()),
+                        _ => return Ended::Closed("unexpected frame from peer; disconnected".into()),
+                    }
+                }
+                envelope = outgoing.recv() => {
+                    let Some(first) = envelope else { return Ended::Closed("node stopped".into()) };
+                    let mut batch = vec![first];
+                    while batch.len() < FRAME_ENVELOPES_MAX {
+                        match outgoing.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    let bytes = match postcard::to_allocvec(&PeerFrame::Envelopes(batch)) {
+                        Ok(bytes) => bytes,
+                        Err(error) => return Ended::Closed(error.to_string()),
+                    };
+                    if let Err(error) = sink.send(WsMessage::Binary(bytes)).await {
+                        return Ended::Closed(error.to_string());
+                    }
+                }
+                replacement = incoming.recv(), if !self.dial => {
+                    let _ = sink.close().await;
+                    return match replacement {
+                        Some(socket) => Ended::Replaced(Box::new(socket)),
+                        None => Ended::Closed("node stopped".into()),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// How a link's connection ended.
+enum Ended {
+    Closed(String),
+    Replaced(Box<WebSocketStream<TcpStream>>),
+}
+
+/// Accepts WebSocket connections: `/peer` links (handed to their `Link`) and `/client` API
+/// connections.
+// tungstenite's handshake callback signature fixes its (large) error type.
+#[allow(clippy::result_large_err)]
+async fn accept_ws(
+    listener: TcpListener,
+    handle: Handle,
+    accepted: Arc<Vec<Option<mpsc::Sender<WebSocketStream<TcpStream>>>>>,
+) {
+    loop {
+        let Ok((stream, address)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut path = String::new();
+            let callback =
+                |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                 response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    path = request.uri().path().to_string();
+                    Ok(response)
+                };
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+                max_message_size: Some(FRAME_BYTES_MAX),
+                max_frame_size: Some(FRAME_BYTES_MAX),
+                ..Default::default()
+            };
+            let mut socket = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+            {
+                Ok(socket) => socket,
+                Err(error) => return tracing::debug!(%address, %error, "websocket handshake failed"),
+            };
+            if path == "/peer" {
+                let hello = match socket.next().await {
+                    Some(Ok(WsMessage::Binary(bytes))) => postcard::from_bytes::<PeerFrame>(&bytes).ok(),
+                    _ => None,
+                };
+                let peer = match hello {
+                    Some(PeerFrame::Hello { cluster, name }) if cluster == handle.file.config.nodes => {
+                        handle.file.nodes.iter().position(|node| node.name == name)
+                    }
+                    _ => None,
+                };
+                match peer.and_then(|index| accepted.get(index).cloned().flatten()) {
+                    Some(link) => {
+                        let _ = link.send(socket).await;
+                    }
+                    None => tracing::warn!(%address, "peer link refused: bad hello"),
+                }
+            } else {
+                crate::ws_client::serve(socket, handle).await;
+            }
+        });
+    }
+}
