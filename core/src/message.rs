@@ -272,6 +272,21 @@ impl Message {
         }
     }
 
+    /// Whether the message carries this node's acceptor state (a vote, a record, an answer), so
+    /// that it must wait until that state is durable. Plain requests reveal nothing.
+    pub fn reveals_state(&self) -> bool {
+        !matches!(
+            self,
+            Message::Forward { .. }
+                | Message::ForwardAck { .. }
+                | Message::Prepare { .. }
+                | Message::Read { .. }
+                | Message::SyncRequest { .. }
+                | Message::ScanRequest { .. }
+                | Message::Fetch { .. }
+        )
+    }
+
     /// The single key this message is about, if any.
     pub fn key(&self) -> Option<&Blob> {
         match self {

@@ -54,9 +54,11 @@ fn swarm_finds_no_violation_and_no_lost_write() {
 /// Seeds that once found a bug, kept forever. 1104, 1181, 1932: a repair write re-balloted an
 /// old value above an unfinished delete, and the delete's retry then trusted its own fenced-out
 /// attempt as "already applied" (fixed: only the newest record of a prepare quorum counts).
+/// 2234, 19493: with the persistence barrier disabled, a crash loses an acknowledged write
+/// (these two catch that mutation; the swarm alone catches it rarely).
 #[test]
 fn regression_seeds() {
-    let failures = run_seeds(vec![1104, 1181, 1932], SimOptions::swarm);
+    let failures = run_seeds(vec![1104, 1181, 1932, 2234, 19493], SimOptions::swarm);
     let described: Vec<String> =
         failures.iter().map(|(seed, report)| format!("seed {seed}: {}", report.failure_summary())).collect();
     assert!(failures.is_empty(), "{}", described.join("\n"));

@@ -308,7 +308,9 @@ impl Link {
 
     async fn connect(&self) -> Result<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, String> {
         let url = format!("ws://{}/peer", self.address);
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+        // No Nagle: small frames must leave at once (with delayed ACKs, Nagle costs 40 ms).
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
         let hello = PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone() };
         let bytes = postcard::to_allocvec(&hello).map_err(|e| e.to_string())?;
         socket.send(WsMessage::Binary(bytes)).await.map_err(|e| e.to_string())?;

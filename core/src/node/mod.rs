@@ -10,10 +10,10 @@
 //! - background worker: hinted handoff, recovery after a restart and anti-entropy
 //!   (`background.rs`).
 //!
-//! Invariant (the persistence barrier): a message or reply produced after a state change is
-//! released only once that change is durable. Outputs of a step are held until every
-//! `PersistBatch` emitted so far has been reported by `Input::Persisted`, so a crash can lose
-//! only state that nobody outside the node has seen.
+//! Invariant (the persistence barrier): a message or reply is released only once every state
+//! change made before it was created is durable (reported by `Input::Persisted`), so a crash
+//! can lose only state that nobody outside the node has seen. Requests that reveal no
+//! acceptor state (`Message::reveals_state` is false: prepare, read, forward...) need not wait.
 
 mod background;
 mod coordinate;
@@ -124,8 +124,8 @@ pub struct Node {
     hints_removed: Vec<(NodeId, Blob)>,
     persist_issued: u64,
     persist_durable: u64,
-    /// Sends and replies of this step.
-    pending: Vec<Output>,
+    /// Sends and replies of this step, each with the persist batch it must wait for.
+    pending: Vec<(u64, Output)>,
     /// Trace events of this step (never held).
     pending_traces: Vec<Output>,
     /// Outputs waiting for a persist batch: (batch they need, output).
@@ -459,12 +459,21 @@ impl Node {
         } else {
             let id = self.next_message;
             self.next_message += 1;
-            self.pending.push(Output::Send { to, envelope: Envelope { id, message } });
+            let need = if message.reveals_state() { self.batch_of_current_changes() } else { 0 };
+            self.pending.push((need, Output::Send { to, envelope: Envelope { id, message } }));
         }
     }
 
     fn reply(&mut self, handle: u64, reply: ClientReply) {
-        self.pending.push(Output::Reply { handle, reply });
+        let need = self.batch_of_current_changes();
+        self.pending.push((need, Output::Reply { handle, reply }));
+    }
+
+    /// The persist batch that will hold every state change made so far: what an output
+    /// created now depends on.
+    fn batch_of_current_changes(&self) -> u64 {
+        let dirty = !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty();
+        self.persist_issued + dirty as u64
     }
 
     fn emit(&mut self, kind: TraceKind) {
@@ -498,9 +507,14 @@ impl Node {
                 hints_removed: std::mem::take(&mut self.hints_removed),
             }));
         }
-        let need = self.persist_issued;
-        for output in std::mem::take(&mut self.pending) {
-            self.held.push_back((need, output));
+        for (need, output) in std::mem::take(&mut self.pending) {
+            if need <= self.persist_durable {
+                // Depends on nothing still in flight (a request, or state already durable).
+                self.release(output, out);
+            } else {
+                debug_assert!(self.held.back().is_none_or(|held| held.0 <= need), "needs grow");
+                self.held.push_back((need, output));
+            }
         }
         self.release_held(out);
     }
@@ -511,24 +525,26 @@ impl Node {
                 break;
             }
             let (_, output) = self.held.pop_front().expect("front exists");
-            if self.trace {
-                let kind = match &output {
-                    Output::Send { to, envelope } => TraceKind::MessageSent {
-                        id: envelope.id,
-                        to: *to,
-                        kind: envelope.message.kind(),
-                        txn: envelope.message.txn(),
-                        key: envelope.message.key().cloned(),
-                    },
-                    Output::Reply { handle, reply } => {
-                        TraceKind::RequestAnswered { handle: *handle, reply: reply.clone() }
-                    }
-                    _ => unreachable!("only sends and replies are held"),
-                };
-                out.push(Output::Trace(TraceEvent { at: self.now, node: self.id, kind }));
-            }
-            out.push(output);
+            self.release(output, out);
         }
+    }
+
+    fn release(&mut self, output: Output, out: &mut Vec<Output>) {
+        if self.trace {
+            let kind = match &output {
+                Output::Send { to, envelope } => TraceKind::MessageSent {
+                    id: envelope.id,
+                    to: *to,
+                    kind: envelope.message.kind(),
+                    txn: envelope.message.txn(),
+                    key: envelope.message.key().cloned(),
+                },
+                Output::Reply { handle, reply } => TraceKind::RequestAnswered { handle: *handle, reply: reply.clone() },
+                _ => unreachable!("only sends and replies are held"),
+            };
+            out.push(Output::Trace(TraceEvent { at: self.now, node: self.id, kind }));
+        }
+        out.push(output);
     }
 }
 

@@ -32,9 +32,14 @@ impl Harness {
 
     /// Makes every issued persist batch durable.
     fn persist_all(&mut self) {
-        let issued = self.node.persist_issued;
+        self.persist_through(self.node.persist_issued);
+    }
+
+    /// Makes persist batches up to `batch` durable; outputs go to `out`.
+    fn persist_through(&mut self, batch: u64) {
+        self.out.clear();
         let mut all = Vec::new();
-        self.node.step(self.now, Input::Persisted { batch: issued }, &mut all);
+        self.node.step(self.now, Input::Persisted { batch }, &mut all);
         self.out.extend(all);
     }
 
@@ -73,28 +78,30 @@ fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     let mut h = Harness::coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
     h.step(put("k", "v", 1));
-    // The local promise changed state: nothing leaves before it is durable.
-    assert!(h.sends().is_empty(), "sends are held behind the persist barrier");
-    h.persist_all();
+    // Prepares reveal nothing, so they leave at once, while the own promise is being persisted.
     let prepares: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Prepare { .. })).collect();
     assert_eq!(prepares.len(), 2, "prepare goes to the two other homes");
     let (txn, ballot) = match &prepares[0].1 {
         Message::Prepare { txn, ballot, .. } => (*txn, *ballot),
         _ => unreachable!(),
     };
-    // The coordinator's own promise is one vote; one more reaches R = 2.
+    // The coordinator's own promise is one vote; one more reaches R = 2. The accepts depend on
+    // the own promise, which is not durable yet: they are held.
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
-    h.persist_all();
+    assert!(h.sends().is_empty(), "accepts wait for the coordinator's own promise to be durable");
+    // Batch 1 holds the own promise, batch 2 the own accept (made in the same step).
+    assert_eq!(h.node.persist_issued, 2);
+    h.persist_through(1);
     let accepts: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).collect();
     assert_eq!(accepts.len(), 2, "accept goes to the two other homes after R promises");
     assert!(h.replies().is_empty());
     // A refusal is not a vote.
-    h.deliver(
-        homes[2],
-        Message::Accepted { txn, ballot, result: Err(Refusal::Promised(Ballot { round: 99, node: homes[2] })) },
-    );
+    let refusal = Err(Refusal::Promised(Ballot { round: 99, node: homes[2] }));
+    h.deliver(homes[2], Message::Accepted { txn, ballot, result: refusal });
     assert!(h.replies().is_empty(), "own ack plus a refusal is not W = 2");
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
+    assert!(h.replies().is_empty(), "the answer waits for the coordinator's own accept to be durable");
+    h.persist_through(2);
     assert_eq!(h.replies(), vec![ClientReply::Written]);
     // Duplicates after the answer change nothing.
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
@@ -106,7 +113,6 @@ fn refused_promises_make_the_coordinator_retry_above_them() {
     let mut h = Harness::coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
     h.step(put("k", "v", 1));
-    h.persist_all();
     let (txn, ballot) = h
         .sends()
         .into_iter()
@@ -121,7 +127,6 @@ fn refused_promises_make_the_coordinator_retry_above_them() {
     // Two refusals out of three homes: R = 2 is impossible this round; back off and retry.
     h.now += 30_000;
     h.step(Input::Tick);
-    h.persist_all();
     let retried = h.sends().into_iter().find_map(|(_, m)| match m {
         Message::Prepare { ballot, .. } => Some(ballot),
         _ => None,
@@ -145,7 +150,6 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
         ],
     };
     h.step(put("k", "retried", 1));
-    h.persist_all();
     let (txn, ballot) = h
         .sends()
         .into_iter()

@@ -132,7 +132,9 @@ impl SimOptions {
         options.network.latency_max_us = options.network.latency_min_us + rng.between(0, 20_000);
         options.network.loss_per_million = [0, 0, 10_000, 50_000][rng.below(4) as usize];
         options.network.duplicate_per_million = [0, 0, 10_000, 50_000][rng.below(4) as usize];
-        options.disk_latency_max_us = [0, 1_000, 10_000][rng.below(3) as usize];
+        // Slow disks widen the window in which an acknowledged-but-not-durable write could be
+        // lost by a crash: that is how the swarm checks the persistence barrier.
+        options.disk_latency_max_us = [0, 1_000, 10_000, 50_000, 200_000][rng.below(5) as usize];
         options.workload.clients = rng.between(2, 8) as u32;
         options.workload.operations_per_client = rng.between(10, 30) as u32;
         options.workload.keys = rng.between(1, 8) as u32;

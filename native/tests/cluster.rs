@@ -1,0 +1,302 @@
+//! Real five-process clusters on 127.0.0.1: every RESP command over RESP2 and RESP3 through a
+//! Redis client library, recovery of missed writes after SIGKILL, linearizability of concurrent
+//! clients while nodes are killed and restarted, and bad input.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dynamo_core::checker::{check_final_values, check_history};
+use dynamo_core::history::{History, OpKind, Outcome};
+use dynamo_core::types::{Blob, ClientId, Rng};
+use redis::{Commands, Value};
+use support::Cluster;
+
+fn owners(connection: &mut redis::Connection, key: &str) -> Vec<String> {
+    redis::cmd("DYN.OWNERS").arg(key).query(connection).expect("DYN.OWNERS")
+}
+
+fn local_pairs(connection: &mut redis::Connection) -> BTreeMap<String, String> {
+    let flat: Vec<String> = redis::cmd("DYN.LOCAL").query(connection).expect("DYN.LOCAL");
+    flat.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect()
+}
+
+#[test]
+fn every_command_over_resp2_and_resp3() {
+    let cluster = Cluster::start("commands");
+    for resp3 in [false, true] {
+        let mut c = cluster.redis(0, resp3);
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+        let echo: String = redis::cmd("ECHO").arg("hi").query(&mut c).unwrap();
+        assert_eq!(echo, "hi");
+        // HELLO answers with a map, as Redis does.
+        let hello: Value = redis::cmd("HELLO").arg(if resp3 { "3" } else { "2" }).query(&mut c).unwrap();
+        let text = format!("{hello:?}");
+        assert!(text.contains("server") && text.contains("proto") && text.contains("version"), "{text}");
+        if resp3 {
+            assert!(matches!(hello, Value::Map(_)), "RESP3 HELLO is a map: {hello:?}");
+        }
+        let _: () = redis::cmd("CLIENT").arg("SETINFO").arg("LIB-NAME").arg("test").query(&mut c).unwrap();
+        let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+        let _: Value = redis::cmd("CONFIG").arg("GET").arg("save").query(&mut c).unwrap();
+        let _: Value = redis::cmd("COMMAND").arg("DOCS").query(&mut c).unwrap();
+        let unknown: redis::RedisResult<Value> = redis::cmd("NOSUCHCOMMAND").query(&mut c);
+        assert!(unknown.unwrap_err().to_string().contains("unknown command"));
+
+        let keys = 30;
+        for i in 0..keys {
+            let via = i % 5;
+            let mut other = cluster.redis(via, resp3);
+            let _: () = other.set(format!("key{i}"), format!("value{i}")).unwrap();
+        }
+        for i in 0..keys {
+            let value: String = c.get(format!("key{i}")).unwrap();
+            assert_eq!(value, format!("value{i}"));
+        }
+        let missing: Option<String> = c.get("absent").unwrap();
+        assert_eq!(missing, None, "GET of an absent key is nil");
+        let exists: i64 = redis::cmd("EXISTS").arg("key1").arg("key2").arg("absent").query(&mut c).unwrap();
+        assert_eq!(exists, 2);
+        let mut listed: Vec<String> = c.keys("key1*").unwrap();
+        listed.sort();
+        assert_eq!(
+            listed,
+            ["key1", "key10", "key11", "key12", "key13", "key14", "key15", "key16", "key17", "key18", "key19"]
+        );
+        let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        assert_eq!(size, keys as i64);
+        // `@`: three copies of every key across the five nodes, each on one of its owners.
+        let mut copies = 0;
+        for node in 0..5 {
+            let mut connection = cluster.redis(node, resp3);
+            for key in local_pairs(&mut connection).keys() {
+                assert!(owners(&mut connection, key)[..3].contains(&cluster.nodes[node].name));
+                copies += 1;
+            }
+        }
+        assert_eq!(copies, 3 * keys);
+        let list = owners(&mut c, "key1");
+        assert_eq!(list.len(), 5, "the whole preference list, coordinator first: {list:?}");
+        let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+        assert!(info.contains("node:5554") && info.contains("read_quorum:2") && info.contains("peer:5556"), "{info}");
+        // Pipelining.
+        let mut pipe = redis::pipe();
+        for i in 0..50 {
+            pipe.set(format!("p{i}"), i).ignore();
+        }
+        for i in 0..50 {
+            pipe.get(format!("p{i}"));
+        }
+        let values: Vec<i64> = pipe.query(&mut c).unwrap();
+        assert_eq!(values, (0..50).collect::<Vec<i64>>());
+        let deleted: i64 = c.del(&["key0", "key1", "absent"]).unwrap();
+        assert_eq!(deleted, 2);
+        let gone: Option<String> = c.get("key0").unwrap();
+        assert_eq!(gone, None);
+        // `@` delete on one node, then `*` delete.
+        let mut node2 = cluster.redis(2, resp3);
+        let local_before = local_pairs(&mut node2).len() as i64;
+        let flushed: i64 = redis::cmd("DYN.FLUSHLOCAL").query(&mut node2).unwrap();
+        assert_eq!(flushed, local_before);
+        assert!(local_pairs(&mut node2).is_empty());
+        let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+        let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        assert_eq!(size, 0);
+    }
+}
+
+#[test]
+fn a_killed_node_recovers_the_writes_it_missed() {
+    let mut cluster = Cluster::start("recovery");
+    let victim = 2;
+    let victim_name = cluster.nodes[victim].name.clone();
+    let mut c = cluster.redis(0, false);
+    let _: () = c.set("before", "1").unwrap();
+    cluster.kill(victim);
+    let mut written = BTreeMap::new();
+    for i in 0..60 {
+        let mut via = cluster.redis([0, 1, 3, 4][i % 4], false);
+        let _: () = via.set(format!("missed{i}"), format!("v{i}")).unwrap();
+        written.insert(format!("missed{i}"), format!("v{i}"));
+    }
+    cluster.restart(victim);
+    let mut restarted = cluster.redis(victim, false);
+    let local = local_pairs(&mut restarted);
+    let mut owned = 0;
+    for (key, value) in &written {
+        if owners(&mut c, key)[..3].contains(&victim_name) {
+            owned += 1;
+            assert_eq!(local.get(key), Some(value), "{victim_name} lacks {key} after recovery");
+        }
+    }
+    assert!(owned > 10, "the victim owns a fair share of the keys ({owned})");
+    let log = std::fs::read_to_string(cluster.dir.join(format!("{victim_name}.log"))).unwrap();
+    assert!(log.contains("Recover"), "the restarted node ran recovery:\n{log}");
+}
+
+/// A client thread: random gets and puts on a few keys against random nodes, recording what
+/// it saw. A failed connection makes the operation's outcome unknown.
+fn client(cluster: Arc<Vec<String>>, id: u64, history: Arc<Mutex<History>>, start: Instant, until: Instant) {
+    let mut rng = Rng::new(id);
+    let now = || start.elapsed().as_micros() as u64;
+    let mut connection: Option<redis::Connection> = None;
+    let mut counter = 0;
+    while Instant::now() < until {
+        if connection.is_none() {
+            let url = &cluster[rng.below(cluster.len() as u64) as usize];
+            connection = redis::Client::open(url.as_str())
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+                .ok();
+            if let Some(c) = &connection {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            }
+            if connection.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        }
+        let c = connection.as_mut().expect("connected above");
+        let key = format!("k{}", rng.below(4));
+        if rng.below(2) == 0 {
+            counter += 1;
+            let value = format!("c{id}-{counter}");
+            let index = history.lock().unwrap().invoke(
+                ClientId(id),
+                Blob::from(key.as_str()),
+                OpKind::Put(Blob::from(value.as_str())),
+                now(),
+            );
+            let result: redis::RedisResult<()> = c.set(&key, &value);
+            let outcome = if result.is_ok() { Outcome::Written } else { Outcome::Unknown };
+            history.lock().unwrap().complete(index, outcome, now());
+            if result.is_err() {
+                connection = None;
+            }
+        } else {
+            let index = history.lock().unwrap().invoke(ClientId(id), Blob::from(key.as_str()), OpKind::Get, now());
+            let result: redis::RedisResult<Option<String>> = c.get(&key);
+            let outcome = match &result {
+                Ok(value) => Outcome::Read(value.as_deref().map(Blob::from)),
+                Err(_) => Outcome::Unknown,
+            };
+            history.lock().unwrap().complete(index, outcome, now());
+            if result.is_err() {
+                connection = None;
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_clients_stay_linearizable_while_nodes_are_killed() {
+    let mut cluster = Cluster::start("linearizable");
+    let urls: Arc<Vec<String>> = Arc::new((0..5).map(|i| cluster.url(i, false)).collect());
+    let history = Arc::new(Mutex::new(History::default()));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(12);
+    let clients: Vec<_> = (1..=4)
+        .map(|id| {
+            let (urls, history) = (urls.clone(), history.clone());
+            std::thread::spawn(move || client(urls, id, history, start, until))
+        })
+        .collect();
+    let mut rng = Rng::new(99);
+    let mut kills = 0;
+    while Instant::now() + Duration::from_secs(3) < until {
+        std::thread::sleep(Duration::from_millis(700));
+        let victim = rng.below(5) as usize;
+        cluster.kill(victim);
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(900));
+        cluster.restart(victim);
+    }
+    assert!(kills >= 3, "only {kills} kills happened");
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    let history = history.lock().unwrap().clone();
+    let completed = history.operations.iter().filter(|op| op.outcome != Outcome::Unknown).count();
+    assert!(completed > 100, "only {completed} operations completed");
+    let report = check_history(&history);
+    assert!(report.is_linearizable(), "{:?}", report.violations);
+    // No acknowledged write lost: what a quorum read returns now is explained by the history.
+    let mut c = cluster.redis(0, false);
+    let finals: BTreeMap<Blob, Option<Blob>> = (0..4)
+        .map(|k| {
+            let key = format!("k{k}");
+            let value: Option<String> = c.get(&key).unwrap();
+            (Blob::from(key.as_str()), value.as_deref().map(Blob::from))
+        })
+        .collect();
+    let report = check_final_values(&history, &finals);
+    assert!(report.is_linearizable(), "{:?}", report.violations);
+    println!("{completed} operations completed of {}", history.operations.len());
+}
+
+fn raw(cluster: &Cluster, node: usize) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", cluster.nodes[node].resp)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+}
+
+fn read_some(stream: &mut TcpStream) -> String {
+    let mut buffer = vec![0u8; 4096];
+    let read = stream.read(&mut buffer).unwrap_or(0);
+    String::from_utf8_lossy(&buffer[..read]).into_owned()
+}
+
+#[test]
+fn bad_input_never_stops_a_node() {
+    let cluster = Cluster::start("badinput");
+    // Garbage: a protocol error, and only that connection closes.
+    let mut garbage = raw(&cluster, 0);
+    garbage.write_all(b"*2\r\n$3\r\nGET\r\n:oops\r\n").unwrap();
+    assert!(read_some(&mut garbage).starts_with("-ERR protocol error"));
+    assert_eq!(read_some(&mut garbage), "", "closed after a protocol error");
+    // An oversized value: a clear error, and the connection stays usable.
+    let mut big = raw(&cluster, 1);
+    let value = vec![b'x'; (1 << 20) + 1];
+    big.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).as_bytes()).unwrap();
+    big.write_all(&value).unwrap();
+    big.write_all(b"\r\nPING\r\n").unwrap();
+    let mut answer = String::new();
+    while !answer.contains("PONG") {
+        let more = read_some(&mut big);
+        assert!(!more.is_empty(), "connection closed; got {answer:?}");
+        answer.push_str(&more);
+    }
+    assert!(answer.starts_with("-ERR value too large"), "{answer}");
+    // A value of exactly 1 MiB is accepted.
+    let mut c = cluster.redis(1, false);
+    let _: () = c.set("exact", vec![b'y'; 1 << 20]).unwrap();
+    let back: Vec<u8> = c.get("exact").unwrap();
+    assert_eq!(back.len(), 1 << 20);
+    // Unknown commands and wrong arity.
+    let mut odd = raw(&cluster, 2);
+    odd.write_all(b"FROB x\r\nGET\r\n").unwrap();
+    let mut answer = String::new();
+    while answer.matches("\r\n").count() < 2 {
+        answer.push_str(&read_some(&mut odd));
+    }
+    assert!(answer.contains("unknown command") && answer.contains("wrong number of arguments"), "{answer}");
+    // A half-closed socket and random bytes on the peer port.
+    let mut half = raw(&cluster, 3);
+    half.write_all(b"*1\r\n$4\r\nPI").unwrap();
+    half.shutdown(Shutdown::Write).unwrap();
+    let _ = read_some(&mut half);
+    let mut peer_port = TcpStream::connect(("127.0.0.1", cluster.nodes[4].ws)).unwrap();
+    peer_port.write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]).unwrap();
+    drop(peer_port);
+    // Everyone still serves.
+    for node in 0..5 {
+        let mut c = cluster.redis(node, false);
+        let _: () = c.set(format!("after{node}"), node).unwrap();
+        let value: i64 = c.get(format!("after{node}")).unwrap();
+        assert_eq!(value, node as i64);
+    }
+}

@@ -1,0 +1,145 @@
+//! A real five-process cluster on 127.0.0.1 for tests: free ports, a temporary data directory,
+//! bounded waits, and every process killed when the `Cluster` is dropped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct NodeInfo {
+    pub name: String,
+    pub ws: u16,
+    pub resp: u16,
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub nodes: Vec<NodeInfo>,
+    children: Vec<Option<Child>>,
+}
+
+/// Ports that were free a moment ago (bound and released together, so they are distinct).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
+    listeners.iter().map(|listener| listener.local_addr().expect("local address").port()).collect()
+}
+
+impl Cluster {
+    /// Starts five nodes and waits until each answers PING.
+    pub fn start(test: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("dynamo-test-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        let ports = free_ports(10);
+        let names = ["5554", "5556", "5558", "5560", "5562"];
+        let nodes: Vec<NodeInfo> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| NodeInfo { name: name.to_string(), ws: ports[2 * i], resp: ports[2 * i + 1] })
+            .collect();
+        let mut text =
+            format!("data_dir = {:?}\nrequest_timeout_ms = 100\noperation_timeout_ms = 1000\n", dir.join("data"));
+        for node in &nodes {
+            text.push_str(&format!(
+                "[[node]]\nname = \"{}\"\nws = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\n",
+                node.name, node.ws, node.resp
+            ));
+        }
+        let config = dir.join("cluster.toml");
+        std::fs::write(&config, text).expect("write the cluster file");
+        let mut cluster = Cluster { dir, config, nodes, children: Vec::new() };
+        for index in 0..cluster.nodes.len() {
+            let child = cluster.spawn(index);
+            cluster.children.push(Some(child));
+        }
+        for index in 0..cluster.nodes.len() {
+            cluster.wait_ready(index);
+        }
+        cluster
+    }
+
+    fn spawn(&self, index: usize) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", self.nodes[index].name)))
+            .expect("open the node log");
+        Command::new(env!("CARGO_BIN_EXE_dynamo"))
+            .args(["node", "--config"])
+            .arg(&self.config)
+            .args(["--name", &self.nodes[index].name])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start a dynamo node")
+    }
+
+    /// Waits (at most 20 s) until node `index` answers PING on its RESP port.
+    pub fn wait_ready(&self, index: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.nodes[index].resp)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut answer = [0u8; 7];
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut answer).is_ok()
+                    && &answer == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {} did not become ready within 20 s; see {}", self.nodes[index].name, self.dir.display());
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self, index: usize) {
+        assert!(self.children[index].is_none(), "restart a killed node only");
+        let child = self.spawn(index);
+        self.children[index] = Some(child);
+        self.wait_ready(index);
+    }
+
+    pub fn is_up(&self, index: usize) -> bool {
+        self.children[index].is_some()
+    }
+
+    pub fn url(&self, index: usize, resp3: bool) -> String {
+        let protocol = if resp3 { "?protocol=resp3" } else { "" };
+        format!("redis://127.0.0.1:{}/{protocol}", self.nodes[index].resp)
+    }
+
+    /// A Redis client connection to node `index`, with bounded waits.
+    pub fn redis(&self, index: usize, resp3: bool) -> redis::Connection {
+        let client = redis::Client::open(self.url(index, resp3)).expect("valid url");
+        let connection = client.get_connection_with_timeout(Duration::from_secs(5)).expect("connect");
+        connection.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        connection.set_write_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        connection
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for index in 0..self.children.len() {
+            self.kill(index);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
