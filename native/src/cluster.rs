@@ -1,65 +1,403 @@
 //! `dynamo cluster`: starts every node of a cluster file as a child process, prints their
-//! addresses, restarts nothing on its own, and stops them all on Ctrl-C (or when one fails to
-//! start).
+//! addresses, restarts nothing on its own, and stops them all on Ctrl-C.
+//!
+//! With `--http ADDR` it also serves the visualizer (`--web DIR`, the built `web/dist`) and a
+//! small control API on that address: `GET /api/cluster` (nodes, addresses, liveness, config)
+//! and `POST /api/control` (kill, restart, cut or heal links). Control needs the admin token,
+//! generated at start and given only to the page this process serves (a `<meta>` tag in
+//! index.html); requests without it are refused with 401. Everything binds to 127.0.0.1 unless
+//! told otherwise.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster_file::{ClusterFile, DEFAULT};
 
-pub fn run(config: Option<PathBuf>) -> ExitCode {
-    let (path, file) = match config {
+/// Largest HTTP request head or body accepted by the control server.
+const HTTP_BYTES_MAX: usize = 64 << 10;
+
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub http: Option<SocketAddr>,
+    pub web: PathBuf,
+}
+
+/// Random hex from the OS, for the admin token and a fresh cluster secret.
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buffer)?;
+    Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+struct Supervisor {
+    file: ClusterFile,
+    path: PathBuf,
+    exe: PathBuf,
+    extra_origin: Option<String>,
+    children: Mutex<Vec<Option<Child>>>,
+    token: String,
+    web: PathBuf,
+}
+
+impl Supervisor {
+    fn spawn(&self, index: usize) -> std::io::Result<Child> {
+        let mut command = Command::new(&self.exe);
+        command.arg("node").arg("--config").arg(&self.path).arg("--name").arg(&self.file.nodes[index].name);
+        // The child exits when this pipe closes, that is when this process is gone.
+        command.arg("--supervised").stdin(std::process::Stdio::piped());
+        if let Some(origin) = &self.extra_origin {
+            command.arg("--allow-origin").arg(origin);
+        }
+        command.spawn()
+    }
+
+    fn stop_all(&self) {
+        let mut children = self.children.lock().expect("children lock");
+        for child in children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        children.iter_mut().for_each(|child| *child = None);
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize, String> {
+        self.file.nodes.iter().position(|node| node.name == name).ok_or_else(|| format!("no node named {name:?}"))
+    }
+
+    fn cluster_json(&self) -> Value {
+        let mut children = self.children.lock().expect("children lock");
+        let nodes: Vec<Value> = self
+            .file
+            .nodes
+            .iter()
+            .zip(children.iter_mut())
+            .map(|(node, child)| {
+                let up = match child {
+                    Some(process) => matches!(process.try_wait(), Ok(None)),
+                    None => false,
+                };
+                json!({ "name": node.name, "ws": node.ws.to_string(), "resp": node.resp.to_string(), "up": up })
+            })
+            .collect();
+        json!({ "nodes": nodes, "config": self.file.config })
+    }
+}
+
+pub fn run(options: Options) -> ExitCode {
+    let (path, file) = match options.config {
         Some(path) => match ClusterFile::load(&path) {
             Ok(file) => (path, file),
             Err(error) => return crate::usage_error(&error),
         },
-        None => {
-            let file = ClusterFile::parse(DEFAULT, std::path::Path::new("<default>")).expect("the default is valid");
-            if let Err(error) = std::fs::create_dir_all(&file.data_dir) {
-                return crate::usage_error(&format!("cannot create {}: {error}", file.data_dir.display()));
-            }
-            let path = file.data_dir.join("cluster.toml");
-            if let Err(error) = std::fs::write(&path, DEFAULT) {
-                return crate::usage_error(&format!("cannot write {}: {error}", path.display()));
-            }
-            (path, file)
-        }
+        None => match write_default() {
+            Ok(loaded) => loaded,
+            Err(error) => return crate::usage_error(&error),
+        },
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(error) => return crate::usage_error(&format!("cannot find the dynamo binary: {error}")),
     };
-    let mut children: Vec<(String, Child)> = Vec::new();
-    for node in &file.nodes {
-        let child = Command::new(&exe).arg("node").arg("--config").arg(&path).arg("--name").arg(&node.name).spawn();
-        match child {
+    let token = match random_hex(16) {
+        Ok(token) => token,
+        Err(error) => return crate::usage_error(&format!("cannot read /dev/urandom: {error}")),
+    };
+    let supervisor = Arc::new(Supervisor {
+        extra_origin: options.http.map(|address| format!("http://{address}")),
+        children: Mutex::new((0..file.nodes.len()).map(|_| None).collect()),
+        file,
+        path,
+        exe,
+        token,
+        web: options.web,
+    });
+    for (index, node) in supervisor.file.nodes.iter().enumerate() {
+        match supervisor.spawn(index) {
             Ok(child) => {
-                println!("node {}: ws://{}/client  resp {}  (pid {})", node.name, node.ws, node.resp, child.id());
-                children.push((node.name.clone(), child));
+                println!("node {}: resp {}  ws://{}/client  (pid {})", node.name, node.resp, node.ws, child.id());
+                supervisor.children.lock().expect("children lock")[index] = Some(child);
             }
             Err(error) => {
                 eprintln!("dynamo: cannot start node {}: {error}", node.name);
-                stop(&mut children);
+                supervisor.stop_all();
                 return ExitCode::from(1);
             }
         }
     }
-    println!("cluster of {} nodes running; Ctrl-C stops it", children.len());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(async {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(async {
+        if let Some(address) = options.http {
+            let listener = match TcpListener::bind(address).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    eprintln!("dynamo: cannot listen on {address} (http): {error}");
+                    return ExitCode::from(1);
+                }
+            };
+            if !supervisor.web.join("index.html").exists() {
+                eprintln!(
+                    "dynamo: warning: {} has no index.html; build the page with scripts/web.sh build",
+                    supervisor.web.display()
+                );
+            }
+            println!("visualizer and control API on http://{address}/");
+            tokio::spawn(serve_http(listener, supervisor.clone()));
+        }
+        println!("cluster of {} nodes running; Ctrl-C stops it", supervisor.file.nodes.len());
         let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
     });
     println!("stopping");
-    stop(&mut children);
-    ExitCode::SUCCESS
+    supervisor.stop_all();
+    code
 }
 
-fn stop(children: &mut Vec<(String, Child)>) {
-    for (_, child) in children.iter_mut() {
-        let _ = child.kill();
+/// Writes the default cluster file (with a fresh secret) to data/cluster.toml and loads it.
+fn write_default() -> Result<(PathBuf, ClusterFile), String> {
+    let secret = random_hex(16).map_err(|error| format!("cannot read /dev/urandom: {error}"))?;
+    let text = DEFAULT.replace("# secret = \"...\"", &format!("secret = \"{secret}\""));
+    let file = ClusterFile::parse(&text, Path::new("<default>")).expect("the default is valid");
+    std::fs::create_dir_all(&file.data_dir).map_err(|e| format!("cannot create {}: {e}", file.data_dir.display()))?;
+    let path = file.data_dir.join("cluster.toml");
+    std::fs::write(&path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    Ok((path, file))
+}
+
+async fn serve_http(listener: TcpListener, supervisor: Arc<Supervisor>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let supervisor = supervisor.clone();
+        tokio::spawn(async move {
+            let _ = http_connection(stream, supervisor).await;
+        });
     }
-    for (_, child) in children.iter_mut() {
-        let _ = child.wait();
+}
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
-    children.clear();
+}
+
+async fn read_request(stream: &mut TcpStream) -> Result<HttpRequest, String> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break end;
+        }
+        if buffer.len() > HTTP_BYTES_MAX {
+            return Err("request head too large".into());
+        }
+        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("connection closed".into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or("").split_whitespace();
+    let method = request_line.next().unwrap_or("").to_string();
+    let path = request_line.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+        .collect();
+    let mut request = HttpRequest { method, path, headers, body: buffer[head_end + 4..].to_vec() };
+    let length: usize = request.header("content-length").and_then(|value| value.parse().ok()).unwrap_or(0);
+    if length > HTTP_BYTES_MAX {
+        return Err("request body too large".into());
+    }
+    while request.body.len() < length {
+        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("connection closed".into());
+        }
+        request.body.extend_from_slice(&chunk[..read]);
+    }
+    request.body.truncate(length);
+    Ok(request)
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+}
+
+async fn respond_json(stream: &mut TcpStream, status: &str, value: Value) {
+    respond(stream, status, "application/json", value.to_string().as_bytes()).await;
+}
+
+async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> Result<(), String> {
+    let request = match read_request(&mut stream).await {
+        Ok(request) => request,
+        Err(error) => {
+            respond_json(&mut stream, "400 Bad Request", json!({ "error": error })).await;
+            return Ok(());
+        }
+    };
+    let path = request.path.split('?').next().unwrap_or("/").to_string();
+    match (request.method.as_str(), path.as_str()) {
+        ("GET", "/api/cluster") => respond_json(&mut stream, "200 OK", supervisor.cluster_json()).await,
+        ("POST", "/api/control") => {
+            let (status, answer) = control(&supervisor, &request).await;
+            respond_json(&mut stream, status, answer).await;
+        }
+        ("GET" | "HEAD", _) => static_file(&mut stream, &supervisor, &path).await,
+        _ => respond_json(&mut stream, "405 Method Not Allowed", json!({ "error": "method not allowed" })).await,
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum Action {
+    Kill { node: String },
+    Restart { node: String },
+    Cut { from: String, to: String },
+    Heal { from: String, to: String },
+    HealAll,
+}
+
+async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static str, Value) {
+    if request.header("x-dynamo-token") != Some(supervisor.token.as_str()) {
+        return ("401 Unauthorized", json!({ "error": "missing or wrong admin token (X-Dynamo-Token)" }));
+    }
+    let action: Action = match serde_json::from_slice(&request.body) {
+        Ok(action) => action,
+        Err(error) => return ("400 Bad Request", json!({ "error": format!("bad control request: {error}") })),
+    };
+    let result = match action {
+        Action::Kill { node } => supervisor.index_of(&node).map(|index| {
+            let mut children = supervisor.children.lock().expect("children lock");
+            if let Some(mut child) = children[index].take() {
+                // SIGKILL: the node gets no chance to flush anything.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            println!("killed node {node}");
+        }),
+        Action::Restart { node } => match supervisor.index_of(&node) {
+            Ok(index) => {
+                let mut children = supervisor.children.lock().expect("children lock");
+                let running = children[index].as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)));
+                if running {
+                    Err(format!("node {node} is running"))
+                } else {
+                    match supervisor.spawn(index) {
+                        Ok(child) => {
+                            println!("restarted node {node} (pid {})", child.id());
+                            children[index] = Some(child);
+                            Ok(())
+                        }
+                        Err(error) => Err(format!("cannot start node {node}: {error}")),
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        },
+        Action::Cut { from, to } => link(supervisor, &from, json!({ "op": "cut", "peer": to })).await,
+        Action::Heal { from, to } => link(supervisor, &from, json!({ "op": "heal", "peer": to })).await,
+        Action::HealAll => {
+            let mut outcome = Ok(());
+            for node in &supervisor.file.nodes {
+                if let Err(error) = link(supervisor, &node.name, json!({ "op": "heal_all" })).await {
+                    outcome = Err(error);
+                }
+            }
+            outcome
+        }
+    };
+    match result {
+        Ok(()) => ("200 OK", json!({ "ok": true })),
+        Err(error) => ("400 Bad Request", json!({ "error": error })),
+    }
+}
+
+/// Sends a link-control request, with the cluster secret, to node `name`.
+async fn link(supervisor: &Supervisor, name: &str, mut request: Value) -> Result<(), String> {
+    let index = supervisor.index_of(name)?;
+    let Some(secret) = &supervisor.file.secret else {
+        return Err("the cluster file has no secret, so nodes refuse link control".into());
+    };
+    request["secret"] = json!(secret);
+    let url = format!("ws://{}/client", supervisor.file.nodes[index].ws);
+    let attempt = async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("node {name}: {e}"))?;
+        socket.send(Message::Text(request.to_string())).await.map_err(|e| e.to_string())?;
+        while let Some(message) = socket.next().await {
+            if let Ok(Message::Text(text)) = message {
+                let answer: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                return match answer.get("error") {
+                    Some(error) => Err(format!("node {name}: {error}")),
+                    None => Ok(()),
+                };
+            }
+        }
+        Err(format!("node {name} closed the connection"))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("node {name} did not answer")))
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|extension| extension.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn static_file(stream: &mut TcpStream, supervisor: &Supervisor, path: &str) {
+    let relative = PathBuf::from(path.trim_start_matches('/'));
+    // Only plain names below the web directory: no "..", no absolute paths.
+    if relative.components().any(|component| !matches!(component, Component::Normal(_))) {
+        return respond_json(stream, "404 Not Found", json!({ "error": "not found" })).await;
+    }
+    let mut file = supervisor.web.join(&relative);
+    if path == "/" || file.is_dir() {
+        file = supervisor.web.join("index.html");
+    }
+    let Ok(mut body) = tokio::fs::read(&file).await else {
+        return respond_json(stream, "404 Not Found", json!({ "error": "not found" })).await;
+    };
+    if file.file_name().is_some_and(|name| name == "index.html") {
+        // The admin token goes to this page only.
+        let html = String::from_utf8_lossy(&body).replacen(
+            "<head>",
+            &format!("<head><meta name=\"dynamo-admin-token\" content=\"{}\">", supervisor.token),
+            1,
+        );
+        body = html.into_bytes();
+    }
+    respond(stream, "200 OK", content_type(&file), &body).await;
 }

@@ -41,6 +41,11 @@ struct Raw {
     anti_entropy_interval_ms: Option<u64>,
     /// Make every acknowledged write durable with fsync before acknowledging (default true).
     fsync: Option<bool>,
+    /// Shared by the nodes: peer links and control requests must present it.
+    secret: Option<String>,
+    /// Browser origins allowed on the WebSocket API (besides http://127.0.0.1:8080 and
+    /// http://localhost:8080).
+    allowed_origins: Option<Vec<String>>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -54,6 +59,9 @@ pub struct ClusterFile {
     pub nodes: Vec<NodeEntry>,
     pub config: Config,
     pub fsync: bool,
+    /// The cluster secret; `None` means peers are not authenticated.
+    pub secret: Option<String>,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -93,6 +101,8 @@ write_quorum = 2
 # Virtual nodes: ring tokens per node (1 = the seed's static five-partition ring).
 tokens_per_node = 1
 consistency = "linearizable"
+# Peers and control requests must present this secret (dynamo cluster writes a random one).
+# secret = "..."
 request_timeout_ms = 100
 operation_timeout_ms = 1000
 fsync = true
@@ -169,7 +179,19 @@ impl ClusterFile {
             ..defaults
         };
         config.validate().map_err(|error| FileError::Invalid { reason: error.to_string() })?;
-        Ok(ClusterFile { data_dir: raw.data_dir, nodes: raw.node, config, fsync: raw.fsync.unwrap_or(true) })
+        if raw.secret.as_deref().is_some_and(|secret| secret.len() < 16) {
+            return Err(FileError::Invalid { reason: "secret must be at least 16 characters".into() });
+        }
+        let mut allowed_origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
+        allowed_origins.extend(raw.allowed_origins.unwrap_or_default());
+        Ok(ClusterFile {
+            data_dir: raw.data_dir,
+            nodes: raw.node,
+            config,
+            fsync: raw.fsync.unwrap_or(true),
+            secret: raw.secret,
+            allowed_origins,
+        })
     }
 
     /// The index of node `name`.

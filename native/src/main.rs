@@ -32,12 +32,26 @@ enum Command {
         /// Which node of the file to run.
         #[arg(long)]
         name: String,
+        /// Another browser origin allowed on the WebSocket API (repeatable).
+        #[arg(long = "allow-origin")]
+        allow_origin: Vec<String>,
+        /// Exit when standard input closes: set by `dynamo cluster`, so that no node outlives
+        /// its supervisor, even one killed with SIGKILL.
+        #[arg(long, hide = true)]
+        supervised: bool,
     },
     /// Start every node of a cluster file as a child process; Ctrl-C stops them all.
     Cluster {
-        /// The cluster file; without it, the built-in five-node default.
+        /// The cluster file; without it, the built-in five-node default (written, with a fresh
+        /// secret, to data/cluster.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve the visualizer and the control API on this address (e.g. 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// The built visualizer to serve (scripts/web.sh build makes it).
+        #[arg(long, default_value = "web/dist")]
+        web: PathBuf,
     },
     /// Print the built-in default cluster file.
     Config,
@@ -57,11 +71,19 @@ fn main() -> ExitCode {
             print!("{}", cluster_file::DEFAULT);
             ExitCode::SUCCESS
         }
-        Command::Node { config, name } => {
-            let file = match ClusterFile::load(&config) {
+        Command::Node { config, name, allow_origin, supervised } => {
+            if supervised {
+                std::thread::spawn(|| {
+                    let mut sink = Vec::new();
+                    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+                    std::process::exit(0);
+                });
+            }
+            let mut file = match ClusterFile::load(&config) {
                 Ok(file) => file,
                 Err(error) => return usage_error(&error),
             };
+            file.allowed_origins.extend(allow_origin);
             let index = match file.index_of(&name) {
                 Ok(index) => index,
                 Err(error) => return usage_error(&error),
@@ -75,7 +97,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Cluster { config } => cluster::run(config),
+        Command::Cluster { config, http, web } => cluster::run(cluster::Options { config, http, web }),
     }
 }
 

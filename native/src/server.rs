@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dynamo_core::message::{ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
-use dynamo_core::trace::TraceEvent;
+use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
 use dynamo_core::types::{ClientId, NodeId};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -44,15 +44,28 @@ const TRACE_BUFFER: usize = 16_384;
 /// What peers say first on a link.
 #[derive(Debug, Serialize, Deserialize)]
 enum PeerFrame {
-    Hello { cluster: Vec<String>, name: String },
+    Hello { cluster: Vec<String>, name: String, secret: Option<String> },
     Envelopes(Vec<Envelope>),
 }
 
 /// Something for the node task.
 pub enum Event {
-    Peer { from: NodeId, envelope: Envelope },
-    Client { request: ClientRequest, reply: oneshot::Sender<ClientReply> },
+    Peer {
+        from: NodeId,
+        envelope: Envelope,
+    },
+    Client {
+        request: ClientRequest,
+        reply: oneshot::Sender<ClientReply>,
+    },
     Persisted(u64),
+    /// A snapshot of the node's state for inspectors.
+    Inspect(oneshot::Sender<serde_json::Value>),
+    /// Drop (or stop dropping) every message this node sends to `peer`: a one-way link cut.
+    Cut {
+        peer: NodeId,
+        cut: bool,
+    },
 }
 
 /// What connections need to reach the node.
@@ -148,6 +161,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
             address: peer.ws,
             dial: index < peer_index,
             inputs: inputs.clone(),
+            secret: file.secret.clone(),
         };
         tokio::spawn(link.run(rx, incoming));
     }
@@ -160,12 +174,23 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     let start = if existed { Start::Recover } else { Start::Fresh };
     let options =
         NodeOptions { id, config, ring, seed: epoch_micros ^ index as u64, incarnation: epoch_micros, trace: true };
+    // Microseconds since the UNIX epoch, but monotonic: trace events of different processes on
+    // one machine share a timeline, and time never goes backwards for the core.
     let clock = Instant::now();
-    let now = || clock.elapsed().as_micros() as u64;
+    let now = move || epoch_micros + clock.elapsed().as_micros() as u64;
     let mut outputs = Vec::new();
     let mut node = Node::start(options, durable, start, now(), &mut outputs);
-    let mut driver =
-        Driver { links, persist, traces, replies: HashMap::new(), next_handle: 0, liveness: handle.liveness.clone() };
+    let mut driver = Driver {
+        id,
+        cut: vec![false; file.nodes.len()],
+        links,
+        persist,
+        traces,
+        replies: HashMap::new(),
+        next_handle: 0,
+        liveness: handle.liveness.clone(),
+        now: Box::new(now),
+    };
     driver.carry_out(&mut outputs);
     println!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start);
     tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
@@ -197,6 +222,19 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     driver.replies.insert(driver.next_handle, reply);
                     Input::Client { handle: driver.next_handle, request }
                 }
+                Event::Inspect(reply) => {
+                    let _ = reply.send(inspect(&node, &file));
+                    next = events.try_recv().ok();
+                    continue;
+                }
+                Event::Cut { peer, cut } => {
+                    if let Some(flag) = driver.cut.get_mut(peer.index()) {
+                        *flag = cut;
+                    }
+                    tracing::info!(peer = peer.0, cut, "link control");
+                    next = events.try_recv().ok();
+                    continue;
+                }
             };
             node.step(now(), input, &mut outputs);
             driver.carry_out(&mut outputs);
@@ -207,6 +245,10 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
 
 /// The effects half of the node task.
 struct Driver {
+    id: NodeId,
+    /// Peers this node must not send to (one-way link cuts from the control API).
+    cut: Vec<bool>,
+    now: Box<dyn Fn() -> u64 + Send>,
     links: Vec<Option<mpsc::Sender<Envelope>>>,
     persist: std::sync::mpsc::Sender<dynamo_core::store::PersistBatch>,
     traces: broadcast::Sender<TraceEvent>,
@@ -220,6 +262,18 @@ impl Driver {
         for output in outputs.drain(..) {
             match output {
                 Output::Send { to, envelope } => {
+                    if self.cut.get(to.index()).copied().unwrap_or(false) {
+                        if self.traces.receiver_count() > 0 {
+                            let kind = TraceKind::MessageDropped {
+                                id: envelope.id,
+                                to,
+                                kind: envelope.message.kind(),
+                                reason: DropReason::Partition,
+                            };
+                            let _ = self.traces.send(TraceEvent { at: (self.now)(), node: self.id, kind });
+                        }
+                        continue;
+                    }
                     if let Some(Some(link)) = self.links.get(to.index()) {
                         // A full queue means the peer is not keeping up; drop, timeouts follow.
                         let _ = link.try_send(envelope);
@@ -237,7 +291,6 @@ impl Driver {
                     }
                 }
                 Output::Trace(event) => {
-                    use dynamo_core::trace::TraceKind;
                     if let TraceKind::Suspected { peer } | TraceKind::Trusted { peer } = event.kind {
                         if let Ok(mut list) = self.liveness.lock() {
                             list[peer.index()] = matches!(event.kind, TraceKind::Suspected { .. });
@@ -260,6 +313,7 @@ struct Link {
     address: SocketAddr,
     dial: bool,
     inputs: mpsc::UnboundedSender<Event>,
+    secret: Option<String>,
 }
 
 impl Link {
@@ -311,7 +365,8 @@ impl Link {
         // No Nagle: small frames must leave at once (with delayed ACKs, Nagle costs 40 ms).
         let (mut socket, _) =
             tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
-        let hello = PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone() };
+        let hello =
+            PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone(), secret: self.secret.clone() };
         let bytes = postcard::to_allocvec(&hello).map_err(|e| e.to_string())?;
         socket.send(WsMessage::Binary(bytes)).await.map_err(|e| e.to_string())?;
         Ok(socket)
@@ -400,10 +455,23 @@ async fn accept_ws(
         let accepted = accepted.clone();
         tokio::spawn(async move {
             let mut path = String::new();
+            let allowed = &handle.file.allowed_origins;
             let callback =
                 |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                  response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                     path = request.uri().path().to_string();
+                    // Browsers send Origin; a page from anywhere else must not drive the cluster.
+                    // Clients without one (scripts, peers) are not browsers and pass.
+                    if let Some(origin) = request.headers().get("origin") {
+                        let origin = origin.to_str().unwrap_or("");
+                        if !allowed.iter().any(|allowed| allowed == origin) {
+                            let mut refusal = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(
+                                Some(format!("origin {origin} is not allowed")),
+                            );
+                            *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+                            return Err(refusal);
+                        }
+                    }
                     Ok(response)
                 };
             let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
@@ -422,7 +490,9 @@ async fn accept_ws(
                     _ => None,
                 };
                 let peer = match hello {
-                    Some(PeerFrame::Hello { cluster, name }) if cluster == handle.file.config.nodes => {
+                    Some(PeerFrame::Hello { cluster, name, secret })
+                        if cluster == handle.file.config.nodes && secret == handle.file.secret =>
+                    {
                         handle.file.nodes.iter().position(|node| node.name == name)
                     }
                     _ => None,
@@ -438,4 +508,32 @@ async fn accept_ws(
             }
         });
     }
+}
+
+/// A JSON snapshot of what the node stores, for the visualizer's inspectors.
+fn inspect(node: &Node, file: &ClusterFile) -> serde_json::Value {
+    let name = |id: NodeId| file.nodes.get(id.index()).map_or_else(|| id.0.to_string(), |node| node.name.clone());
+    let slots: Vec<serde_json::Value> = node
+        .slots()
+        .filter_map(|(key, slot)| {
+            let record = slot.record.as_ref()?;
+            Some(serde_json::json!({
+                "key": key,
+                "value": record.value,
+                "tombstone": record.value.is_none(),
+                "ballot": record.ballot,
+                "clock": record.clock.entries().iter().map(|(node, count)| (node.0, *count)).collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    let hints: Vec<serde_json::Value> = node
+        .hints()
+        .map(|((home, key), record)| serde_json::json!({ "home": name(*home), "key": key, "ballot": record.ballot }))
+        .collect();
+    serde_json::json!({
+        "node": name(node.id()),
+        "recovering": node.is_recovering(),
+        "slots": slots,
+        "hints": hints,
+    })
 }

@@ -3,20 +3,23 @@
 //! Requests are JSON objects `{"id": 1, "op": "put", "key": "k", "value": "v"}`; each gets one
 //! answer `{"id": 1, "reply": ...}` with the core's `ClientReply` as JSON. `{"op":
 //! "subscribe"}` streams the node's trace events as `{"trace": {...}}`. A subscriber that falls
-//! behind loses events (reported as `{"dropped": n}`), never slows the node. Every message is
-//! documented in docs/protocol.md.
+//! behind loses events (reported as `{"dropped": n}`), never slows the node. Link control
+//! (`cut`, `heal`, `heal_all`) needs the cluster secret. Every message is documented in
+//! docs/protocol.md.
 
-use dynamo_core::message::{ClientOp, ClientReply, ClientRequest};
-use dynamo_core::types::{Blob, OpId};
+use dynamo_core::message::{ClientOp, ClientRequest};
+use dynamo_core::trace::TraceEvent;
+use dynamo_core::types::{Blob, ClientId, NodeId, OpId};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::Handle;
+use crate::server::{Event, Handle};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -41,25 +44,45 @@ enum Op {
         key: Blob,
     },
     Subscribe,
+    /// A snapshot of this node's store for inspectors.
+    Inspect,
+    /// Control (needs the cluster secret): stop sending to `peer`, or start again.
+    Cut {
+        peer: String,
+        secret: String,
+    },
+    Heal {
+        peer: String,
+        secret: String,
+    },
+    HealAll {
+        secret: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
 struct Request {
     #[serde(default)]
-    id: serde_json::Value,
+    id: Value,
     #[serde(flatten)]
     op: Op,
 }
 
+/// One connection's state.
+struct Session {
+    handle: Handle,
+    client: ClientId,
+    seq: u64,
+    traces: Option<Receiver<TraceEvent>>,
+}
+
 pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
     let (mut sink, mut stream) = socket.split();
-    let client = handle.new_client();
-    let mut seq = 0;
-    let mut traces: Option<tokio::sync::broadcast::Receiver<dynamo_core::trace::TraceEvent>> = None;
+    let mut session = Session { client: handle.new_client(), handle, seq: 0, traces: None };
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
-            event = async { traces.as_mut().expect("guarded").recv().await }, if traces.is_some() => {
+            event = async { session.traces.as_mut().expect("guarded").recv().await }, if session.traces.is_some() => {
                 let text = match event {
                     Ok(event) => json!({ "trace": event }).to_string(),
                     Err(RecvError::Lagged(count)) => json!({ "dropped": count }).to_string(),
@@ -80,39 +103,79 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         let answer = match serde_json::from_str::<Request>(&text) {
             Err(error) => json!({ "error": format!("bad request: {error}") }),
             Ok(Request { id, op }) => {
-                let op = match op {
-                    Op::Subscribe => {
-                        traces = Some(handle.traces.subscribe());
-                        let send = sink.send(Message::Text(json!({ "id": id, "subscribed": true }).to_string()));
-                        if send.await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Op::Owners { key } => {
-                        let names: Vec<&str> =
-                            handle.ring.preference(key.as_bytes()).iter().map(|node| handle.ring.name(*node)).collect();
-                        let send = sink.send(Message::Text(json!({ "id": id, "owners": names }).to_string()));
-                        if send.await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Op::Get { key } => ClientOp::Get { key },
-                    Op::Put { key, value } => ClientOp::Put { key, value },
-                    Op::Delete { key } => ClientOp::Delete { key },
-                    Op::Local => ClientOp::LocalQuery,
-                    Op::Global => ClientOp::GlobalQuery,
-                    Op::LocalDelete => ClientOp::LocalDelete,
-                    Op::GlobalDelete => ClientOp::GlobalDelete,
-                };
-                seq += 1;
-                let reply: ClientReply = handle.request(ClientRequest { id: OpId { client, seq }, op }).await;
-                json!({ "id": id, "reply": reply })
+                let mut answer = session.answer(op).await;
+                answer["id"] = id;
+                answer
             }
         };
         if sink.send(Message::Text(answer.to_string())).await.is_err() {
             return;
         }
+    }
+}
+
+impl Session {
+    fn authorized(&self, secret: &str) -> bool {
+        self.handle.file.secret.as_deref().is_some_and(|expected| expected == secret)
+    }
+
+    fn node_named(&self, name: &str) -> Option<NodeId> {
+        self.handle.file.nodes.iter().position(|node| node.name == name).map(|index| NodeId(index as u32))
+    }
+
+    fn cut(&self, peer: &str, secret: &str, cut: bool) -> Value {
+        if !self.authorized(secret) {
+            return json!({ "error": "wrong or missing cluster secret" });
+        }
+        match self.node_named(peer) {
+            Some(peer) => {
+                let _ = self.handle.inputs.send(Event::Cut { peer, cut });
+                json!({ "ok": true })
+            }
+            None => json!({ "error": format!("no node named {peer:?}") }),
+        }
+    }
+
+    async fn answer(&mut self, op: Op) -> Value {
+        let op = match op {
+            Op::Subscribe => {
+                self.traces = Some(self.handle.traces.subscribe());
+                return json!({ "subscribed": true });
+            }
+            Op::Owners { key } => {
+                let ring = &self.handle.ring;
+                let names: Vec<&str> = ring.preference(key.as_bytes()).iter().map(|node| ring.name(*node)).collect();
+                return json!({ "owners": names });
+            }
+            Op::Inspect => {
+                let (reply, snapshot) = tokio::sync::oneshot::channel();
+                let _ = self.handle.inputs.send(Event::Inspect(reply));
+                return match snapshot.await {
+                    Ok(snapshot) => json!({ "inspect": snapshot }),
+                    Err(_) => json!({ "error": "the node stopped" }),
+                };
+            }
+            Op::Cut { peer, secret } => return self.cut(&peer, &secret, true),
+            Op::Heal { peer, secret } => return self.cut(&peer, &secret, false),
+            Op::HealAll { secret } => {
+                if !self.authorized(&secret) {
+                    return json!({ "error": "wrong or missing cluster secret" });
+                }
+                for index in 0..self.handle.file.nodes.len() {
+                    let _ = self.handle.inputs.send(Event::Cut { peer: NodeId(index as u32), cut: false });
+                }
+                return json!({ "ok": true });
+            }
+            Op::Get { key } => ClientOp::Get { key },
+            Op::Put { key, value } => ClientOp::Put { key, value },
+            Op::Delete { key } => ClientOp::Delete { key },
+            Op::Local => ClientOp::LocalQuery,
+            Op::Global => ClientOp::GlobalQuery,
+            Op::LocalDelete => ClientOp::LocalDelete,
+            Op::GlobalDelete => ClientOp::GlobalDelete,
+        };
+        self.seq += 1;
+        let reply = self.handle.request(ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }).await;
+        json!({ "reply": reply })
     }
 }

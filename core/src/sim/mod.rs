@@ -685,6 +685,16 @@ impl Simulation {
         self.run_clients();
     }
 
+    /// Whether `client` is still waiting for an answer.
+    pub fn is_pending(&self, client: usize) -> bool {
+        self.clients[client].pending.is_some()
+    }
+
+    /// When the next event happens, if any (to advance a viewer exactly to it).
+    pub fn next_event_at(&self) -> Option<Micros> {
+        self.queue.peek().map(|next| next.at)
+    }
+
     /// The answer `client` got to its last request (`None`: it never got one).
     pub fn reply_of(&self, client: usize) -> Option<ClientReply> {
         self.clients[client].last_reply.clone().flatten()
