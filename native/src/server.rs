@@ -202,8 +202,10 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                 tokio::select! {
                     event = events.recv() => event,
                     _ = tokio::time::sleep(delay) => {
+                        node.set_trace(driver.traces.receiver_count() > 0);
                         node.step(now(), Input::Tick, &mut outputs);
                         driver.carry_out(&mut outputs);
+                        driver.update_liveness(&node);
                         continue;
                     }
                 }
@@ -236,8 +238,11 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     continue;
                 }
             };
+            // Trace events cost allocations: build them only while someone subscribes.
+            node.set_trace(driver.traces.receiver_count() > 0);
             node.step(now(), input, &mut outputs);
             driver.carry_out(&mut outputs);
+            driver.update_liveness(&node);
             next = events.try_recv().ok();
         }
     }
@@ -258,6 +263,15 @@ struct Driver {
 }
 
 impl Driver {
+    /// Copies which peers the node suspects, for INFO.
+    fn update_liveness(&self, node: &Node) {
+        if let Ok(mut list) = self.liveness.lock() {
+            for (index, suspected) in list.iter_mut().enumerate() {
+                *suspected = node.suspects(NodeId(index as u32));
+            }
+        }
+    }
+
     fn carry_out(&mut self, outputs: &mut Vec<Output>) {
         for output in outputs.drain(..) {
             match output {
@@ -291,11 +305,6 @@ impl Driver {
                     }
                 }
                 Output::Trace(event) => {
-                    if let TraceKind::Suspected { peer } | TraceKind::Trusted { peer } = event.kind {
-                        if let Ok(mut list) = self.liveness.lock() {
-                            list[peer.index()] = matches!(event.kind, TraceKind::Suspected { .. });
-                        }
-                    }
                     if self.traces.receiver_count() > 0 {
                         let _ = self.traces.send(event);
                     }

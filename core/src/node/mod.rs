@@ -260,6 +260,11 @@ impl Node {
         self.txns.len()
     }
 
+    /// Turns trace events on or off (a driver with nobody watching saves their cost).
+    pub fn set_trace(&mut self, trace: bool) {
+        self.trace = trace;
+    }
+
     /// Whether this node currently suspects `peer` of having failed.
     pub fn suspects(&self, peer: NodeId) -> bool {
         self.suspected[peer.index()]
