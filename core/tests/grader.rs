@@ -239,3 +239,24 @@ fn phase6_repeated_crash_recover_cycles() {
     let report = check_history(sim.history());
     assert!(report.operations_checked >= 100);
 }
+
+/// The seed's `*` query (and `*` delete) still works with any one node down.
+#[test]
+fn global_query_works_with_one_node_down() {
+    let seed = seed();
+    for down in 0..NODES {
+        let mut sim = cluster(seed + down as u64);
+        for i in 0..25 {
+            let reply = sim.execute(NodeId((i % NODES as usize) as u32), put(&format!("s{i}"), &format!("v{i}")));
+            assert_eq!(reply, Some(ClientReply::Written));
+        }
+        sim.fault(FaultAction::Crash(NodeId(down)));
+        let via = NodeId((down + 1) % NODES);
+        let all = pairs(sim.execute(via, ClientOp::GlobalQuery));
+        assert_eq!(all.len(), 25, "with {down} down: {all:?}");
+        assert!(all.iter().all(|(key, value)| value[1..] == key[1..]));
+        assert_eq!(sim.execute(via, ClientOp::GlobalDelete), Some(ClientReply::Deleted(25)));
+        assert!(pairs(sim.execute(via, ClientOp::GlobalQuery)).is_empty());
+        assert_linearizable(&sim, seed);
+    }
+}
