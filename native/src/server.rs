@@ -202,7 +202,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                 tokio::select! {
                     event = events.recv() => event,
                     _ = tokio::time::sleep(delay) => {
-                        node.set_trace(driver.traces.receiver_count() > 0);
+                        node.set_trace(driver.traces.receiver_count() > 0 || node.is_recovering());
                         node.step(now(), Input::Tick, &mut outputs);
                         driver.carry_out(&mut outputs);
                         driver.update_liveness(&node);
@@ -238,8 +238,9 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     continue;
                 }
             };
-            // Trace events cost allocations: build them only while someone subscribes.
-            node.set_trace(driver.traces.receiver_count() > 0);
+            // Trace events cost allocations: build them only while someone subscribes, or while
+            // recovering (its progress is logged).
+            node.set_trace(driver.traces.receiver_count() > 0 || node.is_recovering());
             node.step(now(), input, &mut outputs);
             driver.carry_out(&mut outputs);
             driver.update_liveness(&node);
@@ -305,6 +306,18 @@ impl Driver {
                     }
                 }
                 Output::Trace(event) => {
+                    match &event.kind {
+                        TraceKind::RecoveryStarted { peers } => {
+                            tracing::info!(peers = peers.len(), "recovery: copying the writes missed while down")
+                        }
+                        TraceKind::RecoveryProgress { peer, records, peer_done } => {
+                            tracing::info!(peer = peer.0, keys = records, done = peer_done, "recovery: copied keys")
+                        }
+                        TraceKind::RecoveryFinished { records } => {
+                            tracing::info!(keys = records, "recovery finished; serving reads")
+                        }
+                        _ => {}
+                    }
                     if self.traces.receiver_count() > 0 {
                         let _ = self.traces.send(event);
                     }

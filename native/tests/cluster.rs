@@ -137,6 +137,7 @@ fn a_killed_node_recovers_the_writes_it_missed() {
     assert!(owned > 10, "the victim owns a fair share of the keys ({owned})");
     let log = std::fs::read_to_string(cluster.dir.join(format!("{victim_name}.log"))).unwrap();
     assert!(log.contains("Recover"), "the restarted node ran recovery:\n{log}");
+    assert!(log.contains("recovery: copied keys") && log.contains("recovery finished"), "recovery is logged:\n{log}");
 }
 
 /// A client thread: random gets and puts on a few keys against random nodes, recording what
