@@ -53,6 +53,17 @@ impl Harness {
             .collect()
     }
 
+    /// The transaction and ballot of the first prepare among the outputs.
+    fn prepare_sent(&self) -> (u64, Ballot) {
+        self.sends()
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
+                _ => None,
+            })
+            .expect("a prepare was sent")
+    }
+
     fn replies(&self) -> Vec<ClientReply> {
         self.out
             .iter()
@@ -113,14 +124,7 @@ fn refused_promises_make_the_coordinator_retry_above_them() {
     let mut h = Harness::coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
     h.step(put("k", "v", 1));
-    let (txn, ballot) = h
-        .sends()
-        .into_iter()
-        .find_map(|(_, m)| match m {
-            Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
-            _ => None,
-        })
-        .expect("a prepare");
+    let (txn, ballot) = h.prepare_sent();
     let high = Ballot { round: 50, node: homes[1] };
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Err(Refusal::Promised(high)) });
     h.deliver(homes[2], Message::Promise { txn, ballot, result: Err(Refusal::Promised(high)) });
@@ -150,14 +154,7 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
         ],
     };
     h.step(put("k", "retried", 1));
-    let (txn, ballot) = h
-        .sends()
-        .into_iter()
-        .find_map(|(_, m)| match m {
-            Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
-            _ => None,
-        })
-        .expect("a prepare");
+    let (txn, ballot) = h.prepare_sent();
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(Some(existing)) });
     h.persist_all();
     let accepted = h.sends().into_iter().find_map(|(_, m)| match m {
