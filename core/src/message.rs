@@ -91,6 +91,17 @@ pub enum Refusal {
     Recovering,
 }
 
+/// The answer to a prepare piggybacked on an accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NextPromise {
+    /// Promised; the replica holds exactly the record of the accept (the common case, so it is
+    /// not sent back).
+    HoldsAccepted,
+    /// Promised; the replica holds this record (or none).
+    Holds(Option<Record>),
+    Refused(Refusal),
+}
+
 /// Why a record is being offered to an acceptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AcceptPurpose {
@@ -136,17 +147,22 @@ pub enum Message {
         txn: u64,
         result: Result<Option<Record>, Refusal>,
     },
-    /// Write phase 2 (or a read repair, or a hint handed off): accept `record`.
+    /// Write phase 2 (or a read repair, or a hint handed off): accept `record`. With `next`,
+    /// also phase 1 of the coordinator's next write on this key (promise `next` once the
+    /// record is handled), so that write can skip straight to phase 2.
     Accept {
         txn: u64,
         key: Blob,
         record: Record,
         purpose: AcceptPurpose,
+        next: Option<Ballot>,
     },
+    /// `next` answers the piggybacked prepare.
     Accepted {
         txn: u64,
         ballot: Ballot,
         result: Result<(), Refusal>,
+        next: Option<NextPromise>,
     },
     /// Keep `record` for `home`, which could not take it, and hand it off later.
     Hint {

@@ -100,7 +100,7 @@ impl Node {
             let txn = self.next_txn + 1;
             self.next_txn = txn;
             self.handoffs.insert(txn, (home, key.clone()));
-            self.send(home, Message::Accept { txn, key, record, purpose: AcceptPurpose::Handoff });
+            self.send(home, Message::Accept { txn, key, record, purpose: AcceptPurpose::Handoff, next: None });
         }
         let next = self.now + self.config.hint_handoff_interval_ms * 1_000;
         self.schedule(next, Timer::Hints);

@@ -11,11 +11,16 @@
 //! whether this request was already applied (a retry), so a request takes effect at most once. Reads ask R replicas, return the highest ballot and first write it back until
 //! W replicas hold it (read repair), so no later read can see an older value.
 //!
+//! Every accept also prepares the coordinator's next ballot for the key. With R promises (and
+//! the records those replicas report, never anything else) the next write there skips phase 1;
+//! a refused accept falls back to a full round. Only what a promising quorum reported may be
+//! built on: that is the Paxos rule that keeps the shortcut safe.
+//!
 //! Only home replicas vote; a hint on a fallback never counts toward a quorum.
 
 use std::collections::BTreeMap;
 
-use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, Refusal};
+use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal};
 use crate::store::{merge_writers, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
@@ -86,6 +91,13 @@ pub(super) struct WriteRequest {
     reply: ClientReply,
 }
 
+/// A ballot for one key that R home replicas promised on this node's last accept there, with
+/// the records they held: the next write on the key starts at phase 2 with it.
+pub(super) struct Lease {
+    ballot: Ballot,
+    records: Vec<Record>,
+}
+
 /// A write round on one key. A coordinator runs at most one per key; writes arriving meanwhile
 /// queue and ride together in the next round (they are all pending at once, so placing them
 /// back to back at that round's accept is a valid linearization; the last one's value wins).
@@ -103,6 +115,11 @@ pub(super) struct Write {
     refused: u32,
     record: Option<Record>,
     acked: Vec<NodeId>,
+    /// The ballot prepared along with this round's accept, and who granted it with what.
+    next: Ballot,
+    next_granted: Vec<NodeId>,
+    next_records: Vec<Record>,
+    next_holds_accepted: bool,
 }
 
 pub(super) struct Read {
@@ -305,9 +322,24 @@ impl Node {
             refused: 0,
             record: None,
             acked: Vec::new(),
+            next: Ballot::ZERO,
+            next_granted: Vec::new(),
+            next_records: Vec::new(),
+            next_holds_accepted: false,
         };
+        let lease = self.leases.remove(&write.key);
         self.txns.insert(txn, Txn::Write(write));
-        self.prepare_round(txn);
+        match lease {
+            // Phase 1 already happened, piggybacked on the previous accept here.
+            Some(Lease { ballot, records }) => {
+                if let Some(Txn::Write(write)) = self.txns.get_mut(&txn) {
+                    write.ballot = ballot;
+                    write.records = records;
+                }
+                self.accept_round(txn);
+            }
+            None => self.prepare_round(txn),
+        }
     }
 
     /// The write round on `key` is over (answered or failed): start the next one with every
@@ -337,6 +369,8 @@ impl Node {
         let ballot = Ballot { round: self.round, node: self.id };
         let until = self.now + self.config.request_timeout();
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        // A full round supersedes any prepared ballot this node held for the key.
+        self.leases.remove(&write.key);
         write.stage = Stage::Prepare;
         write.ballot = ballot;
         write.round_until = until;
@@ -456,6 +490,14 @@ impl Node {
         write.answered.clear();
         write.refused = 0;
         write.record = Some(record.clone());
+        write.acked.clear();
+        write.next_granted.clear();
+        write.next_records.clear();
+        write.next_holds_accepted = false;
+        self.round += 1;
+        let next = Ballot { round: self.round, node: id };
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        write.next = next;
         let (key, homes, ballot) = (write.key.clone(), write.homes.clone(), write.ballot);
         for id in recognized {
             self.emit(TraceKind::RetryRecognized { txn, id });
@@ -463,15 +505,30 @@ impl Node {
         let needed = self.config.write_quorum;
         self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed });
         for home in homes {
-            let message =
-                Message::Accept { txn, key: key.clone(), record: record.clone(), purpose: AcceptPurpose::Write };
+            let message = Message::Accept {
+                txn,
+                key: key.clone(),
+                record: record.clone(),
+                purpose: AcceptPurpose::Write,
+                next: Some(next),
+            };
             self.send(home, message);
         }
         self.schedule(until, Timer::Txn(txn));
     }
 
-    pub(super) fn on_accepted(&mut self, txn: u64, from: NodeId, ballot: Ballot, result: Result<(), Refusal>) {
+    pub(super) fn on_accepted(
+        &mut self,
+        txn: u64,
+        from: NodeId,
+        ballot: Ballot,
+        result: Result<(), Refusal>,
+        next: Option<NextPromise>,
+    ) {
         if let Err(Refusal::Promised(promised)) = result {
+            self.observe(promised);
+        }
+        if let Some(NextPromise::Refused(Refusal::Promised(promised))) = next {
             self.observe(promised);
         }
         if let Some((home, key)) = self.handoffs.remove(&txn) {
@@ -479,9 +536,48 @@ impl Node {
             return;
         }
         match self.txns.get(&txn) {
-            Some(Txn::Write(_)) => self.on_write_accepted(txn, from, ballot, result),
+            Some(Txn::Write(_)) => {
+                self.on_next_promise(txn, from, ballot, next);
+                self.on_write_accepted(txn, from, ballot, result)
+            }
             Some(Txn::Read(_)) => self.on_repair_accepted(txn, from, ballot, result),
             _ => {}
+        }
+    }
+
+    /// Counts a promise for the ballot prepared along with an accept; with R of them, this node
+    /// holds a lease on the key for its next write.
+    fn on_next_promise(&mut self, txn: u64, from: NodeId, ballot: Ballot, next: Option<NextPromise>) {
+        let needed = self.config.read_quorum as usize;
+        let (held, holds_accepted) = match next {
+            Some(NextPromise::HoldsAccepted) => (None, true),
+            Some(NextPromise::Holds(record)) => (record, false),
+            Some(NextPromise::Refused(_)) | None => return,
+        };
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        let live = matches!(write.stage, Stage::Accept | Stage::Linger);
+        if !live || write.ballot != ballot || write.next_granted.contains(&from) || !write.homes.contains(&from) {
+            return;
+        }
+        write.next_granted.push(from);
+        // The lease may build only on records the promising quorum reported: this round's own
+        // record counts only if one of them holds it.
+        write.next_records.extend(held);
+        write.next_holds_accepted |= holds_accepted;
+        if write.next_granted.len() == needed {
+            // Only while no newer round on the key started here (it would have fenced this one).
+            let current = self.writing.get(&write.key).is_none_or(|active| *active == txn);
+            if current {
+                let mut records = std::mem::take(&mut write.next_records);
+                if write.next_holds_accepted {
+                    records.extend(write.record.clone());
+                }
+                let lease = Lease { ballot: write.next, records };
+                self.leases.insert(write.key.clone(), lease);
+                if self.leases.len() > self.config.batch_records_max as usize * 64 {
+                    self.leases.pop_first();
+                }
+            }
         }
     }
 
@@ -720,8 +816,13 @@ impl Node {
             if self.trace {
                 self.emit(TraceKind::ReadRepair { txn, key: key.clone(), to: home, ballot: best.ballot });
             }
-            let message =
-                Message::Accept { txn, key: key.clone(), record: best.clone(), purpose: AcceptPurpose::ReadRepair };
+            let message = Message::Accept {
+                txn,
+                key: key.clone(),
+                record: best.clone(),
+                purpose: AcceptPurpose::ReadRepair,
+                next: None,
+            };
             self.send(home, message);
         }
         self.schedule(until, Timer::Txn(txn));

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, Refusal};
+use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
 use crate::trace::{TraceEvent, TraceKind};
@@ -139,6 +139,9 @@ pub struct Node {
     timers: BTreeSet<(Micros, u64, Timer)>,
     next_timer: u64,
     suspected: Vec<bool>,
+    /// Keys this node holds a prepared ballot for (R promises gathered on its last accept):
+    /// its next write there skips phase 1.
+    leases: BTreeMap<Blob, coordinate::Lease>,
     /// Keys with a write round in flight here: key -> its txn.
     writing: BTreeMap<Blob, u64>,
     /// Writes waiting for the round in flight on their key.
@@ -200,6 +203,7 @@ impl Node {
             timers: BTreeSet::new(),
             next_timer: 0,
             suspected: vec![false; node_count],
+            leases: BTreeMap::new(),
             writing: BTreeMap::new(),
             queued_writes: BTreeMap::new(),
             rewrites: BTreeMap::new(),
@@ -336,14 +340,19 @@ impl Node {
                 };
                 self.send(from, Message::ReadReply { txn, result });
             }
-            Message::Accept { txn, key, record, purpose } => {
+            Message::Accept { txn, key, record, purpose, next } => {
                 let ballot = record.ballot;
                 let result = self.on_accept(&key, record, purpose);
-                self.send(from, Message::Accepted { txn, ballot, result });
+                let next = next.map(|next| match self.on_prepare(&key, next) {
+                    Ok(held) if held.as_ref().map(|record| record.ballot) == Some(ballot) => NextPromise::HoldsAccepted,
+                    Ok(held) => NextPromise::Holds(held),
+                    Err(refusal) => NextPromise::Refused(refusal),
+                });
+                self.send(from, Message::Accepted { txn, ballot, result, next });
             }
             Message::Promise { txn, ballot, result } => self.on_promise(txn, from, ballot, result),
             Message::ReadReply { txn, result } => self.on_read_reply(txn, from, result),
-            Message::Accepted { txn, ballot, result } => self.on_accepted(txn, from, ballot, result),
+            Message::Accepted { txn, ballot, result, next } => self.on_accepted(txn, from, ballot, result, next),
             Message::Forward { txn, request, attempt: _ } => {
                 self.send(from, Message::ForwardAck { txn });
                 let reply_to = coordinate::ReplyTo::Peer { node: from, txn };

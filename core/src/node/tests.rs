@@ -108,14 +108,14 @@ fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     assert!(h.replies().is_empty());
     // A refusal is not a vote.
     let refusal = Err(Refusal::Promised(Ballot { round: 99, node: homes[2] }));
-    h.deliver(homes[2], Message::Accepted { txn, ballot, result: refusal });
+    h.deliver(homes[2], Message::Accepted { txn, ballot, result: refusal, next: None });
     assert!(h.replies().is_empty(), "own ack plus a refusal is not W = 2");
-    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
+    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
     assert!(h.replies().is_empty(), "the answer waits for the coordinator's own accept to be durable");
     h.persist_through(2);
     assert_eq!(h.replies(), vec![ClientReply::Written]);
     // Duplicates after the answer change nothing.
-    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()) });
+    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
     assert!(h.replies().is_empty());
 }
 
@@ -177,7 +177,7 @@ fn a_crash_loses_exactly_the_unpersisted_state() {
         op: OpId { client: ClientId(1), seq: 1 },
         writers: Vec::new(),
     };
-    h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write });
+    h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write, next: None });
     let batch = h.out.iter().find_map(|o| match o {
         Output::Persist(batch) => Some(batch.clone()),
         _ => None,

@@ -84,10 +84,11 @@ pub enum FaultAction {
     HealAll,
 }
 
+/// Boxed: a message with its record is large, and the heap moves entries on every push and pop.
 struct Scheduled {
     at: Micros,
     seq: u64,
-    event: Event,
+    event: Box<Event>,
 }
 
 impl PartialEq for Scheduled {
@@ -271,7 +272,7 @@ impl Simulation {
 
     fn schedule(&mut self, at: Micros, event: Event) {
         self.next_seq += 1;
-        self.queue.push(Scheduled { at, seq: self.next_seq, event });
+        self.queue.push(Scheduled { at, seq: self.next_seq, event: Box::new(event) });
     }
 
     fn record(&mut self, node: NodeId, kind: TraceKind) {
@@ -416,6 +417,7 @@ impl Simulation {
     /// Processes the next event; false when nothing is left.
     pub fn step(&mut self) -> bool {
         let Some(Scheduled { at, event, .. }) = self.queue.pop() else { return false };
+        let event = *event;
         debug_assert!(at >= self.now);
         self.now = at;
         self.stats.events += 1;
