@@ -77,8 +77,11 @@ pub struct Handle {
     pub file: Arc<ClusterFile>,
     pub id: NodeId,
     client_ids: Arc<AtomicU64>,
-    /// Which peers this node suspects, kept from its own trace events.
+    /// Which peers this node suspects.
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+    /// Recent lifecycle events (restart, recovery, suspicion, hints), replayed to a new
+    /// subscriber so a page that attaches after a restart still sees the recovery.
+    pub recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
 }
 
 impl Handle {
@@ -121,7 +124,9 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
 
     let (inputs, mut events) = mpsc::unbounded_channel::<Event>();
     let (traces, _) = broadcast::channel(TRACE_BUFFER);
+    // Read together, so trace times of processes on one machine agree to within microseconds.
     let epoch_micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let clock = Instant::now();
     let handle = Handle {
         inputs: inputs.clone(),
         traces: traces.clone(),
@@ -130,6 +135,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         id,
         client_ids: Arc::new(AtomicU64::new((epoch_micros << 8) | index as u64 & 0xff)),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
+        recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
     };
 
     // Storage: a thread doing group commits, reporting back through the input channel.
@@ -176,7 +182,6 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         NodeOptions { id, config, ring, seed: epoch_micros ^ index as u64, incarnation: epoch_micros, trace: true };
     // Microseconds since the UNIX epoch, but monotonic: trace events of different processes on
     // one machine share a timeline, and time never goes backwards for the core.
-    let clock = Instant::now();
     let now = move || epoch_micros + clock.elapsed().as_micros() as u64;
     let mut outputs = Vec::new();
     let mut node = Node::start(options, durable, start, now(), &mut outputs);
@@ -189,6 +194,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         replies: HashMap::new(),
         next_handle: 0,
         liveness: handle.liveness.clone(),
+        recent: handle.recent.clone(),
         now: Box::new(now),
     };
     driver.carry_out(&mut outputs);
@@ -261,7 +267,11 @@ struct Driver {
     replies: HashMap<u64, oneshot::Sender<ClientReply>>,
     next_handle: u64,
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
 }
+
+/// Lifecycle events kept for late subscribers.
+const RECENT_EVENTS_MAX: usize = 256;
 
 impl Driver {
     /// Copies which peers the node suspects, for INFO.
@@ -317,6 +327,25 @@ impl Driver {
                             tracing::info!(keys = records, "recovery finished; serving reads")
                         }
                         _ => {}
+                    }
+                    let lifecycle = matches!(
+                        event.kind,
+                        TraceKind::Restarted
+                            | TraceKind::RecoveryStarted { .. }
+                            | TraceKind::RecoveryProgress { .. }
+                            | TraceKind::RecoveryFinished { .. }
+                            | TraceKind::Suspected { .. }
+                            | TraceKind::Trusted { .. }
+                            | TraceKind::HintStored { .. }
+                            | TraceKind::HintHandedOff { .. }
+                    );
+                    if lifecycle {
+                        if let Ok(mut recent) = self.recent.lock() {
+                            if recent.len() == RECENT_EVENTS_MAX {
+                                recent.pop_front();
+                            }
+                            recent.push_back(event.clone());
+                        }
                     }
                     if self.traces.receiver_count() > 0 {
                         let _ = self.traces.send(event);

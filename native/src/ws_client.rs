@@ -111,6 +111,17 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         if sink.send(Message::Text(answer.to_string())).await.is_err() {
             return;
         }
+        if answer.get("subscribed").is_some() {
+            // Lifecycle events from before the subscription (a recovery that finished before the
+            // page reconnected), oldest first, as ordinary trace messages.
+            let backlog: Vec<TraceEvent> =
+                session.handle.recent.lock().map(|recent| recent.iter().cloned().collect()).unwrap_or_default();
+            for event in backlog {
+                if sink.send(Message::Text(json!({ "trace": event }).to_string())).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
