@@ -22,12 +22,12 @@ impl Point {
     }
 }
 
-/// The turn of a ring position: its first 8 bytes as a fraction of 2^64, which is the position
-/// as a fraction of 2^160 to within 2^-64, far below a pixel.
+/// The turn of a ring position: its leading 53 bits (all an `f64` holds exactly) as a fraction
+/// of 2^53, which is the position as a fraction of 2^160 to within 2^-53, far below a pixel.
 pub fn turn_of(position: &Position) -> f64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&position[..8]);
-    u64::from_be_bytes(head) as f64 / 18_446_744_073_709_551_616.0
+    (u64::from_be_bytes(head) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The point at `turn` on a circle; turn 0 is at the top, a quarter turn at the right.
@@ -101,13 +101,15 @@ pub struct RingLayout {
 const BEND_INWARD: f64 = 0.18;
 /// Sideways offset of a path, in canvas units, so A->B and B->A travel on separate lanes.
 const LANE_OFFSET: f64 = 14.0;
+/// Nodes closer than this (in turns) would have overlapping names: the second name goes inside.
+const LABEL_GAP_TURNS: f64 = 0.06;
 
 impl RingLayout {
     /// Lays out `ring` in a square canvas of side `size`.
     pub fn new(ring: &Ring, size: f64) -> RingLayout {
         let center = Point { x: size / 2.0, y: size / 2.0 };
-        let radius = size * 0.36;
-        let nodes = ring
+        let radius = size * 0.39;
+        let mut nodes: Vec<NodePlace> = ring
             .names()
             .iter()
             .enumerate()
@@ -118,10 +120,22 @@ impl RingLayout {
                     name: name.clone(),
                     turn,
                     point: point_on_circle(center, radius, turn),
-                    label: point_on_circle(center, radius + 42.0, turn),
+                    label: point_on_circle(center, radius + 40.0, turn),
                 }
             })
             .collect();
+        // SHA-1 puts nodes where it likes; when two names would collide, move one inside.
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by(|a, b| nodes[*a].turn.total_cmp(&nodes[*b].turn));
+        let mut previous: Option<(f64, bool)> = None;
+        for index in order {
+            let turn = nodes[index].turn;
+            let inside = previous.is_some_and(|(before, was_inside)| !was_inside && turn - before < LABEL_GAP_TURNS);
+            if inside {
+                nodes[index].label = point_on_circle(center, radius - 50.0, turn);
+            }
+            previous = Some((turn, inside));
+        }
         let ticks = ring
             .tokens()
             .iter()
@@ -237,6 +251,17 @@ mod tests {
         assert_eq!(layout.ticks.len(), 5);
         for tick in &layout.ticks {
             assert!((tick.turn - layout.nodes[tick.node.index()].turn).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn close_nodes_get_their_names_on_both_sides_of_the_circle() {
+        let layout = RingLayout::new(&ring(1), 500.0);
+        let distance = |a: Point, b: Point| ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
+        for a in &layout.nodes {
+            for b in layout.nodes.iter().filter(|b| b.node != a.node) {
+                assert!(distance(a.label, b.label) > 30.0, "{} and {} labels collide", a.name, b.name);
+            }
         }
     }
 

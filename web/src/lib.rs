@@ -1,1 +1,23 @@
+//! dynamo-web: the browser visualizer of a Dynamo cluster, simulated or real.
+//!
+//! In Simulated mode the page runs `dynamo-core`'s `Simulation` compiled to WebAssembly (the
+//! same node code the native cluster runs) and draws what it does; in Live mode it attaches to
+//! a real cluster of `dynamo` processes and draws the trace events they stream. Everything that
+//! can be plain Rust is: the ring geometry (`layout`), the mapping from trace events to
+//! animations (`flights`), the simulation driver that advances time in bounded slices and
+//! records actions (`session`), the live driver with its history bookkeeping and export format
+//! (`live`), shareable links (`link`) and guided scenarios (`scenario`) are tested natively with
+//! `cargo test`. The Yew components (`app`) stay thin: they read a `Stage` (either driver) and
+//! turn clicks into actions. Nothing here makes a replication decision; that belongs in the core.
 
+pub mod app;
+pub mod connect;
+pub mod flights;
+pub mod layout;
+pub mod link;
+pub mod live;
+pub mod palette;
+pub mod scenario;
+pub mod script;
+pub mod session;
+pub mod stage;

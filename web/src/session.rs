@@ -1,0 +1,752 @@
+//! The visualizer's driver: one `Simulation` advanced in bounded slices, with the time on
+//! screen kept behind the simulated time.
+//!
+//! The simulation runs ahead of the screen by the largest network latency (the *lookahead*), so
+//! every message drawn has a known arrival and moves at its true speed. Trace events wait in
+//! `upcoming` until the screen reaches their time. Each frame simulates at most
+//! `EVENTS_PER_FRAME_MAX` events, in slices of `SLICE_US`; when a frame runs out of budget the
+//! screen simply advances less, so no speed setting can freeze the page.
+//!
+//! Actions (client requests, faults, loss) take effect at the simulation's current time, always
+//! on a slice boundary, and are logged with that time: replaying the log on a simulation built
+//! from the same `Setup` (`Session::replay`) reproduces the run exactly. This module is plain
+//! Rust, tested natively; it must never touch the browser, and it makes no replication decision
+//! of its own (all of that is `dynamo-core`'s).
+
+use std::collections::VecDeque;
+
+use dynamo_core::checker::{check_history, CheckReport};
+use dynamo_core::config::ConfigError;
+use dynamo_core::history::Outcome;
+use dynamo_core::message::{ClientOp, ClientReply};
+use dynamo_core::ring::Ring;
+use dynamo_core::sim::{FaultAction, Simulation};
+use dynamo_core::store::Record;
+use dynamo_core::trace::{DropReason, Phase, TraceEvent, TraceKind};
+use dynamo_core::types::{ms, Micros, NodeId};
+use dynamo_core::version::Ballot;
+
+use crate::flights::Flights;
+use crate::script::{Action, Setup, Timed};
+
+/// Most simulator events one frame may process.
+pub const EVENTS_PER_FRAME_MAX: u64 = 4_000;
+/// Simulated time per `run_until` call, so the event budget is checked often.
+const SLICE_US: Micros = 200;
+/// Most wall-clock time one frame accounts for (a tab left in the background does not jump).
+const FRAME_WALL_MS_MAX: f64 = 100.0;
+/// Finished flights kept for the space-time diagram.
+const FLIGHT_HISTORY_MAX: usize = 800;
+/// Lines kept in the event log.
+const LOG_LINES_MAX: usize = 400;
+/// How far `step` looks for the next event before giving up.
+const STEP_SEARCH_MAX: Micros = ms(5_000);
+
+/// A node as the screen shows it (from trace events up to the time on screen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub down: bool,
+    pub recovering: bool,
+}
+
+/// What a log line is about, for its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Client,
+    Fault,
+    Recovery,
+    Hint,
+    Repair,
+    Detail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub at: Micros,
+    pub node: NodeId,
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// The answer a request got, as far as the driver knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Waiting,
+    Replied {
+        at: Micros,
+        reply: ClientReply,
+    },
+    /// The client used up its attempts without an answer.
+    GaveUp {
+        at: Micros,
+    },
+}
+
+/// One client request issued from the page (or a scenario, or a replayed link).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub client: usize,
+    pub node: NodeId,
+    pub op: ClientOp,
+    pub sent_at: Micros,
+    pub answer: Answer,
+}
+
+impl Request {
+    /// The answer, once the screen has reached it.
+    pub fn answer_at(&self, shown: Micros) -> &Answer {
+        match &self.answer {
+            Answer::Replied { at, .. } | Answer::GaveUp { at } if *at > shown => &Answer::Waiting,
+            answer => answer,
+        }
+    }
+}
+
+/// The checker's verdict on the history so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub report: CheckReport,
+}
+
+impl Verdict {
+    /// One line for people; it starts with "linearizable" or "violation".
+    pub fn text(&self) -> String {
+        let report = &self.report;
+        if let Some(violation) = report.violations.first() {
+            return format!("violation on key {}: {}", violation.key, violation.explanation);
+        }
+        let mut text =
+            format!("linearizable: {} operations on {} keys checked", report.operations_checked, report.keys_checked);
+        if !report.inconclusive.is_empty() {
+            text.push_str(&format!(" ({} keys inconclusive)", report.inconclusive.len()));
+        }
+        text
+    }
+}
+
+pub struct Session {
+    setup: Setup,
+    sim: Simulation,
+    lookahead: Micros,
+    /// The simulated time on screen.
+    shown: Micros,
+    /// Fractional microseconds carried between frames.
+    carry: f64,
+    flights: Flights,
+    upcoming: VecDeque<TraceEvent>,
+    status: Vec<NodeStatus>,
+    lines: VecDeque<LogLine>,
+    requests: Vec<Request>,
+    /// Actions applied so far, in time order.
+    log: Vec<Timed>,
+    /// Actions still to apply, in time order (a replayed link, a guided scenario).
+    queue: VecDeque<Timed>,
+    loss_per_million: u32,
+    verdict: Verdict,
+    /// (operations, completed) of the history the verdict was computed for.
+    verdict_of: (usize, usize),
+}
+
+impl Session {
+    pub fn new(setup: Setup) -> Result<Session, ConfigError> {
+        Session::replay(setup, Vec::new())
+    }
+
+    /// A session that will apply `log` at its recorded times.
+    pub fn replay(setup: Setup, log: Vec<Timed>) -> Result<Session, ConfigError> {
+        let options = setup.options()?;
+        let lookahead = options.network.latency_max_us.max(1);
+        let nodes = options.config.nodes.len();
+        let sim = Simulation::new(options);
+        let mut session = Session {
+            setup,
+            sim,
+            lookahead,
+            shown: 0,
+            carry: 0.0,
+            flights: Flights::new(FLIGHT_HISTORY_MAX),
+            upcoming: VecDeque::new(),
+            status: vec![NodeStatus::default(); nodes],
+            lines: VecDeque::new(),
+            requests: Vec::new(),
+            log: Vec::new(),
+            queue: log.into(),
+            loss_per_million: 0,
+            verdict: Verdict::default(),
+            verdict_of: (0, 0),
+        };
+        session.absorb();
+        Ok(session)
+    }
+
+    // ----- Reading. -----
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    pub fn ring(&self) -> &Ring {
+        self.sim.ring()
+    }
+
+    pub fn simulation(&self) -> &Simulation {
+        &self.sim
+    }
+
+    /// The simulated time on screen.
+    pub fn shown(&self) -> Micros {
+        self.shown
+    }
+
+    pub fn latency_max(&self) -> Micros {
+        self.lookahead
+    }
+
+    pub fn flights(&self) -> &Flights {
+        &self.flights
+    }
+
+    pub fn status(&self, node: NodeId) -> NodeStatus {
+        self.status[node.index()]
+    }
+
+    pub fn lines(&self) -> impl DoubleEndedIterator<Item = &LogLine> {
+        self.lines.iter()
+    }
+
+    pub fn log(&self) -> &VecDeque<LogLine> {
+        &self.lines
+    }
+
+    pub fn requests(&self) -> &[Request] {
+        &self.requests
+    }
+
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    pub fn loss_per_million(&self) -> u32 {
+        self.loss_per_million
+    }
+
+    /// Every action of the run, applied or still scheduled: what a shared link carries.
+    pub fn script(&self) -> Vec<Timed> {
+        self.log.iter().chain(self.queue.iter()).cloned().collect()
+    }
+
+    pub fn name(&self, node: NodeId) -> &str {
+        self.sim.ring().name(node)
+    }
+
+    // ----- Acting. -----
+
+    /// Applies `action` now (at the simulation's current time).
+    pub fn act(&mut self, action: Action) {
+        let at = self.sim.now();
+        self.apply(Timed { at, action });
+    }
+
+    /// Schedules `action` `after` microseconds from now.
+    pub fn schedule(&mut self, after: Micros, action: Action) {
+        let at = self.sim.now() + after;
+        let index = self.queue.partition_point(|timed| timed.at <= at);
+        self.queue.insert(index, Timed { at, action });
+    }
+
+    fn apply(&mut self, timed: Timed) {
+        debug_assert_eq!(timed.at, self.sim.now(), "actions apply on a slice boundary");
+        match &timed.action {
+            Action::Request { node, op } => {
+                let client = self.sim.spawn(*node, op.clone());
+                self.requests.push(Request {
+                    client,
+                    node: *node,
+                    op: op.clone(),
+                    sent_at: timed.at,
+                    answer: Answer::Waiting,
+                });
+            }
+            Action::Fault(fault) => self.sim.fault(fault.clone()),
+            Action::Loss { per_million } => {
+                self.loss_per_million = *per_million;
+                self.sim.set_loss(*per_million);
+            }
+        }
+        self.log.push(timed);
+    }
+
+    fn apply_due(&mut self) {
+        while self.queue.front().is_some_and(|timed| timed.at <= self.sim.now()) {
+            let mut timed = self.queue.pop_front().expect("front was just checked");
+            // An action dated in the past (a hand-edited link) takes effect now.
+            timed.at = self.sim.now();
+            self.apply(timed);
+        }
+    }
+
+    // ----- Time. -----
+
+    /// One animation frame: `wall_ms` of real time at `speed` simulated seconds per second.
+    /// Returns the number of simulator events processed.
+    pub fn advance(&mut self, wall_ms: f64, speed: f64) -> u64 {
+        let wanted = wall_ms.clamp(0.0, FRAME_WALL_MS_MAX) * 1_000.0 * speed.max(0.0) + self.carry;
+        let whole = wanted.floor();
+        self.carry = wanted - whole;
+        let target = self.shown + whole as Micros;
+        let events = self.simulate_until(target + self.lookahead, EVENTS_PER_FRAME_MAX);
+        let reachable = self.sim.now().saturating_sub(self.lookahead);
+        self.show_until(target.min(reachable));
+        events
+    }
+
+    /// Moves the screen to the next visible event (a single step).
+    pub fn step(&mut self) {
+        let mut searched = 0;
+        loop {
+            let next = self.upcoming.iter().find(|event| event.at > self.shown && visible(&event.kind)).map(|e| e.at);
+            if let Some(next) = next {
+                self.simulate_until(next + self.lookahead, EVENTS_PER_FRAME_MAX);
+                let reachable = self.sim.now().saturating_sub(self.lookahead);
+                self.show_until(next.min(reachable));
+                return;
+            }
+            let before = self.sim.now();
+            if searched >= STEP_SEARCH_MAX {
+                return;
+            }
+            // Straight to the simulator's next event (a quiet cluster may have none for a while).
+            let horizon = self.sim.next_event_at().map_or(before + ms(10), |at| at.clamp(before + 1, before + ms(10)));
+            self.simulate_until(horizon, EVENTS_PER_FRAME_MAX);
+            searched += (self.sim.now() - before).max(1);
+        }
+    }
+
+    /// Runs the simulation up to `limit` or until `budget` events were processed; returns the
+    /// number processed.
+    fn simulate_until(&mut self, limit: Micros, budget: u64) -> u64 {
+        let start = self.sim.stats().events;
+        self.apply_due();
+        while self.sim.now() < limit {
+            let mut next = (self.sim.now() + SLICE_US).min(limit);
+            if let Some(timed) = self.queue.front() {
+                next = next.min(timed.at.max(self.sim.now()));
+            }
+            self.sim.run_until(next);
+            self.apply_due();
+            if self.sim.stats().events - start >= budget {
+                break;
+            }
+        }
+        self.absorb();
+        self.sim.stats().events - start
+    }
+
+    /// Takes the new trace events, polls the clients and refreshes the verdict.
+    fn absorb(&mut self) {
+        for event in self.sim.take_trace() {
+            self.flights.observe(&event);
+            self.upcoming.push_back(event);
+        }
+        let now = self.sim.now();
+        for request in self.requests.iter_mut().filter(|request| request.answer == Answer::Waiting) {
+            if self.sim.is_pending(request.client) {
+                continue;
+            }
+            // A finished client either got a reply or used up its attempts.
+            request.answer = match self.sim.reply_of(request.client) {
+                Some(reply) => Answer::Replied { at: now, reply },
+                None => Answer::GaveUp { at: now },
+            };
+        }
+        let history = self.sim.history();
+        let signature = (
+            history.operations.len(),
+            history.operations.iter().filter(|op| op.outcome != Outcome::Unknown).count()
+                + self.requests.iter().filter(|r| matches!(r.answer, Answer::GaveUp { .. })).count(),
+        );
+        if signature != self.verdict_of {
+            self.verdict_of = signature;
+            self.verdict = Verdict { report: check_history(history) };
+        }
+    }
+
+    /// Moves the screen to `time`, taking in every trace event up to it.
+    fn show_until(&mut self, time: Micros) {
+        self.shown = self.shown.max(time);
+        while self.upcoming.front().is_some_and(|event| event.at <= self.shown) {
+            let event = self.upcoming.pop_front().expect("front was just checked");
+            self.take_in(event);
+        }
+        self.flights.retire(self.shown, self.lookahead);
+    }
+
+    fn take_in(&mut self, event: TraceEvent) {
+        let status = &mut self.status[event.node.index()];
+        match &event.kind {
+            TraceKind::Crashed => *status = NodeStatus { down: true, recovering: false },
+            TraceKind::Restarted => status.down = false,
+            TraceKind::RecoveryStarted { .. } => status.recovering = true,
+            TraceKind::RecoveryFinished { .. } => status.recovering = false,
+            _ => {}
+        }
+        if let Some((text, tone)) = describe(self.sim.ring(), &event.kind) {
+            self.lines.push_back(LogLine { at: event.at, node: event.node, text, tone });
+            while self.lines.len() > LOG_LINES_MAX {
+                self.lines.pop_front();
+            }
+        }
+    }
+}
+
+/// Whether a single step should stop at this event (persist completions are invisible).
+fn visible(kind: &TraceKind) -> bool {
+    !matches!(kind, TraceKind::Persisted { .. })
+}
+
+pub fn ballot_text(ring: &Ring, ballot: Ballot) -> String {
+    if ballot == Ballot::ZERO {
+        "-".to_string()
+    } else {
+        format!("{}.{}", ballot.round, ring.name(ballot.node))
+    }
+}
+
+pub fn reply_text(reply: &ClientReply) -> String {
+    match reply {
+        ClientReply::Value(Some(value)) => format!("value {value}"),
+        ClientReply::Value(None) => "not found".to_string(),
+        ClientReply::Written => "ok".to_string(),
+        ClientReply::Pairs(pairs) if pairs.is_empty() => "no pairs".to_string(),
+        ClientReply::Pairs(pairs) => {
+            let shown: Vec<String> = pairs.iter().take(12).map(|(key, value)| format!("{key}={value}")).collect();
+            let more = if pairs.len() > 12 { format!(" and {} more", pairs.len() - 12) } else { String::new() };
+            format!("{} pairs: {}{more}", pairs.len(), shown.join(", "))
+        }
+        ClientReply::Deleted(count) => format!("deleted {count} keys"),
+        ClientReply::Error(error) => error.to_string(),
+        // `ClientReply` may grow; show what we do not know rather than fail.
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn op_text(op: &ClientOp) -> String {
+    match op {
+        ClientOp::Get { key } => format!("get {key}"),
+        ClientOp::Put { key, value } => format!("put {key}={value}"),
+        ClientOp::Delete { key } => format!("delete {key}"),
+        ClientOp::LocalQuery => "@ query".to_string(),
+        ClientOp::GlobalQuery => "* query".to_string(),
+        ClientOp::LocalDelete => "@ delete".to_string(),
+        ClientOp::GlobalDelete => "* delete".to_string(),
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepare => "prepare",
+        Phase::Accept => "accept",
+        Phase::Read => "read",
+        Phase::ReadRepair => "read repair",
+        Phase::Scan => "scan",
+    }
+}
+
+/// A log line for the events worth reading; message traffic is drawn, not written.
+pub(crate) fn describe(ring: &Ring, kind: &TraceKind) -> Option<(String, Tone)> {
+    let name = |node: &NodeId| ring.name(*node).to_string();
+    let line = match kind {
+        TraceKind::RequestReceived { op, .. } => (format!("receives {}", op_text(op)), Tone::Client),
+        TraceKind::RequestAnswered { reply, .. } => {
+            (format!("answers the client: {}", reply_text(reply)), Tone::Client)
+        }
+        TraceKind::Forwarded { to, attempt, .. } if *attempt > 1 => {
+            (format!("fails over to coordinator {} (attempt {attempt})", name(to)), Tone::Fault)
+        }
+        TraceKind::Forwarded { to, .. } => (format!("forwards to coordinator {}", name(to)), Tone::Detail),
+        TraceKind::CoordinationStarted { op, homes, .. } => {
+            let homes: Vec<String> = homes.iter().map(name).collect();
+            (format!("coordinates {} on {}", op_text(op), homes.join(", ")), Tone::Detail)
+        }
+        TraceKind::QuorumReached { phase, .. } => (format!("{} quorum reached", phase_name(*phase)), Tone::Detail),
+        TraceKind::CoordinationFinished { reply, .. } => (format!("finishes: {}", reply_text(reply)), Tone::Detail),
+        TraceKind::RetryRecognized { .. } => ("recognizes a retry: nothing new written".to_string(), Tone::Detail),
+        TraceKind::ReadRepair { key, to, .. } => (format!("read-repairs {key} on {}", name(to)), Tone::Repair),
+        TraceKind::HintStored { home, key } => (format!("keeps a hint of {key} for {}", name(home)), Tone::Hint),
+        TraceKind::HintHandedOff { home, key } => (format!("hands {key} off to {}", name(home)), Tone::Hint),
+        TraceKind::HintDropped { home, key } => (format!("drops the hint of {key} for {}", name(home)), Tone::Hint),
+        TraceKind::RecoveryStarted { peers } => {
+            let peers: Vec<String> = peers.iter().map(name).collect();
+            (format!("recovery starts, syncing from {}", peers.join(", ")), Tone::Recovery)
+        }
+        TraceKind::RecoveryProgress { peer, records, peer_done } => {
+            let done = if *peer_done { " (done)" } else { "" };
+            (format!("recovered {records} records from {}{done}", name(peer)), Tone::Recovery)
+        }
+        TraceKind::RecoveryFinished { records } => {
+            (format!("recovery finished ({records} records): serving reads"), Tone::Recovery)
+        }
+        TraceKind::AntiEntropy { peer, pushed, fetched } if pushed + fetched > 0 => {
+            (format!("anti-entropy with {}: pushed {pushed}, fetched {fetched}", name(peer)), Tone::Repair)
+        }
+        TraceKind::Suspected { peer } => (format!("suspects {}", name(peer)), Tone::Fault),
+        TraceKind::Trusted { peer } => (format!("trusts {} again", name(peer)), Tone::Detail),
+        TraceKind::MessageDropped { to, reason: DropReason::Partition, .. } => {
+            (format!("message to {} blocked by a cut link", name(to)), Tone::Fault)
+        }
+        TraceKind::Crashed => ("CRASHED".to_string(), Tone::Fault),
+        TraceKind::Restarted => ("restarted from its disk".to_string(), Tone::Recovery),
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// One stored key as an inspector shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRow {
+    pub key: String,
+    /// `None`: a tombstone (the key was deleted).
+    pub value: Option<String>,
+    pub ballot: String,
+    pub promised: String,
+    pub clock: String,
+    /// Whether this node is one of the key's home replicas.
+    pub home: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HintRow {
+    pub home: String,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Everything a node's inspector shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub name: String,
+    pub status: NodeStatus,
+    /// True when the node is down and the rows come from its disk.
+    pub from_disk: bool,
+    pub keys: Vec<KeyRow>,
+    pub hints: Vec<HintRow>,
+    pub suspects: Vec<String>,
+}
+
+impl Session {
+    /// The inspector of `node`, from the simulation's current state (the live node, or its disk
+    /// while it is down).
+    pub fn node_view(&self, node: NodeId) -> NodeView {
+        let ring = self.sim.ring();
+        let clock_text = |record: &Record| {
+            let entries: Vec<String> =
+                record.clock.entries().iter().map(|(node, count)| format!("{}:{count}", ring.name(*node))).collect();
+            entries.join(" ")
+        };
+        let key_row = |key: &dynamo_core::types::Blob, slot: &dynamo_core::store::Slot| KeyRow {
+            key: key.to_text(),
+            value: slot.record.as_ref().and_then(|record| record.value.as_ref().map(|value| value.to_text())),
+            ballot: ballot_text(ring, slot.accepted_ballot()),
+            promised: ballot_text(ring, slot.promised),
+            clock: slot.record.as_ref().map(clock_text).unwrap_or_default(),
+            home: ring.homes(key.as_bytes()).contains(&node),
+        };
+        let hint_row = |home: &NodeId, key: &dynamo_core::types::Blob, record: &Record| HintRow {
+            home: ring.name(*home).to_string(),
+            key: key.to_text(),
+            value: record.value.as_ref().map(|value| value.to_text()),
+        };
+        let (from_disk, keys, hints, suspects) = match self.sim.node(node) {
+            Some(live) => (
+                false,
+                live.slots().map(|(key, slot)| key_row(key, slot)).collect(),
+                live.hints().map(|((home, key), record)| hint_row(home, key, record)).collect(),
+                (0..ring.node_count() as u32)
+                    .map(NodeId)
+                    .filter(|peer| *peer != node && live.suspects(*peer))
+                    .map(|peer| ring.name(peer).to_string())
+                    .collect(),
+            ),
+            None => {
+                let disk = self.sim.durable(node);
+                (
+                    true,
+                    disk.slots.iter().map(|(key, slot)| key_row(key, slot)).collect(),
+                    disk.hints.iter().map(|((home, key), record)| hint_row(home, key, record)).collect(),
+                    Vec::new(),
+                )
+            }
+        };
+        NodeView { name: ring.name(node).to_string(), status: self.status(node), from_disk, keys, hints, suspects }
+    }
+
+    /// Whether the link from `from` to `to` is cut (simulation state, for the link controls).
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.sim.cuts().contains(&(from, to))
+    }
+
+    /// Crash or restart, whichever applies to `node` now.
+    pub fn toggle(&mut self, node: NodeId) {
+        let fault = if self.sim.is_up(node) { FaultAction::Crash(node) } else { FaultAction::Restart(node) };
+        self.act(Action::Fault(fault));
+    }
+}
+
+/// The speed slider's range, `0..=SPEED_SLIDER_MAX`, maps to speeds `1e-4..=1` on a log scale.
+pub const SPEED_SLIDER_MAX: f64 = 100.0;
+
+/// Simulated seconds per wall-clock second for a slider position (log scale, 1/10,000 to 1).
+pub fn speed_of(slider: f64) -> f64 {
+    10f64.powf(-4.0 + 4.0 * slider.clamp(0.0, SPEED_SLIDER_MAX) / SPEED_SLIDER_MAX)
+}
+
+/// The slider position of a speed (the inverse of `speed_of`).
+pub fn slider_of(speed: f64) -> f64 {
+    ((speed.log10() + 4.0) / 4.0 * SPEED_SLIDER_MAX).clamp(0.0, SPEED_SLIDER_MAX)
+}
+
+/// A speed as people read it: "1/100×" below real time, "1×" at real time.
+pub fn speed_label(speed: f64) -> String {
+    if speed >= 0.999 {
+        format!("{speed:.0}×")
+    } else {
+        format!("1/{:.0}×", 1.0 / speed)
+    }
+}
+
+/// Simulated time in milliseconds with microsecond precision.
+pub fn time_label(at: Micros) -> String {
+    format!("{}.{:03} ms", at / 1_000, at % 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_speed_slider_is_logarithmic() {
+        assert!((speed_of(0.0) - 1e-4).abs() < 1e-12);
+        assert!((speed_of(50.0) - 1e-2).abs() < 1e-12);
+        assert!((speed_of(100.0) - 1.0).abs() < 1e-12);
+        assert!((slider_of(speed_of(37.0)) - 37.0).abs() < 1e-9);
+        assert_eq!(speed_label(speed_of(50.0)), "1/100×");
+        assert_eq!(speed_label(1.0), "1×");
+        assert_eq!(time_label(12_345), "12.345 ms");
+    }
+
+    /// Plays `session` for `wall_ms` of frames of 16 ms at `speed`.
+    fn play(session: &mut Session, wall_ms: u64, speed: f64) {
+        for _ in 0..wall_ms / 16 {
+            session.advance(16.0, speed);
+        }
+    }
+
+    fn answers(session: &Session) -> Vec<String> {
+        session
+            .requests()
+            .iter()
+            .map(|request| match request.answer_at(session.shown()) {
+                Answer::Waiting => "waiting".to_string(),
+                Answer::Replied { reply, .. } => reply_text(reply),
+                Answer::GaveUp { .. } => "gave up".to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_put_then_a_get_answer_on_screen() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        session.act(Action::put(0, "apple", "red"));
+        play(&mut session, 1_000, 0.05);
+        assert_eq!(answers(&session), ["ok"]);
+        session.act(Action::get(3, "apple"));
+        play(&mut session, 1_000, 0.05);
+        assert_eq!(answers(&session), ["ok", "value red"]);
+        assert!(session.verdict().text().starts_with("linearizable"), "{}", session.verdict().text());
+        assert!(session.flights().started > 10);
+        // The screen stays behind the simulation by the lookahead, never ahead of it.
+        assert!(session.shown() + session.latency_max() <= session.simulation().now());
+    }
+
+    #[test]
+    fn a_frame_never_exceeds_its_event_budget() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        for index in 0..50 {
+            session.act(Action::put(index % 5, &format!("key{index}"), "v"));
+        }
+        // An absurd speed: an hour of simulated time per frame.
+        let events = session.advance(16.0, 225_000.0);
+        assert!(events <= EVENTS_PER_FRAME_MAX + 200, "{events} events in one frame");
+        assert!(session.shown() < ms(3_600_000));
+    }
+
+    #[test]
+    fn the_screen_shows_a_crash_and_the_recovery() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        session.act(Action::put(0, "apple", "red"));
+        play(&mut session, 500, 0.05);
+        session.toggle(NodeId(2));
+        play(&mut session, 200, 0.05);
+        assert!(session.status(NodeId(2)).down);
+        assert!(session.node_view(NodeId(2)).from_disk);
+        session.act(Action::put(0, "apple", "green"));
+        play(&mut session, 2_000, 0.1);
+        assert_eq!(answers(&session), ["ok", "ok"]);
+        session.toggle(NodeId(2));
+        play(&mut session, 2_000, 0.5);
+        assert!(!session.status(NodeId(2)).down);
+        let texts: Vec<&str> = session.lines().map(|line| line.text.as_str()).collect();
+        assert!(texts.iter().any(|text| text.starts_with("recovery finished")), "{texts:?}");
+        let view = session.node_view(NodeId(2));
+        assert!(!view.from_disk && !view.status.recovering);
+    }
+
+    #[test]
+    fn a_request_to_a_down_node_gives_up() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        session.toggle(NodeId(1));
+        session.act(Action::get(1, "apple"));
+        play(&mut session, 2_000, 5.0);
+        assert_eq!(answers(&session), ["gave up"]);
+    }
+
+    #[test]
+    fn steps_move_the_screen_to_the_next_event() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        session.act(Action::put(0, "apple", "red"));
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            session.step();
+            times.push(session.shown());
+        }
+        assert!(times.windows(2).all(|pair| pair[0] < pair[1]), "{times:?}");
+    }
+
+    #[test]
+    fn replaying_the_log_reproduces_the_run() {
+        let mut session = Session::new(Setup { seed: 7, ..Setup::default() }).expect("valid");
+        session.act(Action::put(0, "apple", "red"));
+        play(&mut session, 300, 0.05);
+        session.toggle(NodeId(4));
+        session.act(Action::Loss { per_million: 100_000 });
+        session.act(Action::put(2, "apple", "green"));
+        play(&mut session, 700, 0.2);
+        session.toggle(NodeId(4));
+        session.act(Action::get(1, "apple"));
+        play(&mut session, 1_500, 0.3);
+        let until = session.simulation().now();
+
+        let (setup, log) =
+            crate::link::decode(&crate::link::encode(session.setup(), &session.script())).expect("the link decodes");
+        let mut replayed = Session::replay(setup, log).expect("valid");
+        // Different frame pacing: the result must not depend on it.
+        while replayed.simulation().now() + ms(10) < until {
+            replayed.advance(33.0, 0.17);
+        }
+        replayed.simulate_until(until, u64::MAX);
+        assert_eq!(replayed.simulation().history(), session.simulation().history());
+        assert_eq!(answers(&replayed)[..], answers(&session)[..]);
+        assert_eq!(replayed.script(), session.script());
+    }
+}
