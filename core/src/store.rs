@@ -19,6 +19,9 @@ pub struct Writer {
     pub seq: u64,
     /// Ballot round of the write that recorded it; the oldest entry is evicted first.
     pub round: u64,
+    /// For a delete: whether it removed a live value (what a retry of it must answer).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// One version of a key: its value (or tombstone), its versions and its write history.
@@ -109,7 +112,9 @@ pub struct DurableState {
 }
 
 impl DurableState {
-    /// Applies a batch, as a driver does once the batch is on disk.
+    /// Applies a batch, as a driver does once the batch is on disk. A batch never both stores
+    /// and removes the same hint (the node cancels one with the other), so the order of the two
+    /// lists does not matter.
     pub fn apply(&mut self, batch: &PersistBatch) {
         for (key, slot) in &batch.slots {
             self.slots.insert(key.clone(), slot.clone());
@@ -128,7 +133,7 @@ mod tests {
     use super::*;
 
     fn writer(client: u64, seq: u64, round: u64) -> Writer {
-        Writer { client: ClientId(client), seq, round }
+        Writer { client: ClientId(client), seq, round, removed: false }
     }
 
     #[test]

@@ -178,8 +178,17 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     tokio::spawn(crate::resp::serve(resp, handle.clone()));
 
     let start = if existed { Start::Recover } else { Start::Fresh };
-    let options =
-        NodeOptions { id, config, ring, seed: epoch_micros ^ index as u64, incarnation: epoch_micros, trace: true };
+    let options = NodeOptions {
+        id,
+        config,
+        ring,
+        seed: epoch_micros ^ index as u64,
+        // Message and transaction ids are `incarnation << 40 | counter`: the incarnation must fit
+        // in 24 bits. Milliseconds modulo 2^24 differ between restarts unless exactly 4.66 hours
+        // apart to the millisecond.
+        incarnation: (epoch_micros / 1_000) & 0xff_ffff,
+        trace: true,
+    };
     // Microseconds since the UNIX epoch, but monotonic: trace events of different processes on
     // one machine share a timeline, and time never goes backwards for the core.
     let now = move || epoch_micros + clock.elapsed().as_micros() as u64;

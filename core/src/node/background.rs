@@ -82,11 +82,13 @@ impl Node {
         if self.hints.len() as u64 >= self.config.hints_max as u64 && !self.hints.contains_key(&slot) {
             // Bounded: drop the first hint in key order; anti-entropy still repairs its home.
             if let Some(((old_home, old_key), _)) = self.hints.pop_first() {
+                self.hints_stored.retain(|stored| (stored.0, &stored.1) != (old_home, &old_key));
                 self.hints_removed.push((old_home, old_key.clone()));
                 self.emit(TraceKind::HintDropped { home: old_home, key: old_key });
             }
         }
         self.emit(TraceKind::HintStored { home, key: key.clone() });
+        self.hints_removed.retain(|removed| *removed != (home, key.clone()));
         self.hints_stored.push((home, key.clone(), record.clone()));
         self.hints.insert(slot, record);
     }
@@ -111,6 +113,7 @@ impl Node {
         let slot = (home, key.clone());
         if self.hints.get(&slot).is_some_and(|kept| kept.ballot == ballot) {
             self.hints.remove(&slot);
+            self.hints_stored.retain(|stored| (stored.0, &stored.1) != (home, &key));
             self.hints_removed.push((home, key.clone()));
             self.emit(TraceKind::HintHandedOff { home, key });
         }

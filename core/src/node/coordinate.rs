@@ -50,9 +50,10 @@ pub(super) enum Txn {
     Bulk(Bulk),
 }
 
-/// A request this node received and handed to a coordinator.
+/// A request this node hands to a coordinator: always a home replica of the key, whose own
+/// durable promise keeps its ballots unique across its restarts.
 pub(super) struct Route {
-    handle: u64,
+    reply_to: ReplyTo,
     request: ClientRequest,
     candidates: Vec<NodeId>,
     attempt: u32,
@@ -182,15 +183,22 @@ impl Node {
             self.reply(handle, ClientReply::Error(ClientError::Invalid { reason }));
             return;
         }
-        let Some(key) = request.op.key().cloned() else {
+        if request.op.key().is_none() {
             // `@` and `*` are answered by the receiving node itself.
-            self.coordinate(request, ReplyTo::Client(handle));
-            return;
-        };
-        let candidates = self.ring.preference(key.as_bytes());
+            return self.coordinate(request, ReplyTo::Client(handle));
+        }
+        self.route(request, ReplyTo::Client(handle));
+    }
+
+    /// Hands a single-key request to a coordinator among its home replicas (this node, if it
+    /// is one and not suspected first in line).
+    fn route(&mut self, request: ClientRequest, reply_to: ReplyTo) {
+        let key = request.op.key().expect("only single-key requests are routed");
+        let mut candidates = self.ring.preference(key.as_bytes());
+        candidates.truncate(self.config.replicas as usize);
         let txn = self.new_txn();
         let mut route =
-            Route { handle, request, candidates, attempt: 0, target: self.id, until: 0, acknowledged: false };
+            Route { reply_to, request, candidates, attempt: 0, target: self.id, until: 0, acknowledged: false };
         if self.route_next(txn, &mut route) {
             self.txns.insert(txn, Txn::Route(route));
         }
@@ -198,18 +206,19 @@ impl Node {
 
     /// Sends the request to the next coordinator; false when this node coordinates it.
     fn route_next(&mut self, txn: u64, route: &mut Route) -> bool {
-        let homes = self.config.replicas as usize;
+        let homes = &route.candidates;
         let start = route.attempt as usize;
-        // The first home this node does not suspect, from the attempt's position on; if every
-        // one is suspected, simply the next in order (suspicion is advice, not a verdict).
-        let pick = (start..route.candidates.len())
-            .map(|index| route.candidates[index])
-            .find(|node| !self.suspected[node.index()] && route.candidates[..homes].contains(node))
-            .unwrap_or(route.candidates[start % route.candidates.len()]);
+        // The first home this node does not suspect, from the attempt's position on (wrapping);
+        // if every one is suspected, simply the next in order (suspicion is advice, not a
+        // verdict). Never a fallback node: see `Route`.
+        let pick = (0..homes.len())
+            .map(|offset| homes[(start + offset) % homes.len()])
+            .find(|node| !self.suspected[node.index()])
+            .unwrap_or(homes[start % homes.len()]);
         route.attempt += 1;
         route.target = pick;
         if pick == self.id {
-            self.coordinate(route.request.clone(), ReplyTo::Client(route.handle));
+            self.coordinate(route.request.clone(), route.reply_to);
             return false;
         }
         // A live coordinator acknowledges at once; silence for one round trip means it is down.
@@ -235,12 +244,18 @@ impl Node {
 
     pub(super) fn on_forward_reply(&mut self, txn: u64, reply: ClientReply) {
         if let Some(Txn::Route(route)) = self.txns.remove(&txn) {
-            self.reply(route.handle, reply);
+            self.answer(route.reply_to, reply);
         }
     }
 
     /// Starts coordinating a request here.
     pub(super) fn coordinate(&mut self, request: ClientRequest, reply_to: ReplyTo) {
+        if let Some(key) = request.op.key() {
+            if !self.ring.homes(key.as_bytes()).contains(&self.id) {
+                // Only a home replica coordinates a key (a stray forward goes on to one).
+                return self.route(request, reply_to);
+            }
+        }
         let txn = self.new_txn();
         let ClientRequest { id, op } = request;
         if self.trace {
@@ -307,6 +322,9 @@ impl Node {
 
     fn start_write_round(&mut self, txn: u64, key: Blob, requests: Vec<WriteRequest>) {
         let homes = self.ring.homes(key.as_bytes());
+        // Ballot uniqueness across restarts rests on this: a home's own promise is durable
+        // before its accept leaves, and a restart resumes rounds above every stored promise.
+        assert!(homes.contains(&self.id), "only a home replica coordinates a write");
         let deadline = requests.iter().map(|request| request.deadline).min().unwrap_or(self.now);
         self.writing.insert(key.clone(), txn);
         let write = Write {
@@ -442,11 +460,15 @@ impl Node {
         let mut last_op = None;
         let mut recognized = Vec::new();
         for request in &mut write.requests {
-            let already = writers.iter().any(|w| w.client == request.op.client && w.seq >= request.op.seq);
-            // Decided here, at the write's linearization point.
-            request.reply = match &request.value {
-                WriteValue::Delete if already => ClientReply::Deleted(0),
-                WriteValue::Delete => ClientReply::Deleted(value.is_some() as u64),
+            let session = writers.iter().find(|w| w.client == request.op.client && w.seq >= request.op.seq).copied();
+            let already = session.is_some();
+            // Decided here, at the write's linearization point; a recognized retry answers what
+            // its first application decided (kept in the writer session).
+            request.reply = match (&request.value, session) {
+                (WriteValue::Delete, Some(writer)) => {
+                    ClientReply::Deleted((writer.seq == request.op.seq && writer.removed) as u64)
+                }
+                (WriteValue::Delete, None) => ClientReply::Deleted(value.is_some() as u64),
                 _ => ClientReply::Written,
             };
             if already {
@@ -454,12 +476,13 @@ impl Node {
                 recognized.push(request.op);
                 continue;
             }
+            let removed = matches!(request.value, WriteValue::Delete) && value.is_some();
             match &request.value {
                 WriteValue::Put(new) => value = Some(new.clone()),
                 WriteValue::Delete => value = None,
                 WriteValue::Rewrite => continue,
             }
-            let writer = Writer { client: request.op.client, seq: request.op.seq, round: write.ballot.round };
+            let writer = Writer { client: request.op.client, seq: request.op.seq, round: write.ballot.round, removed };
             writers = merge_writers(&[&writers, &[writer]], writers_max);
             last_op = Some(request.op);
         }
@@ -567,7 +590,8 @@ impl Node {
         if write.next_granted.len() == needed {
             // Only while no newer round on the key started here (it would have fenced this one).
             let current = self.writing.get(&write.key).is_none_or(|active| *active == txn);
-            if current {
+            let newer = self.leases.get(&write.key).is_none_or(|lease| lease.ballot < write.next);
+            if current && newer {
                 let mut records = std::mem::take(&mut write.next_records);
                 if write.next_holds_accepted {
                     records.extend(write.record.clone());
@@ -683,10 +707,11 @@ impl Node {
 
     /// Repairs `key` by rewriting its newest record under a fresh ballot (no new version).
     pub(super) fn start_rewrite(&mut self, key: Blob) {
-        if let Some(txn) = self.rewrites.get(&key) {
-            if self.txns.contains_key(txn) {
-                return;
-            }
+        // A write round already running on the key writes the newest state under a fresh
+        // ballot anyway: that is exactly what a rewrite would do.
+        let active = |txn: Option<&u64>| txn.is_some_and(|txn| self.txns.contains_key(txn));
+        if active(self.rewrites.get(&key)) || active(self.writing.get(&key)) {
+            return;
         }
         if self.rewrites.len() >= self.config.batch_records_max as usize {
             let txns = &self.txns;
@@ -1092,9 +1117,8 @@ impl Node {
                 return;
             };
             bulk.in_flight += 1;
-            let op = bulk.op;
-            let child = self.new_txn();
-            self.start_write(child, key, op, WriteValue::Delete, ReplyTo::Parent(txn));
+            let request = ClientRequest { id: bulk.op, op: ClientOp::Delete { key } };
+            self.route(request, ReplyTo::Parent(txn));
         }
     }
 
@@ -1120,7 +1144,7 @@ impl Node {
                 let Some(Txn::Route(mut route)) = self.txns.remove(&txn) else { return };
                 self.suspect(route.target);
                 if route.attempt >= self.config.coordinator_attempts_max {
-                    self.reply(route.handle, Self::unavailable("no coordinator answered in time"));
+                    self.answer(route.reply_to, Self::unavailable("no coordinator answered in time"));
                 } else if self.route_next(txn, &mut route) {
                     self.txns.insert(txn, Txn::Route(route));
                 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::message::{ClientOp, ClientReply, ClientRequest};
+use crate::message::{ClientOp, ClientReply, ClientRequest, MessageKind};
 use crate::types::{ClientId, OpId};
 
 /// A node under test, with helpers to feed inputs and inspect outputs.
@@ -149,8 +149,8 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
         value: Some("by client 2".into()),
         op: OpId { client: ClientId(2), seq: 4 },
         writers: vec![
-            crate::store::Writer { client: ClientId(1), seq: 1, round: 3 },
-            crate::store::Writer { client: ClientId(2), seq: 4, round: 7 },
+            crate::store::Writer { client: ClientId(1), seq: 1, round: 3, removed: false },
+            crate::store::Writer { client: ClientId(2), seq: 4, round: 7, removed: false },
         ],
     };
     h.step(put("k", "retried", 1));
@@ -204,4 +204,85 @@ fn a_crash_loses_exactly_the_unpersisted_state() {
     // After the persist the ack goes out.
     h.persist_all();
     assert!(h.sends().iter().any(|(_, m)| matches!(m, Message::Accepted { result: Ok(()), .. })));
+}
+
+/// Found in review: a delete recognized as already applied (its own first attempt's tombstone
+/// came back in a later prepare round) answered `Deleted(0)` although it had removed the value.
+#[test]
+fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    // An acknowledged value "v" on the two other homes (written earlier by client 2).
+    let v = Record {
+        ballot: Ballot { round: 1, node: NodeId(0) },
+        clock: crate::version::VectorClock::new(),
+        value: Some("v".into()),
+        op: OpId { client: ClientId(2), seq: 1 },
+        writers: vec![crate::store::Writer { client: ClientId(2), seq: 1, round: 1, removed: false }],
+    };
+    let delete = Input::Client {
+        handle: 9,
+        request: ClientRequest { id: OpId { client: ClientId(1), seq: 1 }, op: ClientOp::Delete { key: "k".into() } },
+    };
+    h.step(delete);
+    let (txn, ballot) = h.prepare_sent();
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(Some(v.clone())) });
+    h.persist_all();
+    let first: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).collect();
+    assert_eq!(first.len(), 2);
+    // Both accepts (or their acks) are lost; the coordinator's own accept of the tombstone stands.
+    assert!(h.node.record(b"k").is_some_and(|r| r.value.is_none()));
+    h.now += 150_000;
+    h.step(Input::Tick);
+    let (txn2, ballot2) = h.prepare_sent();
+    assert!(ballot2 > ballot);
+    h.persist_all();
+    h.deliver(homes[1], Message::Promise { txn: txn2, ballot: ballot2, result: Ok(Some(v)) });
+    let mut sent = h.sends();
+    h.persist_all();
+    sent.extend(h.sends());
+    let accept = sent
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Accept { record, .. } => Some(record),
+            _ => None,
+        })
+        .expect("an accept");
+    h.deliver(homes[1], Message::Accepted { txn: txn2, ballot: accept.ballot, result: Ok(()), next: None });
+    let mut replies = h.replies();
+    h.persist_all();
+    replies.extend(h.replies());
+    // The key held "v" and nobody else deleted it: a linearizable delete removed 1 key.
+    assert_eq!(replies.first(), Some(&ClientReply::Deleted(1)), "got {replies:?}");
+}
+
+/// Found in review: a coordinator that is not a home replica persists nothing before its accept
+/// leaves, so after a crash it could reuse a ballot for another value. Only homes coordinate: a
+/// write reaching any other node goes on to a home.
+#[test]
+fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
+    let config = Config::default();
+    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+    let preference = ring.preference(b"k");
+    let options = NodeOptions { id: preference[3], config, ring, seed: 1, incarnation: 0, trace: false };
+    let mut out = Vec::new();
+    let mut node = Node::start(options, DurableState::default(), Start::Fresh, 0, &mut out);
+    let request = ClientRequest {
+        id: OpId { client: ClientId(1), seq: 1 },
+        op: ClientOp::Put { key: "k".into(), value: "x".into() },
+    };
+    // A forward that a receiver's fourth attempt would once have sent to this fallback.
+    let forward = Message::Forward { txn: 5, request, attempt: 4 };
+    out.clear();
+    node.step(0, Input::Message { from: preference[4], envelope: Envelope { id: 0, message: forward } }, &mut out);
+    let sends: Vec<(NodeId, MessageKind)> = out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Send { to, envelope } => Some((*to, envelope.message.kind())),
+            _ => None,
+        })
+        .collect();
+    assert!(sends.iter().all(|(_, kind)| *kind != MessageKind::Prepare && *kind != MessageKind::Accept), "{sends:?}");
+    assert!(sends.contains(&(preference[0], MessageKind::Forward)), "passed on to the coordinator: {sends:?}");
+    assert_eq!(node.persist_issued, 0);
 }
