@@ -13,6 +13,11 @@
 //! the page clock) are confined to the `browser` helpers at the bottom and to `connect`; they
 //! fail soft (a missing window means no link, not a panic).
 
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
 use gloo_render::AnimationFrame;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -47,17 +52,22 @@ const DIAGRAM_WINDOW_LATENCIES: u64 = 24;
 const FPS_FRAMES: usize = 30;
 /// Writes sent by one "burst" click.
 const BURST_WRITES: u32 = 25;
+/// Requests listed in the history (the newest).
+const HISTORY_ROWS: usize = 40;
 /// Log lines shown (the session keeps more).
 const LOG_LINES_SHOWN: usize = 80;
-/// Keys listed per inspector: the page re-renders every frame, so long tables cost frame rate.
+/// Keys listed per inspector: a busy store re-renders its table often, so long tables cost frame rate.
 const INSPECTOR_ROWS_MAX: usize = 16;
 /// Messages drawn in the space-time diagram (the newest).
 const DIAGRAM_MESSAGES_MAX: usize = 300;
+/// How often an inspector re-reads its node's store when nothing else about it changed: reading
+/// a store formats every row, so doing it every frame costs frame rate under load.
+const INSPECT_MS: f64 = 150.0;
 /// How often Live mode asks the supervisor which processes run, and each node for its store.
 const POLL_MS: f64 = 1_000.0;
 
 /// What the page shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// The simulator, in the page.
     Simulated,
@@ -109,8 +119,69 @@ pub enum Field {
     Timeout,
 }
 
+/// A piece of the page rendered once and shown until its `stamp` moves: Yew skips a component
+/// whose props are equal, so an unchanged panel costs neither rendering nor diffing per frame.
+#[derive(Properties, Clone)]
+pub struct MemoProps {
+    pub stamp: u64,
+    pub content: Rc<Html>,
+}
+
+impl PartialEq for MemoProps {
+    fn eq(&self, other: &Self) -> bool {
+        self.stamp == other.stamp
+    }
+}
+
+#[function_component(Memo)]
+fn memo(props: &MemoProps) -> Html {
+    (*props.content).clone()
+}
+
+/// One memoized panel: the fingerprint of what it was rendered from, and the rendering.
+#[derive(Default)]
+struct Cached {
+    stamp: u64,
+    html: Option<Rc<Html>>,
+}
+
+/// An inspector's cache: the node view it was rendered from and when that was read.
+#[derive(Default)]
+struct CachedInspector {
+    quick: u64,
+    read_at: f64,
+    view: Option<crate::session::NodeView>,
+    serial: u64,
+    html: Option<Rc<Html>>,
+}
+
+/// The renderings reused between frames (`view` takes `&self`, hence the cell).
+#[derive(Default)]
+struct Memos {
+    ring: Cached,
+    history: Cached,
+    events: Cached,
+    inspectors: Vec<CachedInspector>,
+}
+
+/// What a share link was encoded from: the epoch and `Session::script_size`.
+type ShareOf = (u64, (usize, usize));
+
+fn fingerprint(value: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
 pub struct App {
     mode: Mode,
+    /// Bumped whenever the stage is replaced (restart, mode switch, an opened recording), so no
+    /// memoized panel outlives the run it was drawn from.
+    epoch: u64,
+    memos: RefCell<Memos>,
+    /// The share link and the (epoch, script size) it was encoded for: encoding the whole
+    /// script every frame grew with the run.
+    share: RefCell<Option<(ShareOf, AttrValue)>>,
     session: Session,
     /// The real cluster, once `/api/cluster` answered and Live mode was chosen.
     live: Option<LiveSession>,
@@ -172,6 +243,9 @@ impl Component for App {
         connect::fetch_cluster(inbox.clone());
         let mut app = App {
             mode: Mode::Simulated,
+            epoch: 0,
+            memos: RefCell::new(Memos::default()),
+            share: RefCell::new(None),
             session,
             live: None,
             sockets: None,
@@ -311,7 +385,7 @@ impl Component for App {
                     </section>
                     <section class="side">
                         { self.view_client(ctx) }
-                        { self.view_history() }
+                        { self.memo_history() }
                         if simulated {
                             { self.view_scenarios(ctx) }
                         }
@@ -322,10 +396,10 @@ impl Component for App {
                     </section>
                     <section class="panel events-panel">
                         <h2>{ "Events" }</h2>
-                        { self.view_events() }
+                        { self.memo_events() }
                     </section>
                     <section class="inspectors">
-                        { for (0..self.stage().ring().node_count() as u32).map(|node| self.view_inspector(ctx, NodeId(node))) }
+                        { self.view_inspectors(ctx) }
                     </section>
                     <section class="panel network-panel">
                         { self.view_network(ctx) }
@@ -379,6 +453,7 @@ impl App {
             _ => {}
         }
         self.mode = mode;
+        self.epoch += 1;
         self.layout = RingLayout::new(self.stage().ring(), RING_SIZE);
         let nodes = self.stage().ring().node_count() as u32;
         self.receiver = self.receiver.min(nodes - 1);
@@ -475,6 +550,7 @@ impl App {
             Incoming::Controlled(_, Err(error)) => self.problem = Some(error),
             Incoming::Trace(Ok(recording)) => {
                 self.replay = Some(LiveSession::replay(recording));
+                self.epoch += 1;
                 self.switch(Mode::Replay);
             }
             Incoming::Trace(Err(error)) => self.problem = Some(error),
@@ -533,6 +609,7 @@ impl App {
             Ok(session) => {
                 self.layout = RingLayout::new(session.ring(), RING_SIZE);
                 self.session = session;
+                self.epoch += 1;
                 self.draft = setup;
                 self.problem = None;
                 self.hovered = None;
@@ -556,6 +633,20 @@ impl App {
             (Field::LatencyMax, Some(value)) => draft.latency_max_us = value.max(1),
             (Field::Timeout, Some(value)) => draft.request_timeout_ms = value.max(1),
             _ => {}
+        }
+    }
+
+    /// The link that replays the run, encoded again only when the script changed.
+    fn share_link(&self) -> AttrValue {
+        let size = (self.epoch, self.session.script_size());
+        let mut share = self.share.borrow_mut();
+        match &*share {
+            Some((of, href)) if *of == size => href.clone(),
+            _ => {
+                let href = AttrValue::from(format!("#{}", link::encode(self.session.setup(), &self.session.script())));
+                *share = Some((size, href.clone()));
+                href
+            }
         }
     }
 
@@ -642,7 +733,7 @@ impl App {
                     }
                     <span data-testid="fps">{ format!("{:.0} fps", self.frames_per_second()) }</span>
                     if self.mode == Mode::Simulated {
-                        <a data-testid="share" href={format!("#{}", link::encode(self.session.setup(), &self.session.script()))}
+                        <a data-testid="share" href={self.share_link()}
                             title="this link replays the run">{ "link to this run" }</a>
                     }
                     <button data-testid="export" class="quiet" disabled={!exportable} onclick={link.callback(|_| Msg::Export)}
@@ -655,7 +746,83 @@ impl App {
         }
     }
 
+    /// The ring with its moving dots. Everything but the dots (circle, ticks, cut links, nodes,
+    /// the key's marker) is memoized: it changes only with the key, the receiver, node states
+    /// and cuts, not with time.
     fn view_ring(&self, ctx: &Context<Self>) -> Html {
+        let session = self.stage();
+        let layout = &self.layout;
+        let latency_max = session.latency_max();
+        let shown = session.shown();
+        let center = layout.center;
+        let nodes = session.ring().node_count() as u32;
+        let statuses: Vec<_> = (0..nodes).map(|node| session.status(NodeId(node))).collect();
+        let stamp = fingerprint((
+            self.epoch,
+            self.mode,
+            &self.key,
+            self.receiver,
+            statuses,
+            session.cuts(),
+            self.reduced_motion,
+        ));
+        let still = {
+            let mut memos = self.memos.borrow_mut();
+            memoized(&mut memos.ring, stamp, || self.view_ring_still(ctx))
+        };
+        let hovered = self.hovered;
+        let mut in_air: Vec<_> = session.flights().in_air(shown, latency_max).collect();
+        // Oldest first (a stable order for the keyed list: new dots are appended, no DOM node moves).
+        in_air.sort_unstable_by_key(|(flight, _)| (flight.sent_at, flight.key));
+        let flights = in_air.into_iter().map(|(flight, pose)| {
+            let family = Family::of(flight.kind);
+            let point = layout.message_point(flight.key.from, flight.to, pose.fraction);
+            let is_hovered = hovered == Some(flight.key);
+            let colour = family.colour();
+            let (fill, stroke) = if is_reply(flight.kind) { ("#11151c", colour) } else { (colour, colour) };
+            let radius = if is_hovered { "9.0" } else { "5.5" };
+            let id = flight_id(flight.key);
+            html! {
+                <g key={id.clone()} class={if is_hovered { "flight hovered" } else { "flight" }} data-kind={kind_name(flight.kind)}
+                    data-flight={id} opacity={f(pose.opacity)}>
+                    if self.reduced_motion || is_hovered {
+                        <path class="route" d={layout.message_path(flight.key.from, flight.to)} stroke={colour} />
+                    }
+                    if !self.reduced_motion || is_hovered {
+                        <circle cx={f(point.x)} cy={f(point.y)} r={radius} fill={fill} stroke={stroke} stroke-width="2.2" />
+                    }
+                    if pose.doomed && pose.opacity < 1.0 {
+                        <text class="lost" x={f(point.x)} y={f(point.y + 5.0)}>{ "✕" }</text>
+                    }
+                    // The title (several strings) only for the dot under the pointer.
+                    if is_hovered {
+                        <title>{ flight_title(session, flight) }</title>
+                    }
+                </g>
+            }
+        });
+        html! {
+            <svg class="ring" viewBox={format!("0 0 {RING_SIZE} {RING_SIZE}")} role="img"
+                aria-label="the consistent-hash ring with messages travelling between nodes"
+                onmouseover={hover_handler(ctx, hovered)} onmouseleave={ctx.link().callback(|_| Msg::Hover(None))}>
+                <defs>
+                    <marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                        <path d="M0 0 L10 5 L0 10 z" fill="#D55E00" />
+                    </marker>
+                </defs>
+                <Memo stamp={stamp} content={still} />
+                { for flights }
+                <text class="ring-caption" x={f(center.x)} y={f(center.y - 8.0)}>{ "SHA-1 ring" }</text>
+                <text class="ring-caption small" x={f(center.x)} y={f(center.y + 12.0)}>
+                    { format!("N={} R={} W={} · {} token{} per node", session.config().replicas, session.config().read_quorum,
+                        session.config().write_quorum, session.config().tokens_per_node,
+                        if session.config().tokens_per_node == 1 { "" } else { "s" }) }
+                </text>
+            </svg>
+        }
+    }
+
+    fn view_ring_still(&self, ctx: &Context<Self>) -> Html {
         let session = self.stage();
         let layout = &self.layout;
         let ring = session.ring();
@@ -663,8 +830,6 @@ impl App {
         let role_of = |node: NodeId| {
             place.as_ref().and_then(|place| place.roles.iter().find(|(n, _)| *n == node)).map(|(_, role)| *role)
         };
-        let latency_max = session.latency_max();
-        let shown = session.shown();
         let center = layout.center;
 
         // The arc from the key to the token that owns it, in the coordinator's colour.
@@ -725,33 +890,6 @@ impl App {
                 </g>
             }
         });
-        let hovered = self.hovered;
-        let flights = session.flights().in_air(shown, latency_max).map(|(flight, pose)| {
-            let family = Family::of(flight.kind);
-            let point = layout.message_point(flight.key.from, flight.to, pose.fraction);
-            let is_hovered = hovered == Some(flight.key);
-            let key = flight.key;
-            let enter = ctx.link().callback(move |_| Msg::Hover(Some(key)));
-            let leave = ctx.link().callback(|_| Msg::Hover(None));
-            let colour = family.colour();
-            let (fill, stroke) = if is_reply(flight.kind) { ("#11151c", colour) } else { (colour, colour) };
-            let radius = if is_hovered { 9.0 } else { 5.5 };
-            html! {
-                <g class={classes!("flight", is_hovered.then_some("hovered"))} data-kind={kind_name(flight.kind)}
-                    opacity={f(pose.opacity)} onmouseenter={enter} onmouseleave={leave}>
-                    if self.reduced_motion || is_hovered {
-                        <path class="route" d={layout.message_path(flight.key.from, flight.to)} stroke={colour} />
-                    }
-                    if !self.reduced_motion || is_hovered {
-                        <circle cx={f(point.x)} cy={f(point.y)} r={f(radius)} fill={fill} stroke={stroke} stroke-width="2.2" />
-                    }
-                    if pose.doomed && pose.opacity < 1.0 {
-                        <text class="lost" x={f(point.x)} y={f(point.y + 5.0)}>{ "✕" }</text>
-                    }
-                    <title>{ flight_title(session, flight) }</title>
-                </g>
-            }
-        });
         let key_marker = place.as_ref().map(|place| {
             let label = crate::layout::point_on_circle(center, layout.radius - 30.0, place.turn);
             html! {
@@ -763,27 +901,14 @@ impl App {
             }
         });
         html! {
-            <svg class="ring" viewBox={format!("0 0 {RING_SIZE} {RING_SIZE}")} role="img"
-                aria-label="the consistent-hash ring with messages travelling between nodes">
-                <defs>
-                    <marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-                        <path d="M0 0 L10 5 L0 10 z" fill="#D55E00" />
-                    </marker>
-                </defs>
+            <>
                 <circle class="ring-circle" cx={f(center.x)} cy={f(center.y)} r={f(layout.radius)} />
                 { for key_arc }
                 { for ticks }
                 { for cuts }
                 { for nodes }
                 { for key_marker }
-                { for flights }
-                <text class="ring-caption" x={f(center.x)} y={f(center.y - 8.0)}>{ "SHA-1 ring" }</text>
-                <text class="ring-caption small" x={f(center.x)} y={f(center.y + 12.0)}>
-                    { format!("N={} R={} W={} · {} token{} per node", session.config().replicas, session.config().read_quorum,
-                        session.config().write_quorum, session.config().tokens_per_node,
-                        if session.config().tokens_per_node == 1 { "" } else { "s" }) }
-                </text>
-            </svg>
+            </>
         }
     }
 
@@ -872,7 +997,7 @@ impl App {
         let shown = session.shown();
         let verdict = session.verdict();
         let verdict_class = if verdict.report.is_linearizable() { "ok" } else { "bad" };
-        let rows = session.requests().iter().enumerate().rev().take(40).map(|(index, request)| {
+        let rows = session.requests().iter().enumerate().rev().take(HISTORY_ROWS).map(|(index, request)| {
             let (answer, class) = match request.answer_at(shown) {
                 Answer::Waiting if request.sent_at > shown => ("sending".to_string(), "waiting"),
                 Answer::Waiting => ("waiting".to_string(), "waiting"),
@@ -934,7 +1059,14 @@ impl App {
         let nodes = session.ring().node_count();
         let (left, right, top, bottom) = (46.0, DIAGRAM_WIDTH - 20.0, 22.0, DIAGRAM_HEIGHT - 8.0);
         let lane = |node: NodeId| left + (right - left) * node.index() as f64 / (nodes.max(2) - 1) as f64;
-        let y = |at: Micros| top + (bottom - top) * (at.saturating_sub(since)) as f64 / window.max(1) as f64;
+        // Messages are drawn against a fixed origin and the whole group scrolls by a transform, so a
+        // finished message keeps its attributes from frame to frame (no DOM writes for it); the
+        // origin moves by whole windows, which keeps the numbers small.
+        let window_f = window.max(1) as f64;
+        let origin = since - since % window.max(1);
+        let y = |at: Micros| top + (bottom - top) * (at as f64 - origin as f64) / window_f;
+        let scroll = (bottom - top) * (since - origin) as f64 / window_f;
+        let present = (bottom - top) * (shown - since) as f64 / window_f;
         let lanes = (0..nodes as u32).map(NodeId).map(|node| {
             let status = session.status(node);
             let class = if status.down {
@@ -952,7 +1084,10 @@ impl App {
             }
         });
         let hovered = self.hovered;
-        let visible: Vec<&Flight> = session.flights().window(since, shown, latency_max).collect();
+        let mut visible: Vec<&Flight> = session.flights().window(since, shown, latency_max).collect();
+        // Oldest first, so the keyed list only loses lines at its start and gains them at its end:
+        // no DOM node is moved.
+        visible.sort_unstable_by_key(|flight| (flight.sent_at, flight.key));
         let skip = visible.len().saturating_sub(DIAGRAM_MESSAGES_MAX);
         let lines = visible.into_iter().skip(skip).map(|flight| {
             let end = match flight.arrival {
@@ -960,35 +1095,39 @@ impl App {
                 Arrival::Unknown => flight.sent_at + latency_max,
             };
             let lost = matches!(flight.arrival, Arrival::Dropped { .. });
-            // A message still in the air is drawn up to the present only.
-            let (end_at, fraction) = if end > shown {
-                (shown, (shown - flight.sent_at) as f64 / (end - flight.sent_at).max(1) as f64)
-            } else {
-                (end, 1.0)
-            };
+            // A message still in the air is drawn whole and the clip at the present (the bottom
+            // edge) cuts it where it is now, so its line does not change from frame to frame.
             let (x1, y1) = (lane(flight.key.from), y(flight.sent_at));
-            let x2 = x1 + (lane(flight.to) - x1) * if lost && end <= shown { 0.5 } else { fraction };
-            let y2 = y(end_at);
-            let key = flight.key;
-            let is_hovered = hovered == Some(key);
+            let x2 = x1 + (lane(flight.to) - x1) * if lost && end <= shown { 0.5 } else { 1.0 };
+            let y2 = y(end);
+            let is_hovered = hovered == Some(flight.key);
+            let id = flight_id(flight.key);
             html! {
-                <g class={classes!("diagram-message", is_hovered.then_some("hovered"))}
-                    onmouseenter={ctx.link().callback(move |_| Msg::Hover(Some(key)))}
-                    onmouseleave={ctx.link().callback(|_| Msg::Hover(None))}>
+                <g key={id.clone()} class={if is_hovered { "diagram-message hovered" } else { "diagram-message" }}
+                    data-flight={id}>
                     <line x1={f(x1)} y1={f(y1)} x2={f(x2)} y2={f(y2)} stroke={Family::of(flight.kind).colour()}
                         stroke-dasharray={if is_reply(flight.kind) { "4 3" } else { "" }} />
                     <line class="hit" x1={f(x1)} y1={f(y1)} x2={f(x2)} y2={f(y2)} />
                     if lost && end <= shown {
                         <text class="lost" x={f(x2)} y={f(y2 + 4.0)}>{ "✕" }</text>
                     }
-                    <title>{ flight_title(session, flight) }</title>
+                    if is_hovered {
+                        <title>{ flight_title(session, flight) }</title>
+                    }
                 </g>
             }
         });
         html! {
-            <svg class="diagram" data-testid="diagram" viewBox={format!("0 0 {DIAGRAM_WIDTH} {DIAGRAM_HEIGHT}")}>
+            <svg class="diagram" data-testid="diagram" viewBox={format!("0 0 {DIAGRAM_WIDTH} {DIAGRAM_HEIGHT}")}
+                onmouseover={hover_handler(ctx, hovered)} onmouseleave={ctx.link().callback(|_| Msg::Hover(None))}>
                 { for lanes }
-                { for lines }
+                // A nested svg clips to the window: nothing above its top, nothing after the present
+                // (the bottom edge, or higher while the run is younger than the window).
+                <svg x="0" y={f(top)} width={f(DIAGRAM_WIDTH)} height={f(present)}>
+                    <g transform={format!("translate(0 {})", f(-scroll - top))}>
+                        { for lines }
+                    </g>
+                </svg>
                 <text class="axis" x="4" y={f(top + 4.0)}>{ format!("-{}", duration_label(window)) }</text>
                 <text class="axis" x="4" y={f(bottom)}>{ "now" }</text>
             </svg>
@@ -1017,9 +1156,68 @@ impl App {
         html! { <ol class="events" data-testid="events">{ for lines }</ol> }
     }
 
-    fn view_inspector(&self, ctx: &Context<Self>, node: NodeId) -> Html {
-        let view = self.stage().node_view(node);
-        let up = self.stage().is_up(node);
+    /// The inspectors, each re-rendered only when its node's state, its liveness or its store
+    /// (read at most every `INSPECT_MS`) changed.
+    fn view_inspectors(&self, ctx: &Context<Self>) -> Html {
+        let stage = self.stage();
+        let now = browser::now_ms();
+        let nodes = stage.ring().node_count();
+        let mut memos = self.memos.borrow_mut();
+        memos.inspectors.resize_with(nodes, CachedInspector::default);
+        let items = memos.inspectors.iter_mut().enumerate().map(|(index, cached)| {
+            let node = NodeId(index as u32);
+            let up = stage.is_up(node);
+            let quick = fingerprint((self.epoch, self.mode, index, up, stage.status(node)));
+            if cached.html.is_none() || cached.quick != quick || now - cached.read_at >= INSPECT_MS {
+                let view = stage.node_view(node);
+                if cached.html.is_none() || cached.quick != quick || cached.view.as_ref() != Some(&view) {
+                    cached.serial += 1;
+                    cached.html = Some(Rc::new(self.view_inspector(ctx, node, &view, up)));
+                    cached.view = Some(view);
+                }
+                cached.quick = quick;
+                cached.read_at = now;
+            }
+            let content = cached.html.clone().unwrap_or_else(|| Rc::new(Html::default()));
+            html! { <Memo key={index} stamp={cached.serial} content={content} /> }
+        });
+        html! { <>{ for items }</> }
+    }
+
+    /// The history and verdict, re-rendered when a request, an answer on screen or the verdict
+    /// changed.
+    fn memo_history(&self) -> Html {
+        let stage = self.stage();
+        let shown = stage.shown();
+        let requests = stage.requests();
+        let rows: Vec<u8> = requests
+            .iter()
+            .rev()
+            .take(HISTORY_ROWS)
+            .map(|request| match request.answer_at(shown) {
+                Answer::Waiting if request.sent_at > shown => 0,
+                Answer::Waiting => 1,
+                Answer::Replied { .. } => 2,
+                Answer::GaveUp { .. } => 3,
+            })
+            .collect();
+        let last = requests.last().map(|request| (request.sent_at, request.node));
+        let stamp = fingerprint((self.epoch, self.mode, requests.len(), last, rows, stage.verdict().text()));
+        let content = memoized(&mut self.memos.borrow_mut().history, stamp, || self.view_history());
+        html! { <Memo stamp={stamp} content={content} /> }
+    }
+
+    /// The events log, re-rendered when a line was added.
+    fn memo_events(&self) -> Html {
+        let log = self.stage().log();
+        let newest = log.back().map(|line| (line.at, line.node, line.text.len()));
+        let oldest = log.front().map(|line| line.at);
+        let stamp = fingerprint((self.epoch, self.mode, log.len(), newest, oldest));
+        let content = memoized(&mut self.memos.borrow_mut().events, stamp, || self.view_events());
+        html! { <Memo stamp={stamp} content={content} /> }
+    }
+
+    fn view_inspector(&self, ctx: &Context<Self>, node: NodeId, view: &crate::session::NodeView, up: bool) -> Html {
         let state = if view.status.down {
             "down"
         } else if view.status.recovering {
@@ -1253,6 +1451,46 @@ fn flight_title(session: &dyn Stage, flight: &Flight) -> String {
         Arrival::Unknown => {}
     }
     title
+}
+
+/// Returns the memoized rendering in `cached` if it was made from `stamp`, else renders anew.
+fn memoized(cached: &mut Cached, stamp: u64, render: impl FnOnce() -> Html) -> Rc<Html> {
+    match &cached.html {
+        Some(html) if cached.stamp == stamp => html.clone(),
+        _ => {
+            let html = Rc::new(render());
+            cached.stamp = stamp;
+            cached.html = Some(html.clone());
+            html
+        }
+    }
+}
+
+/// A flight's `data-flight` attribute: one hover handler on the whole drawing finds the
+/// message under the pointer, instead of two listeners per dot and line every frame.
+fn flight_id(key: FlightKey) -> String {
+    format!("{}.{}.{}", key.from.0, key.id, key.copy)
+}
+
+fn parse_flight_id(text: &str) -> Option<FlightKey> {
+    let mut parts = text.split('.');
+    let from = NodeId(parts.next()?.parse().ok()?);
+    let id = parts.next()?.parse().ok()?;
+    let copy = parts.next()?.parse().ok()?;
+    Some(FlightKey { from, id, copy })
+}
+
+/// Hovering a dot or a line of the diagram highlights that message (and nothing over the rest).
+fn hover_handler(ctx: &Context<App>, hovered: Option<FlightKey>) -> Callback<MouseEvent> {
+    ctx.link().batch_callback(move |event: MouseEvent| {
+        let flight = event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+            .and_then(|element| element.closest("[data-flight]").ok().flatten())
+            .and_then(|element| element.get_attribute("data-flight"))
+            .and_then(|text| parse_flight_id(&text));
+        (flight != hovered).then_some(Msg::Hover(flight))
+    })
 }
 
 fn duration_label(duration: Micros) -> String {

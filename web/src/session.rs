@@ -43,7 +43,7 @@ const LOG_LINES_MAX: usize = 400;
 const STEP_SEARCH_MAX: Micros = ms(5_000);
 
 /// A node as the screen shows it (from trace events up to the time on screen).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NodeStatus {
     pub down: bool,
     pub recovering: bool,
@@ -233,6 +233,11 @@ impl Session {
     /// Every action of the run, applied or still scheduled: what a shared link carries.
     pub fn script(&self) -> Vec<Timed> {
         self.log.iter().chain(self.queue.iter()).cloned().collect()
+    }
+
+    /// (applied, scheduled) actions: changes whenever `script` does, and costs nothing to read.
+    pub fn script_size(&self) -> (usize, usize) {
+        (self.log.len(), self.queue.len())
     }
 
     pub fn name(&self, node: NodeId) -> &str {
