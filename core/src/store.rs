@@ -6,6 +6,7 @@
 //! `PersistBatch` wherever they keep data and report back with `Input::Persisted`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +36,9 @@ pub struct Record {
     pub value: Option<Blob>,
     /// The request that wrote this version.
     pub op: OpId,
-    /// Client sessions whose writes this version already includes, sorted by client.
-    pub writers: Vec<Writer>,
+    /// Client sessions whose writes this version already includes, sorted by client. Shared:
+    /// records are cloned into many messages and must not allocate each time.
+    pub writers: Arc<[Writer]>,
 }
 
 impl Record {

@@ -9,6 +9,7 @@
 //! `ballot(a) < ballot(b)`. Ties between concurrent clocks are broken by ballot, which is total.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +36,11 @@ pub enum Causality {
     Concurrent,
 }
 
-/// A vector clock: `(node, counter)` entries sorted by node, zero counters omitted.
+/// A vector clock: `(node, counter)` entries sorted by node, zero counters omitted. Shared
+/// copy-on-write: a record travels in many messages, and cloning it must not allocate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VectorClock {
-    entries: Vec<(NodeId, u64)>,
+    entries: Arc<Vec<(NodeId, u64)>>,
 }
 
 impl VectorClock {
@@ -60,8 +62,8 @@ impl VectorClock {
     /// Advances `node`'s entry by one: `node` coordinated a new version.
     pub fn increment(&mut self, node: NodeId) {
         match self.entries.binary_search_by_key(&node, |entry| entry.0) {
-            Ok(index) => self.entries[index].1 += 1,
-            Err(index) => self.entries.insert(index, (node, 1)),
+            Ok(index) => Arc::make_mut(&mut self.entries)[index].1 += 1,
+            Err(index) => Arc::make_mut(&mut self.entries).insert(index, (node, 1)),
         }
     }
 
@@ -85,7 +87,7 @@ impl VectorClock {
                 (None, None) => break,
             }
         }
-        self.entries = merged;
+        self.entries = Arc::new(merged);
     }
 
     /// Compares two clocks causally.

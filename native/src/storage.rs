@@ -146,7 +146,7 @@ mod tests {
             clock: VectorClock::new(),
             value: Some(Blob::new(&[0, 159, 255])),
             op: OpId { client: ClientId(9), seq: 3 },
-            writers: Vec::new(),
+            writers: Vec::new().into(),
         };
         let slot = Slot { promised: record.ballot, record: Some(record.clone()) };
         let batch = PersistBatch {

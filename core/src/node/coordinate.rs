@@ -218,7 +218,8 @@ impl Node {
         route.attempt += 1;
         route.target = pick;
         if pick == self.id {
-            self.coordinate(route.request.clone(), route.reply_to);
+            // Picked among the key's homes: no need to check again.
+            self.coordinate_here(route.request.clone(), route.reply_to);
             return false;
         }
         // A live coordinator acknowledges at once; silence for one round trip means it is down.
@@ -256,6 +257,11 @@ impl Node {
                 return self.route(request, reply_to);
             }
         }
+        self.coordinate_here(request, reply_to);
+    }
+
+    /// Coordinates here; for a key, this node is known to be one of its homes.
+    fn coordinate_here(&mut self, request: ClientRequest, reply_to: ReplyTo) {
         let txn = self.new_txn();
         let ClientRequest { id, op } = request;
         if self.trace {
@@ -455,7 +461,7 @@ impl Node {
         // The register's state is the newest record of the quorum, and only that: an older
         // record may be an unfinished attempt that this prepare has just fenced out for good,
         // so neither its value nor its writer sessions may count.
-        let mut writers = newest.as_ref().map(|record| record.writers.clone()).unwrap_or_default();
+        let mut writers: Vec<Writer> = newest.as_ref().map(|record| record.writers.to_vec()).unwrap_or_default();
         let mut value = newest.as_ref().and_then(|record| record.value.clone());
         let mut last_op = None;
         let mut recognized = Vec::new();
@@ -491,14 +497,14 @@ impl Node {
             (None, None) => None,
             // Nothing new (a rewrite, or only retries): the newest record again, so that it is
             // on a write quorum before anyone is answered.
-            (None, Some(newest)) => Some(Record { ballot: write.ballot, writers, ..newest }),
+            (None, Some(newest)) => Some(Record { ballot: write.ballot, writers: writers.into(), ..newest }),
             (Some(op), _) => {
                 let mut clock = VectorClock::new();
                 for record in &write.records {
                     clock.merge(&record.clock);
                 }
                 clock.increment(id);
-                Some(Record { ballot: write.ballot, clock, value, op, writers })
+                Some(Record { ballot: write.ballot, clock, value, op, writers: writers.into() })
             }
         };
         let Some(record) = record else {

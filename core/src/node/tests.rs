@@ -151,7 +151,8 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
         writers: vec![
             crate::store::Writer { client: ClientId(1), seq: 1, round: 3, removed: false },
             crate::store::Writer { client: ClientId(2), seq: 4, round: 7, removed: false },
-        ],
+        ]
+        .into(),
     };
     h.step(put("k", "retried", 1));
     let (txn, ballot) = h.prepare_sent();
@@ -175,7 +176,7 @@ fn a_crash_loses_exactly_the_unpersisted_state() {
         clock: crate::version::VectorClock::new(),
         value: Some("v".into()),
         op: OpId { client: ClientId(1), seq: 1 },
-        writers: Vec::new(),
+        writers: Vec::new().into(),
     };
     h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write, next: None });
     let batch = h.out.iter().find_map(|o| match o {
@@ -218,7 +219,7 @@ fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
         clock: crate::version::VectorClock::new(),
         value: Some("v".into()),
         op: OpId { client: ClientId(2), seq: 1 },
-        writers: vec![crate::store::Writer { client: ClientId(2), seq: 1, round: 1, removed: false }],
+        writers: vec![crate::store::Writer { client: ClientId(2), seq: 1, round: 1, removed: false }].into(),
     };
     let delete = Input::Client {
         handle: 9,
