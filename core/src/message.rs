@@ -323,6 +323,3 @@ pub struct Envelope {
     pub id: u64,
     pub message: Message,
 }
-
-/// Used by `Node` to name the receiver of a message in `Output::Send`.
-pub type Destination = NodeId;

@@ -217,10 +217,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                 tokio::select! {
                     event = events.recv() => event,
                     _ = tokio::time::sleep(delay) => {
-                        node.set_trace(driver.traces.receiver_count() > 0 || node.is_recovering());
-                        node.step(now(), Input::Tick, &mut outputs);
-                        driver.carry_out(&mut outputs);
-                        driver.update_liveness(&node);
+                        driver.step(&mut node, now(), Input::Tick, &mut outputs);
                         continue;
                     }
                 }
@@ -253,12 +250,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     continue;
                 }
             };
-            // Trace events cost allocations: build them only while someone subscribes, or while
-            // recovering (its progress is logged).
-            node.set_trace(driver.traces.receiver_count() > 0 || node.is_recovering());
-            node.step(now(), input, &mut outputs);
-            driver.carry_out(&mut outputs);
-            driver.update_liveness(&node);
+            driver.step(&mut node, now(), input, &mut outputs);
             next = events.try_recv().ok();
         }
     }
@@ -283,6 +275,16 @@ struct Driver {
 const RECENT_EVENTS_MAX: usize = 256;
 
 impl Driver {
+    /// One input through the node, and its effects carried out.
+    fn step(&mut self, node: &mut Node, now: u64, input: Input, outputs: &mut Vec<Output>) {
+        // Trace events cost allocations: build them only while someone subscribes, or while
+        // recovering (its progress is logged).
+        node.set_trace(self.traces.receiver_count() > 0 || node.is_recovering());
+        node.step(now, input, outputs);
+        self.carry_out(outputs);
+        self.update_liveness(node);
+    }
+
     /// Copies which peers the node suspects, for INFO.
     fn update_liveness(&self, node: &Node) {
         if let Ok(mut list) = self.liveness.lock() {

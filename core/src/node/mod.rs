@@ -486,8 +486,12 @@ impl Node {
     /// The persist batch that will hold every state change made so far: what an output
     /// created now depends on.
     fn batch_of_current_changes(&self) -> u64 {
-        let dirty = !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty();
-        self.persist_issued + dirty as u64
+        self.persist_issued + self.has_unpersisted_changes() as u64
+    }
+
+    /// Whether this step changed state that no persist batch holds yet.
+    fn has_unpersisted_changes(&self) -> bool {
+        !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty()
     }
 
     fn emit(&mut self, kind: TraceKind) {
@@ -505,7 +509,7 @@ impl Node {
     /// behind every batch not yet durable.
     fn flush(&mut self, out: &mut Vec<Output>) {
         out.append(&mut self.pending_traces);
-        if !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty() {
+        if self.has_unpersisted_changes() {
             self.persist_issued += 1;
             let slots = std::mem::take(&mut self.dirty_slots)
                 .into_iter()

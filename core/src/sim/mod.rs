@@ -126,7 +126,6 @@ struct Pending {
     /// Index in the history (single-key operations only).
     history: Option<u64>,
     attempts: u32,
-    reply: Option<ClientReply>,
 }
 
 struct Client {
@@ -569,7 +568,7 @@ impl Simulation {
         };
         let c = &mut self.clients[client];
         c.next_seq += 1;
-        c.pending = Some(Pending { seq: c.next_seq, op, history, attempts: 0, reply: None });
+        c.pending = Some(Pending { seq: c.next_seq, op, history, attempts: 0 });
         self.client_send(client);
     }
 
@@ -629,7 +628,7 @@ impl Simulation {
     fn client_finish(&mut self, client: usize, reply: Option<ClientReply>) {
         let now = self.now;
         let c = &mut self.clients[client];
-        let Some(mut pending) = c.pending.take() else { return };
+        let Some(pending) = c.pending.take() else { return };
         c.generation += 1;
         let outcome = match (&reply, &pending.op) {
             (Some(ClientReply::Value(value)), ClientOp::Get { .. }) => Outcome::Read(value.clone()),
@@ -645,7 +644,6 @@ impl Simulation {
         if let Some(index) = pending.history {
             self.history.complete(index, outcome, now);
         }
-        pending.reply = reply.clone();
         let c = &mut self.clients[client];
         c.last_reply = Some(reply);
         if c.target.is_none() && c.operations_left > 0 {
