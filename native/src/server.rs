@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::cluster_file::ClusterFile;
-use crate::storage::{group_commit_loop, Storage};
+use crate::storage::{commit_or_exit, group_commit_loop, Storage};
 
 /// Envelopes queued for one peer before new ones are dropped.
 const LINK_QUEUE_MAX: usize = 100_000;
@@ -118,7 +118,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     let config = file.config.clone();
     let ring = Arc::new(Ring::new(&config.nodes, config.tokens_per_node, config.replicas));
     let dir = file.data_dir.join(&me.name);
-    let existed = dir.join("dynamo.redb").exists();
+    let existed = Storage::exists(&dir);
     let (storage, durable) = Storage::open(&dir, file.fsync)?;
     tracing::info!(node = %me.name, keys = durable.slots.len(), hints = durable.hints.len(), "storage loaded");
 
@@ -138,14 +138,20 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
     };
 
-    // Storage: a thread doing group commits, reporting back through the input channel.
-    let (persist, batches) = std::sync::mpsc::channel();
-    let done = inputs.clone();
-    std::thread::Builder::new().name("storage".into()).spawn(move || {
-        group_commit_loop(storage, batches, |seq| {
-            let _ = done.send(Event::Persisted(seq));
-        })
-    })?;
+    // Storage: with fsync, a thread doing group commits that reports back through the input
+    // channel; without, the node task commits inline (a journal append costs microseconds).
+    let persister = if storage.fsyncs() {
+        let (persist, batches) = std::sync::mpsc::channel();
+        let done = inputs.clone();
+        std::thread::Builder::new().name("storage".into()).spawn(move || {
+            group_commit_loop(storage, batches, |seq| {
+                let _ = done.send(Event::Persisted(seq));
+            })
+        })?;
+        Persister::Thread(persist)
+    } else {
+        Persister::Inline { storage, waiting: Vec::new() }
+    };
 
     // Peer links.
     let mut links: Vec<Option<mpsc::Sender<Envelope>>> = Vec::new();
@@ -198,7 +204,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         id,
         cut: vec![false; file.nodes.len()],
         links,
-        persist,
+        persister,
         traces,
         replies: HashMap::new(),
         next_handle: 0,
@@ -211,6 +217,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
 
     loop {
+        driver.commit_inline(&mut node, now(), &mut outputs);
         let event = match node.next_wakeup() {
             Some(wake) => {
                 let delay = Duration::from_micros(wake.saturating_sub(now()));
@@ -263,12 +270,20 @@ struct Driver {
     cut: Vec<bool>,
     now: Box<dyn Fn() -> u64 + Send>,
     links: Vec<Option<mpsc::Sender<Envelope>>>,
-    persist: std::sync::mpsc::Sender<dynamo_core::store::PersistBatch>,
+    persister: Persister,
     traces: broadcast::Sender<TraceEvent>,
     replies: HashMap<u64, oneshot::Sender<ClientReply>>,
     next_handle: u64,
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
+}
+
+/// Where persist batches go.
+enum Persister {
+    /// To the group-commit thread (commits that fsync).
+    Thread(std::sync::mpsc::Sender<dynamo_core::store::PersistBatch>),
+    /// Committed by the node task itself once the events at hand are handled (no fsync).
+    Inline { storage: Storage, waiting: Vec<dynamo_core::store::PersistBatch> },
 }
 
 /// Lifecycle events kept for late subscribers.
@@ -283,6 +298,18 @@ impl Driver {
         node.step(now, input, outputs);
         self.carry_out(outputs);
         self.update_liveness(node);
+    }
+
+    /// Commits the batches waiting for an inline commit (all the events handled since the last
+    /// commit share it) and tells the node, until nothing waits.
+    fn commit_inline(&mut self, node: &mut Node, now: u64, outputs: &mut Vec<Output>) {
+        loop {
+            let Persister::Inline { storage, waiting } = &mut self.persister else { return };
+            let Some(last) = waiting.last().map(|batch| batch.seq) else { return };
+            commit_or_exit(storage, waiting);
+            waiting.clear();
+            self.step(node, now, Input::Persisted { batch: last }, outputs);
+        }
     }
 
     /// Copies which peers the node suspects, for INFO.
@@ -320,12 +347,15 @@ impl Driver {
                         let _ = waiting.send(reply);
                     }
                 }
-                Output::Persist(batch) => {
-                    if self.persist.send(batch).is_err() {
-                        tracing::error!("storage thread is gone");
-                        std::process::exit(70);
+                Output::Persist(batch) => match &mut self.persister {
+                    Persister::Thread(persist) => {
+                        if persist.send(batch).is_err() {
+                            tracing::error!("storage thread is gone");
+                            std::process::exit(70);
+                        }
                     }
-                }
+                    Persister::Inline { waiting, .. } => waiting.push(batch),
+                },
                 Output::Trace(event) => {
                     match &event.kind {
                         TraceKind::RecoveryStarted { peers } => {
