@@ -287,3 +287,33 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
     assert!(sends.contains(&(preference[0], MessageKind::Forward)), "passed on to the coordinator: {sends:?}");
     assert_eq!(node.persist_issued, 0);
 }
+
+/// A replica never reveals state that is not durable yet: a read or a prepare that arrives
+/// while an accepted record is still being persisted is answered only after the persist (a
+/// crash in between would otherwise let a reader see a value that then disappears).
+#[test]
+fn answers_that_reveal_an_unpersisted_record_wait_for_it() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    let record = Record {
+        ballot: Ballot { round: 3, node: homes[1] },
+        clock: crate::version::VectorClock::new(),
+        value: Some("v".into()),
+        op: OpId { client: ClientId(1), seq: 1 },
+        writers: Vec::new().into(),
+    };
+    h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write, next: None });
+    assert!(h.sends().is_empty(), "the ack waits for the persist");
+    h.deliver(homes[2], Message::Read { txn: 2, key: "k".into() });
+    assert!(h.sends().is_empty(), "a read of the unpersisted record waits too");
+    h.deliver(homes[2], Message::Prepare { txn: 3, key: "k".into(), ballot: Ballot { round: 4, node: homes[2] } });
+    assert!(h.sends().is_empty(), "so does a promise that reports it");
+    h.persist_all();
+    let sent = h.sends();
+    assert!(sent.iter().any(|(to, m)| *to == homes[1] && matches!(m, Message::Accepted { result: Ok(()), .. })));
+    assert!(sent.iter().any(|(to, m)| *to == homes[2]
+        && matches!(m, Message::ReadReply { result: Ok(Some(r)), .. } if r.value == Some("v".into()))));
+    assert!(sent
+        .iter()
+        .any(|(to, m)| *to == homes[2] && matches!(m, Message::Promise { txn: 3, result: Ok(Some(_)), .. })));
+}
