@@ -78,10 +78,13 @@ impl Storage {
         let path = dir.join(DATABASE_DIR);
         // One worker thread: flushes and compactions are rare next to journal appends, and the
         // node's cores belong to the network path.
-        let db = Database::builder(&path)
-            .worker_threads(1)
-            .open()
-            .map_err(|e| fail(&format!("cannot open {}", path.display()), e))?;
+        let db = Database::builder(&path).worker_threads(1).open().map_err(|error| match error {
+            fjall::Error::Locked => StorageError(format!(
+                "cannot open {}: another process holds it (is this node already running?)",
+                path.display()
+            )),
+            error => fail(&format!("cannot open {}", path.display()), error),
+        })?;
         let slots = db.keyspace("slots", KeyspaceCreateOptions::default).map_err(|e| fail("slots keyspace", e))?;
         let hints = db.keyspace("hints", KeyspaceCreateOptions::default).map_err(|e| fail("hints keyspace", e))?;
         let storage = Storage { db, slots, hints, fsync };
@@ -215,6 +218,16 @@ mod tests {
             assert_eq!(state.hints.len(), 1);
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn a_database_in_use_is_refused_with_a_clear_error() {
+        let dir = temp_dir("locked");
+        let (_open, _) = Storage::open(&dir, false).unwrap();
+        let error = Storage::open(&dir, false).err().expect("refused while open");
+        assert!(error.0.contains("is this node already running?"), "{error}");
+        drop(_open);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
