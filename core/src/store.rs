@@ -74,6 +74,28 @@ pub fn merge_writers(lists: &[&[Writer]], max: usize) -> Vec<Writer> {
     merged
 }
 
+/// Records one writer in a list that `merge_writers` made (sorted by client), in place: what
+/// `merge_writers(&[writers, &[writer]], max)` returns, without rebuilding the list. A write
+/// round on a hot key does this once per request it carries.
+pub fn record_writer(writers: &mut Vec<Writer>, writer: Writer, max: usize) {
+    if !writers.is_sorted_by_key(|kept| kept.client) {
+        *writers = merge_writers(&[writers], usize::MAX);
+    }
+    match writers.binary_search_by_key(&writer.client, |kept| kept.client) {
+        Ok(at) => {
+            let kept = &mut writers[at];
+            if (writer.seq, writer.round) > (kept.seq, kept.round) {
+                *kept = writer;
+            }
+        }
+        Err(at) => writers.insert(at, writer),
+    }
+    while writers.len() > max {
+        let oldest = (0..writers.len()).min_by_key(|&at| (writers[at].round, writers[at].client)).expect("not empty");
+        writers.remove(oldest);
+    }
+}
+
 /// A replica's state for one key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slot {
@@ -136,6 +158,25 @@ mod tests {
 
     fn writer(client: u64, seq: u64, round: u64) -> Writer {
         Writer { client: ClientId(client), seq, round, removed: false }
+    }
+
+    #[test]
+    fn recording_one_writer_in_place_agrees_with_merging() {
+        let mut rng = crate::types::Rng::new(7);
+        for _ in 0..2_000 {
+            let max = 1 + rng.below(6) as usize;
+            let size = rng.below(8) as usize;
+            let list: Vec<Writer> = (0..size).map(|_| writer(rng.below(6), rng.below(5), rng.below(5))).collect();
+            let mut writers = merge_writers(&[&list], max);
+            let one = writer(rng.below(6), rng.below(5), rng.below(5));
+            let expected = merge_writers(&[&writers, &[one]], max);
+            record_writer(&mut writers, one, max);
+            assert_eq!(writers, expected, "list {list:?} max {max} writer {one:?}");
+        }
+        // An unsorted list (not made by merge_writers) is sorted first.
+        let mut unsorted = vec![writer(3, 1, 1), writer(1, 1, 1)];
+        record_writer(&mut unsorted, writer(2, 1, 1), 8);
+        assert_eq!(unsorted, vec![writer(1, 1, 1), writer(2, 1, 1), writer(3, 1, 1)]);
     }
 
     #[test]

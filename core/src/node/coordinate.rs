@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal};
-use crate::store::{merge_writers, Record, Writer};
+use crate::store::{record_writer, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
@@ -489,7 +489,7 @@ impl Node {
                 WriteValue::Rewrite => continue,
             }
             let writer = Writer { client: request.op.client, seq: request.op.seq, round: write.ballot.round, removed };
-            writers = merge_writers(&[&writers, &[writer]], writers_max);
+            record_writer(&mut writers, writer, writers_max);
             last_op = Some(request.op);
         }
         let record = match (last_op, newest) {
