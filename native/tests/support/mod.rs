@@ -32,6 +32,11 @@ fn free_ports(count: usize) -> Vec<u16> {
 impl Cluster {
     /// Starts five nodes and waits until each answers PING.
     pub fn start(test: &str) -> Cluster {
+        Cluster::start_with(test, "")
+    }
+
+    /// Like `start`, with `settings` (TOML lines) added to the cluster file.
+    pub fn start_with(test: &str, settings: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("dynamo-test-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test directory");
@@ -42,8 +47,10 @@ impl Cluster {
             .enumerate()
             .map(|(i, name)| NodeInfo { name: name.to_string(), ws: ports[2 * i], resp: ports[2 * i + 1] })
             .collect();
-        let mut text =
-            format!("data_dir = {:?}\nrequest_timeout_ms = 100\noperation_timeout_ms = 1000\n", dir.join("data"));
+        let mut text = format!(
+            "data_dir = {:?}\nrequest_timeout_ms = 100\noperation_timeout_ms = 1000\n{settings}",
+            dir.join("data")
+        );
         for node in &nodes {
             text.push_str(&format!(
                 "[[node]]\nname = \"{}\"\nws = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\n",
