@@ -149,9 +149,13 @@ try {
     await waitForText(byTestId('result'), /put apple=red via 5554: ok/);
     await byTestId('get').click();
     await waitForText(byTestId('result'), /get apple via 5554: value red/);
-    // Real messages were drawn from the nodes' trace streams.
+    // Real messages were drawn from the nodes' trace streams (painted on the diagram's canvas).
     await until('messages in the space-time diagram', async () =>
-      (await page.locator('[data-testid="diagram"] .diagram-message').count()) > 0);
+      page.locator('[data-testid="diagram-canvas"]').evaluate((canvas) => {
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let index = 3; index < data.length; index += 4) if (data[index] >= 200) return true;
+        return false;
+      }));
     await shot(page, 'live-02-put-get');
     console.log(`  screen lag: ${await byTestId('lag').textContent()}`);
   });

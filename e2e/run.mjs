@@ -33,8 +33,14 @@ try {
   await step('put apple=red, then get it', async () => {
     await byTestId('key').fill('apple');
     await byTestId('value').fill('red');
+    // The ring's canvas lists the kinds of the messages it draws. The put's messages are in the
+    // air for a fraction of a second, so watch every frame, from before the click.
+    const drawn = page.waitForFunction(() => {
+      const kinds = document.querySelector('[data-testid="ring-canvas"]')?.dataset.kinds ?? '';
+      return kinds.split(' ').some((kind) => kind === 'prepare' || kind === 'forward');
+    }, null, { polling: 'raf', timeout: 10_000 });
     await byTestId('put').click();
-    await page.waitForSelector('[data-kind="prepare"], [data-kind="forward"]', { timeout: 10_000 });
+    await drawn;
     await shot(page, '02-put-in-flight');
     await waitForText(byTestId('result'), /put apple=red via \d+: ok/);
     await byTestId('get').click();

@@ -7,9 +7,11 @@
 #   scripts/web.sh install   wasm32 target, trunk, wasm-bindgen-cli, chromium, e2e packages
 #   scripts/web.sh build     trunk build --release, offline, into web/dist
 #   scripts/web.sh test      cargo test -p dynamo-web, then build and run the browser tests
-#                            (simulated, then live against a real cluster of target/release/dynamo)
+#                            (simulated, its controls, then live against a real cluster of
+#                            target/release/dynamo)
 #   scripts/web.sh serve     trunk serve (http://127.0.0.1:8080), rebuilding on change
-#   scripts/web.sh measure   build, then report the gzipped .wasm size and the frame rate
+#   scripts/web.sh measure   build, then report the gzipped .wasm size, the frame rate and what
+#                            a frame costs with 200+ messages in flight (RUNS=3 for three runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,6 +98,8 @@ case "${1:-}" in
     build
     step "browser test (headless chromium; screenshots in e2e/artifacts/)"
     node e2e/run.mjs
+    step "browser test of the controls: links, loss, hover linking, run options, reduced motion"
+    node e2e/controls.mjs
     if [ ! -x target/release/dynamo ]; then
       # The default target dir on purpose: the live test runs the binary a person would run.
       step "cargo build --release -p dynamo-native (the live test's cluster)"
@@ -112,8 +116,8 @@ case "${1:-}" in
   measure)
     install
     build
-    step "frame rate with 200+ messages in flight (headless chromium)"
-    node e2e/measure.mjs
+    step "frame rate and frame cost with 200+ messages in flight (headless chromium; load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null))"
+    node e2e/measure.mjs --runs "${RUNS:-1}"
     ;;
   *)
     echo "usage: scripts/web.sh install | build | test | serve | measure" >&2

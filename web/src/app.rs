@@ -13,7 +13,7 @@
 //! the page clock) are confined to the `browser` helpers at the bottom and to `connect`; they
 //! fail soft (a missing window means no link, not a panic).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -33,8 +33,11 @@ use crate::flights::{Arrival, Flight, FlightKey};
 use crate::layout::{RingLayout, Role};
 use crate::link;
 use crate::live::{ClusterInfo, Control, LiveSession};
-use crate::palette::{is_reply, kind_name, Family};
+use crate::pace::{FrameCosts, Throttle};
+use crate::paint::{DiagramPainter, RingPainter};
+use crate::palette::{kind_name, Family, KINDS};
 use crate::scenario::Scenario;
+use crate::scene::{self, DiagramGeometry, Dot, Line};
 use crate::script::{Action, Setup};
 use crate::session::{
     op_text, reply_text, slider_of, speed_label, speed_of, time_label, Answer, Session, Tone, SPEED_SLIDER_MAX,
@@ -46,10 +49,19 @@ const RING_SIZE: f64 = 560.0;
 /// The space-time diagram's canvas.
 const DIAGRAM_WIDTH: f64 = 560.0;
 const DIAGRAM_HEIGHT: f64 = 250.0;
-/// The diagram shows this many largest latencies of history.
-const DIAGRAM_WINDOW_LATENCIES: u64 = 24;
 /// Frames averaged for the frame-rate readout.
 const FPS_FRAMES: usize = 30;
+/// Frames the frame-cost readout summarizes.
+const COST_FRAMES: usize = 60;
+/// How often Yew re-renders the page while time runs. The message dots and the diagram's lines
+/// are painted on canvases every frame, and the clock and in-flight count are written
+/// directly, so nothing that moves waits for this.
+const RENDER_MS: f64 = 100.0;
+/// How often the heavy panels (the history and verdict, the events log, the inspectors) are
+/// refreshed while time runs; any control a person uses refreshes them at once.
+const PANEL_MS: f64 = 250.0;
+/// How often the frame-rate and frame-cost readouts change.
+const READOUT_MS: f64 = 250.0;
 /// Writes sent by one "burst" click.
 const BURST_WRITES: u32 = 25;
 /// Requests listed in the history (the newest).
@@ -58,11 +70,6 @@ const HISTORY_ROWS: usize = 40;
 const LOG_LINES_SHOWN: usize = 80;
 /// Keys listed per inspector: a busy store re-renders its table often, so long tables cost frame rate.
 const INSPECTOR_ROWS_MAX: usize = 16;
-/// Messages drawn in the space-time diagram (the newest).
-const DIAGRAM_MESSAGES_MAX: usize = 300;
-/// How often an inspector re-reads its node's store when nothing else about it changed: reading
-/// a store formats every row, so doing it every frame costs frame rate under load.
-const INSPECT_MS: f64 = 150.0;
 /// How often Live mode asks the supervisor which processes run, and each node for its store.
 const POLL_MS: f64 = 1_000.0;
 
@@ -96,13 +103,54 @@ pub enum Msg {
     CutTo(u32),
     Loss(u32),
     Scenario(Scenario),
-    Hover(Option<FlightKey>),
+    /// The pointer moved over a drawing, or left it.
+    Pointer(Drawing, Option<Pointer>),
+    /// The system's reduced-motion setting changed.
+    ReducedMotion(bool),
     Draft(Field, String),
     Restart,
     Shortcut(String),
     Mode(Mode),
     Export,
     OpenTrace(web_sys::File),
+}
+
+/// The two drawings that show messages; hovering one highlights the message in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drawing {
+    Ring,
+    Diagram,
+}
+
+/// Where the pointer is over a drawing: CSS pixels from the drawing's top left corner, and the
+/// drawing's size on screen (it may be scaled).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pointer {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// A readout the frame loop writes directly: Yew renders its element empty and never touches
+/// the text, so it changes every frame without a re-render.
+#[derive(Default)]
+struct Meter {
+    node: NodeRef,
+    text: String,
+    /// The element the text was written into (Yew may replace it).
+    written: Option<web_sys::Node>,
+}
+
+impl Meter {
+    fn set(&mut self, text: String) {
+        let Some(node) = self.node.get() else { return };
+        if self.written.as_ref() != Some(&node) || text != self.text {
+            node.set_text_content(Some(&text));
+            self.text = text;
+            self.written = Some(node);
+        }
+    }
 }
 
 /// A field of the configuration form.
@@ -145,11 +193,10 @@ struct Cached {
     html: Option<Rc<Html>>,
 }
 
-/// An inspector's cache: the node view it was rendered from and when that was read.
+/// An inspector's cache: the node view it was rendered from.
 #[derive(Default)]
 struct CachedInspector {
     quick: u64,
-    read_at: f64,
     view: Option<crate::session::NodeView>,
     serial: u64,
     html: Option<Rc<Html>>,
@@ -210,12 +257,42 @@ pub struct App {
     cut_from: u32,
     cut_to: u32,
     hovered: Option<FlightKey>,
+    /// Where the pointer hovers a message: the drawing, and the pointer over it.
+    hover_at: Option<(Drawing, Pointer)>,
+    ring_canvas: RingPainter,
+    diagram_canvas: DiagramPainter,
+    /// The boxes the canvases fill, where the pointer is measured.
+    ring_stage: NodeRef,
+    diagram_stage: NodeRef,
+    /// What the canvases show now; the hit-tests run against it.
+    dots: Vec<Dot>,
+    lines: Vec<Line>,
+    geometry: Option<DiagramGeometry>,
+    /// The message kinds on the ring canvas's `data-kinds`, as `scene::kind_mask` bits.
+    kinds: Option<u32>,
+    clock: Meter,
+    in_flight: Meter,
+    fps: Meter,
+    cost: Meter,
+    render_throttle: Throttle,
+    panel_throttle: Throttle,
+    readout_throttle: Throttle,
+    /// Whether the next render refreshes the heavy panels.
+    refresh_panels: bool,
+    /// The time on screen at the last render.
+    rendered_shown: Cell<Micros>,
+    /// The page's own work per frame: the frame's handler and any rendering before the next.
+    costs: FrameCosts,
+    work_ms: f64,
+    frames_seen: u64,
+    view_started: Cell<Option<f64>>,
     draft: Setup,
     /// A link, configuration, file or request that could not be used.
     problem: Option<String>,
     reduced_motion: bool,
     burst_count: u32,
     _shortcuts: Option<Closure<dyn Fn(KeyboardEvent)>>,
+    _motion: Option<Closure<dyn Fn(web_sys::Event)>>,
 }
 
 impl Component for App {
@@ -236,6 +313,8 @@ impl Component for App {
         };
         let link = ctx.link().clone();
         let shortcuts = browser::on_key(move |key| link.send_message(Msg::Shortcut(key)));
+        let link = ctx.link().clone();
+        let motion = browser::on_reduced_motion(move |reduce| link.send_message(Msg::ReducedMotion(reduce)));
         let layout = RingLayout::new(session.ring(), RING_SIZE);
         let draft = session.setup().clone();
         let inbox = Inbox::default();
@@ -268,11 +347,34 @@ impl Component for App {
             cut_from: 0,
             cut_to: 1,
             hovered: None,
+            hover_at: None,
+            ring_canvas: RingPainter::new(RING_SIZE),
+            diagram_canvas: DiagramPainter::new(DIAGRAM_WIDTH),
+            ring_stage: NodeRef::default(),
+            diagram_stage: NodeRef::default(),
+            dots: Vec::new(),
+            lines: Vec::new(),
+            geometry: None,
+            kinds: None,
+            clock: Meter::default(),
+            in_flight: Meter::default(),
+            fps: Meter::default(),
+            cost: Meter::default(),
+            render_throttle: Throttle::new(RENDER_MS),
+            panel_throttle: Throttle::new(PANEL_MS),
+            readout_throttle: Throttle::new(READOUT_MS),
+            refresh_panels: true,
+            rendered_shown: Cell::new(0),
+            costs: FrameCosts::new(COST_FRAMES),
+            work_ms: 0.0,
+            frames_seen: 0,
+            view_started: Cell::new(None),
             draft,
             problem,
             reduced_motion: browser::prefers_reduced_motion(),
             burst_count: 0,
             _shortcuts: shortcuts,
+            _motion: motion,
         };
         app.request_frame(ctx);
         app
@@ -280,33 +382,16 @@ impl Component for App {
 
     fn update(&mut self, ctx: &Context<Self>, message: Msg) -> bool {
         match message {
-            Msg::Frame(timestamp) => {
-                let elapsed = self.last_frame.map_or(0.0, |last| timestamp - last);
-                self.last_frame = Some(timestamp);
-                self.frame_times.push(elapsed);
-                if self.frame_times.len() > FPS_FRAMES {
-                    self.frame_times.remove(0);
-                }
-                self.tend_live();
-                let speed = if self.playing { self.speed } else { 0.0 };
-                match self.mode {
-                    Mode::Simulated if self.playing => {
-                        self.session.advance(elapsed, self.speed);
-                    }
-                    Mode::Replay => {
-                        if let Some(replay) = &mut self.replay {
-                            replay.advance(0, elapsed, speed);
-                        }
-                    }
-                    _ => {}
-                }
-                // The live session keeps up with its sockets in every mode.
-                let live_speed = if self.mode == Mode::Live { speed } else { 1.0 };
-                if let Some(live) = &mut self.live {
-                    live.advance(browser::now_us(), elapsed, live_speed);
-                }
-                self.request_frame(ctx);
-            }
+            Msg::Frame(timestamp) => return self.frame(ctx, timestamp),
+            Msg::Pointer(drawing, at) => return self.point(drawing, at),
+            _ => {}
+        }
+        // Anything a person did shows at once, the heavy panels included.
+        self.refresh_panels = true;
+        self.panel_throttle.force();
+        match message {
+            Msg::Frame(_) | Msg::Pointer(..) => {}
+            Msg::ReducedMotion(reduce) => self.reduced_motion = reduce,
             Msg::Play => self.playing = true,
             Msg::Pause => self.playing = false,
             Msg::Step => {
@@ -344,7 +429,6 @@ impl Component for App {
                 self.playing = true;
                 self.publish();
             }
-            Msg::Hover(flight) => self.hovered = flight,
             Msg::Draft(field, text) => self.edit_draft(field, &text),
             Msg::Restart => self.restart(self.draft.clone()),
             Msg::Shortcut(key) => match key.as_str() {
@@ -370,7 +454,16 @@ impl Component for App {
         true
     }
 
+    fn rendered(&mut self, _ctx: &Context<Self>, _first_render: bool) {
+        if let Some(started) = self.view_started.take() {
+            self.work_ms += browser::now_ms() - started;
+        }
+        self.refresh_panels = false;
+    }
+
     fn view(&self, ctx: &Context<Self>) -> Html {
+        self.view_started.set(Some(browser::now_ms()));
+        self.rendered_shown.set(self.stage().shown());
         let simulated = self.mode == Mode::Simulated;
         html! {
             <div class={classes!("app", self.reduced_motion.then_some("reduced-motion"))} data-mode={self.mode_name()}>
@@ -441,6 +534,138 @@ impl App {
             Some(gloo_render::request_animation_frame(move |timestamp| link.send_message(Msg::Frame(timestamp))));
     }
 
+    /// One animation frame: advance the driver (in bounded slices, see `Session::advance`),
+    /// paint the canvases and the readouts, and let Yew re-render only when the page may show
+    /// something new, at most every `RENDER_MS`. Returns whether Yew should render.
+    fn frame(&mut self, ctx: &Context<Self>, timestamp: f64) -> bool {
+        let started = browser::now_ms();
+        // The previous frame's work is complete once the next frame starts.
+        if self.frames_seen > 0 {
+            self.costs.push(self.work_ms);
+        }
+        self.frames_seen += 1;
+        self.work_ms = 0.0;
+        let elapsed = self.last_frame.map_or(0.0, |last| timestamp - last);
+        self.last_frame = Some(timestamp);
+        self.frame_times.push(elapsed);
+        if self.frame_times.len() > FPS_FRAMES {
+            self.frame_times.remove(0);
+        }
+        let took_in = self.tend_live();
+        let speed = if self.playing { self.speed } else { 0.0 };
+        match self.mode {
+            Mode::Simulated if self.playing => {
+                self.session.advance(elapsed, self.speed);
+            }
+            Mode::Replay => {
+                if let Some(replay) = &mut self.replay {
+                    replay.advance(0, elapsed, speed);
+                }
+            }
+            _ => {}
+        }
+        // The live session keeps up with its sockets in every mode.
+        let live_speed = if self.mode == Mode::Live { speed } else { 1.0 };
+        if let Some(live) = &mut self.live {
+            live.advance(browser::now_us(), elapsed, live_speed);
+        }
+        self.paint(started);
+        self.request_frame(ctx);
+        let changed = took_in || self.mode != Mode::Simulated || self.stage().shown() != self.rendered_shown.get();
+        let render = changed && self.render_throttle.ready(started);
+        if render && self.panel_throttle.ready(started) {
+            self.refresh_panels = true;
+        }
+        self.work_ms += browser::now_ms() - started;
+        render
+    }
+
+    /// Paints the canvases and the readouts. The scene is recomputed and repainted only when
+    /// something it shows changed (time on screen, the flights, the hovered message, the
+    /// motion setting, the canvases' sizes), so a paused page costs next to nothing.
+    fn paint(&mut self, now_ms: f64) {
+        let sizes = [&self.ring_canvas.surface, &self.diagram_canvas.surface]
+            .map(|surface| surface.canvas().map(|canvas| (canvas.client_width(), canvas.client_height())));
+        let stage = self.stage();
+        let (shown, latency_max) = (stage.shown(), stage.latency_max());
+        let flights = stage.flights();
+        let stamp = fingerprint((
+            self.epoch,
+            self.mode,
+            shown,
+            flights.started,
+            flights.active_count(),
+            self.hovered,
+            self.reduced_motion,
+            sizes,
+        ));
+        if self.ring_canvas.surface.painted != Some(stamp) {
+            let dots = scene::ring_dots(flights, &self.layout, shown, latency_max);
+            let geometry =
+                DiagramGeometry::new(DIAGRAM_WIDTH, DIAGRAM_HEIGHT, stage.ring().node_count(), shown, latency_max);
+            let lines = scene::diagram_lines(flights, &geometry, latency_max);
+            let clock = time_label(shown);
+            self.dots = dots;
+            self.lines = lines;
+            self.geometry = Some(geometry);
+            self.ring_canvas.paint(&self.dots, &self.layout, self.hovered, self.reduced_motion);
+            self.ring_canvas.surface.painted = Some(stamp);
+            self.diagram_canvas.paint(&self.lines, &geometry, self.hovered, fingerprint((self.epoch, self.mode)));
+            let kinds = scene::kind_mask(&self.dots);
+            if self.kinds != Some(kinds) {
+                if let Some(canvas) = self.ring_canvas.surface.canvas() {
+                    let names: Vec<String> = KINDS
+                        .iter()
+                        .filter(|kind| kinds & 1 << **kind as u32 != 0)
+                        .map(|kind| kind_name(*kind).replace(' ', "-"))
+                        .collect();
+                    canvas.set_attribute("data-kinds", &names.join(" ")).ok();
+                    self.kinds = Some(kinds);
+                }
+            }
+            self.clock.set(clock);
+            self.in_flight.set(format!("{} in flight", self.dots.len()));
+        }
+        if self.readout_throttle.ready(now_ms) {
+            self.fps.set(format!("{:.0} fps", self.frames_per_second()));
+            if let (Some(p50), Some(p95)) = (self.costs.percentile(50.0), self.costs.percentile(95.0)) {
+                self.cost.set(format!("{p50:.1} ms/frame"));
+                if let Some(element) = self.cost.node.cast::<web_sys::Element>() {
+                    element.set_attribute("data-p50", &format!("{p50:.2}")).ok();
+                    element.set_attribute("data-p95", &format!("{p95:.2}")).ok();
+                    element.set_attribute("data-frames", &self.costs.len().to_string()).ok();
+                }
+            }
+        }
+    }
+
+    /// The pointer moved over a drawing: hit-test what is painted there now. Renders only
+    /// when the hovered message changed (for its tooltip; the canvases repaint next frame).
+    fn point(&mut self, drawing: Drawing, at: Option<Pointer>) -> bool {
+        let hit = at.and_then(|pointer| {
+            let found = match drawing {
+                Drawing::Ring => {
+                    let point = scene::to_drawing(pointer.x, pointer.y, pointer.width, RING_SIZE);
+                    scene::hit_dot(&self.dots, &self.layout, point, self.reduced_motion)
+                }
+                Drawing::Diagram => {
+                    let point = scene::to_drawing(pointer.x, pointer.y, pointer.width, DIAGRAM_WIDTH);
+                    self.geometry.as_ref().and_then(|geometry| scene::hit_line(&self.lines, geometry, point))
+                }
+            };
+            found.map(|key| (key, (drawing, pointer)))
+        });
+        let hovered = hit.map(|(key, _)| key);
+        let hover_at = hit.map(|(_, at)| at);
+        if hovered == self.hovered && (hovered.is_none() || self.hover_at.map(|at| at.0) == hover_at.map(|at| at.0)) {
+            // The same message: keep its tooltip where it is rather than re-render per pixel.
+            return false;
+        }
+        self.hovered = hovered;
+        self.hover_at = hover_at;
+        true
+    }
+
     fn switch(&mut self, mode: Mode) {
         match mode {
             Mode::Live if self.live.is_none() => {
@@ -460,7 +685,10 @@ impl App {
         self.cut_from = self.cut_from.min(nodes - 1);
         self.cut_to = self.cut_to.min(nodes - 1);
         self.hovered = None;
+        self.hover_at = None;
         self.problem = None;
+        self.refresh_panels = true;
+        self.render_throttle.force();
         if mode == Mode::Simulated {
             self.publish();
         }
@@ -468,14 +696,16 @@ impl App {
 
     /// Live mode's chores, once per frame: take in what the browser received, redial closed
     /// sockets, poll the supervisor and the inspectors.
-    fn tend_live(&mut self) {
+    /// Returns whether anything came in.
+    fn tend_live(&mut self) -> bool {
         let now_ms = browser::now_ms();
         let now = browser::now_us();
         let incoming = std::mem::take(&mut *self.inbox.borrow_mut());
+        let took_in = !incoming.is_empty();
         for item in incoming {
             self.take_in(item, now_ms, now);
         }
-        let (Some(live), Some(sockets)) = (&mut self.live, &mut self.sockets) else { return };
+        let (Some(live), Some(sockets)) = (&mut self.live, &mut self.sockets) else { return took_in };
         for node in sockets.tend(now_ms) {
             live.socket_connecting(NodeId(node as u32));
         }
@@ -492,6 +722,7 @@ impl App {
                 }
             }
         }
+        took_in
     }
 
     fn take_in(&mut self, item: Incoming, now_ms: f64, now: Micros) {
@@ -613,6 +844,7 @@ impl App {
                 self.draft = setup;
                 self.problem = None;
                 self.hovered = None;
+                self.hover_at = None;
                 self.publish();
             }
             Err(error) => self.problem = Some(format!("cannot start that run: {error}")),
@@ -660,9 +892,7 @@ impl App {
 
     fn view_header(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let stage = self.stage();
         let on_speed = link.callback(|event: InputEvent| Msg::Speed(input_value(&event).parse().unwrap_or(50.0)));
-        let in_air = stage.flights().in_air(stage.shown(), stage.latency_max()).count();
         let mode_button = |mode: Mode,
                            label: &'static str,
                            testid: &'static str,
@@ -705,9 +935,10 @@ impl App {
                         { mode_button(Mode::Replay, "recording", "mode-replay", true, "the opened recording") }
                     }
                 </div>
-                <div class="clock" data-testid="clock" title={if self.mode == Mode::Simulated { "simulated time on screen" } else { "page time on screen" }}>
-                    { time_label(stage.shown()) }
-                </div>
+                // The clock, the in-flight count and the frame readouts are written by the frame
+                // loop (`Meter`), every frame, without a re-render.
+                <div class="clock" data-testid="clock" ref={self.clock.node.clone()}
+                    title={if self.mode == Mode::Simulated { "simulated time on screen" } else { "page time on screen" }}></div>
                 <div class="transport">
                     <button data-testid="play" class={classes!(self.playing.then_some("active"))}
                         onclick={link.callback(|_| Msg::Play)} title="play (space)">{ "▶ play" }</button>
@@ -722,7 +953,10 @@ impl App {
                     </label>
                 </div>
                 <div class="meters">
-                    <span data-testid="in-flight">{ format!("{in_air} in flight") }</span>
+                    <span data-testid="in-flight" ref={self.in_flight.node.clone()}></span>
+                    <span data-testid="fps" ref={self.fps.node.clone()} title="frames per second (the last 30 frames)"></span>
+                    <span data-testid="frame-cost" class="cost" ref={self.cost.node.clone()}
+                        title={format!("the page's own work per frame (simulation, canvases, re-rendering), median of the last {COST_FRAMES} frames; data-p95 holds the 95th percentile")}></span>
                     if live_meters {
                         <span data-testid="dropped" title="trace events the nodes dropped because the page fell behind">
                             { format!("{dropped} events dropped") }</span>
@@ -731,7 +965,6 @@ impl App {
                         <span data-testid="lag" title="how far the screen is behind the cluster (slow motion, pairing sends with deliveries)">
                             { format!("{:.1} s behind", lag as f64 / 1e6) }</span>
                     }
-                    <span data-testid="fps">{ format!("{:.0} fps", self.frames_per_second()) }</span>
                     if self.mode == Mode::Simulated {
                         <a data-testid="share" href={self.share_link()}
                             title="this link replays the run">{ "link to this run" }</a>
@@ -746,14 +979,12 @@ impl App {
         }
     }
 
-    /// The ring with its moving dots. Everything but the dots (circle, ticks, cut links, nodes,
-    /// the key's marker) is memoized: it changes only with the key, the receiver, node states
-    /// and cuts, not with time.
+    /// The ring: an SVG of everything that holds still (circle, ticks, cut links, nodes, the
+    /// key's marker; memoized, it changes only with the key, the receiver, node states and
+    /// cuts), under a canvas the frame loop paints the message dots on.
     fn view_ring(&self, ctx: &Context<Self>) -> Html {
         let session = self.stage();
         let layout = &self.layout;
-        let latency_max = session.latency_max();
-        let shown = session.shown();
         let center = layout.center;
         let nodes = session.ring().node_count() as u32;
         let statuses: Vec<_> = (0..nodes).map(|node| session.status(NodeId(node))).collect();
@@ -770,55 +1001,52 @@ impl App {
             let mut memos = self.memos.borrow_mut();
             memoized(&mut memos.ring, stamp, || self.view_ring_still(ctx))
         };
-        let hovered = self.hovered;
-        let mut in_air: Vec<_> = session.flights().in_air(shown, latency_max).collect();
-        // Oldest first (a stable order for the keyed list: new dots are appended, no DOM node moves).
-        in_air.sort_unstable_by_key(|(flight, _)| (flight.sent_at, flight.key));
-        let flights = in_air.into_iter().map(|(flight, pose)| {
-            let family = Family::of(flight.kind);
-            let point = layout.message_point(flight.key.from, flight.to, pose.fraction);
-            let is_hovered = hovered == Some(flight.key);
-            let colour = family.colour();
-            let (fill, stroke) = if is_reply(flight.kind) { ("#11151c", colour) } else { (colour, colour) };
-            let radius = if is_hovered { "9.0" } else { "5.5" };
-            let id = flight_id(flight.key);
-            html! {
-                <g key={id.clone()} class={if is_hovered { "flight hovered" } else { "flight" }} data-kind={kind_name(flight.kind)}
-                    data-flight={id} opacity={f(pose.opacity)}>
-                    if self.reduced_motion || is_hovered {
-                        <path class="route" d={layout.message_path(flight.key.from, flight.to)} stroke={colour} />
-                    }
-                    if !self.reduced_motion || is_hovered {
-                        <circle cx={f(point.x)} cy={f(point.y)} r={radius} fill={fill} stroke={stroke} stroke-width="2.2" />
-                    }
-                    if pose.doomed && pose.opacity < 1.0 {
-                        <text class="lost" x={f(point.x)} y={f(point.y + 5.0)}>{ "✕" }</text>
-                    }
-                    // The title (several strings) only for the dot under the pointer.
-                    if is_hovered {
-                        <title>{ flight_title(session, flight) }</title>
-                    }
-                </g>
-            }
-        });
         html! {
-            <svg class="ring" viewBox={format!("0 0 {RING_SIZE} {RING_SIZE}")} role="img"
-                aria-label="the consistent-hash ring with messages travelling between nodes"
-                onmouseover={hover_handler(ctx, hovered)} onmouseleave={ctx.link().callback(|_| Msg::Hover(None))}>
-                <defs>
-                    <marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-                        <path d="M0 0 L10 5 L0 10 z" fill="#D55E00" />
-                    </marker>
-                </defs>
-                <Memo stamp={stamp} content={still} />
-                { for flights }
-                <text class="ring-caption" x={f(center.x)} y={f(center.y - 8.0)}>{ "SHA-1 ring" }</text>
-                <text class="ring-caption small" x={f(center.x)} y={f(center.y + 12.0)}>
-                    { format!("N={} R={} W={} · {} token{} per node", session.config().replicas, session.config().read_quorum,
-                        session.config().write_quorum, session.config().tokens_per_node,
-                        if session.config().tokens_per_node == 1 { "" } else { "s" }) }
-                </text>
-            </svg>
+            <div class="drawing ring-stage" ref={self.ring_stage.clone()}
+                onmousemove={pointer_handler(ctx, Drawing::Ring, &self.ring_stage)}
+                onmouseleave={ctx.link().callback(|_| Msg::Pointer(Drawing::Ring, None))}>
+                <svg class="ring" viewBox={format!("0 0 {RING_SIZE} {RING_SIZE}")} role="img"
+                    aria-label="the consistent-hash ring with messages travelling between nodes">
+                    <defs>
+                        <marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                            <path d="M0 0 L10 5 L0 10 z" fill="#D55E00" />
+                        </marker>
+                    </defs>
+                    <Memo stamp={stamp} content={still} />
+                    <text class="ring-caption" x={f(center.x)} y={f(center.y - 8.0)}>{ "SHA-1 ring" }</text>
+                    <text class="ring-caption small" x={f(center.x)} y={f(center.y + 12.0)}>
+                        { format!("N={} R={} W={} · {} token{} per node", session.config().replicas, session.config().read_quorum,
+                            session.config().write_quorum, session.config().tokens_per_node,
+                            if session.config().tokens_per_node == 1 { "" } else { "s" }) }
+                    </text>
+                </svg>
+                <canvas class="dots" data-testid="ring-canvas" ref={self.ring_canvas.surface.node.clone()}
+                    data-hovered={self.hovered.map(flight_id).unwrap_or_default()}
+                    data-motion={if self.reduced_motion { "reduced" } else { "full" }}
+                    aria-hidden="true"></canvas>
+                { self.view_flight_tip(Drawing::Ring) }
+            </div>
+        }
+    }
+
+    /// The hovered message's description, next to the pointer in the drawing it is hovered in.
+    fn view_flight_tip(&self, drawing: Drawing) -> Html {
+        let Some((at, pointer)) = self.hover_at else { return html! {} };
+        let stage = self.stage();
+        let Some(flight) = self.hovered.and_then(|key| stage.flights().get(key)) else { return html! {} };
+        if at != drawing {
+            return html! {};
+        }
+        // Below the pointer in the drawing's upper half, above it in the lower half.
+        let style = if pointer.y > pointer.height / 2.0 {
+            format!("left: {:.0}px; top: {:.0}px; transform: translateY(-100%)", pointer.x + 12.0, pointer.y - 12.0)
+        } else {
+            format!("left: {:.0}px; top: {:.0}px", pointer.x + 12.0, pointer.y + 12.0)
+        };
+        html! {
+            <div class="flight-tip" data-testid="flight-tip" role="tooltip" style={style}>
+                { flight_title(stage, flight) }
+            </div>
         }
     }
 
@@ -1050,24 +1278,18 @@ impl App {
         }
     }
 
+    /// The space-time diagram: lanes, names and the time axis in SVG (re-rendered with the
+    /// page), the message lines on a canvas the frame loop paints.
     fn view_diagram(&self, ctx: &Context<Self>) -> Html {
         let session = self.stage();
-        let latency_max = session.latency_max();
-        let shown = session.shown();
-        let window = latency_max * DIAGRAM_WINDOW_LATENCIES;
-        let since = shown.saturating_sub(window);
-        let nodes = session.ring().node_count();
-        let (left, right, top, bottom) = (46.0, DIAGRAM_WIDTH - 20.0, 22.0, DIAGRAM_HEIGHT - 8.0);
-        let lane = |node: NodeId| left + (right - left) * node.index() as f64 / (nodes.max(2) - 1) as f64;
-        // Messages are drawn against a fixed origin and the whole group scrolls by a transform, so a
-        // finished message keeps its attributes from frame to frame (no DOM writes for it); the
-        // origin moves by whole windows, which keeps the numbers small.
-        let window_f = window.max(1) as f64;
-        let origin = since - since % window.max(1);
-        let y = |at: Micros| top + (bottom - top) * (at as f64 - origin as f64) / window_f;
-        let scroll = (bottom - top) * (since - origin) as f64 / window_f;
-        let present = (bottom - top) * (shown - since) as f64 / window_f;
-        let lanes = (0..nodes as u32).map(NodeId).map(|node| {
+        let geometry = DiagramGeometry::new(
+            DIAGRAM_WIDTH,
+            DIAGRAM_HEIGHT,
+            session.ring().node_count(),
+            session.shown(),
+            session.latency_max(),
+        );
+        let lanes = (0..geometry.nodes as u32).map(NodeId).map(|node| {
             let status = session.status(node);
             let class = if status.down {
                 "lane down"
@@ -1076,61 +1298,27 @@ impl App {
             } else {
                 "lane"
             };
+            let x = geometry.lane(node);
             html! {
                 <g>
-                    <line class={class} x1={f(lane(node))} y1={f(top)} x2={f(lane(node))} y2={f(bottom)} />
-                    <text class="lane-name" x={f(lane(node))} y="14">{ session.name(node) }</text>
-                </g>
-            }
-        });
-        let hovered = self.hovered;
-        let mut visible: Vec<&Flight> = session.flights().window(since, shown, latency_max).collect();
-        // Oldest first, so the keyed list only loses lines at its start and gains them at its end:
-        // no DOM node is moved.
-        visible.sort_unstable_by_key(|flight| (flight.sent_at, flight.key));
-        let skip = visible.len().saturating_sub(DIAGRAM_MESSAGES_MAX);
-        let lines = visible.into_iter().skip(skip).map(|flight| {
-            let end = match flight.arrival {
-                Arrival::Delivered(at) | Arrival::Dropped { at, .. } => at.max(flight.sent_at),
-                Arrival::Unknown => flight.sent_at + latency_max,
-            };
-            let lost = matches!(flight.arrival, Arrival::Dropped { .. });
-            // A message still in the air is drawn whole and the clip at the present (the bottom
-            // edge) cuts it where it is now, so its line does not change from frame to frame.
-            let (x1, y1) = (lane(flight.key.from), y(flight.sent_at));
-            let x2 = x1 + (lane(flight.to) - x1) * if lost && end <= shown { 0.5 } else { 1.0 };
-            let y2 = y(end);
-            let is_hovered = hovered == Some(flight.key);
-            let id = flight_id(flight.key);
-            html! {
-                <g key={id.clone()} class={if is_hovered { "diagram-message hovered" } else { "diagram-message" }}
-                    data-flight={id}>
-                    <line x1={f(x1)} y1={f(y1)} x2={f(x2)} y2={f(y2)} stroke={Family::of(flight.kind).colour()}
-                        stroke-dasharray={if is_reply(flight.kind) { "4 3" } else { "" }} />
-                    <line class="hit" x1={f(x1)} y1={f(y1)} x2={f(x2)} y2={f(y2)} />
-                    if lost && end <= shown {
-                        <text class="lost" x={f(x2)} y={f(y2 + 4.0)}>{ "✕" }</text>
-                    }
-                    if is_hovered {
-                        <title>{ flight_title(session, flight) }</title>
-                    }
+                    <line class={class} x1={f(x)} y1={f(geometry.top)} x2={f(x)} y2={f(geometry.bottom)} />
+                    <text class="lane-name" x={f(x)} y="14">{ session.name(node) }</text>
                 </g>
             }
         });
         html! {
-            <svg class="diagram" data-testid="diagram" viewBox={format!("0 0 {DIAGRAM_WIDTH} {DIAGRAM_HEIGHT}")}
-                onmouseover={hover_handler(ctx, hovered)} onmouseleave={ctx.link().callback(|_| Msg::Hover(None))}>
-                { for lanes }
-                // A nested svg clips to the window: nothing above its top, nothing after the present
-                // (the bottom edge, or higher while the run is younger than the window).
-                <svg x="0" y={f(top)} width={f(DIAGRAM_WIDTH)} height={f(present)}>
-                    <g transform={format!("translate(0 {})", f(-scroll - top))}>
-                        { for lines }
-                    </g>
+            <div class="drawing diagram-stage" ref={self.diagram_stage.clone()}
+                onmousemove={pointer_handler(ctx, Drawing::Diagram, &self.diagram_stage)}
+                onmouseleave={ctx.link().callback(|_| Msg::Pointer(Drawing::Diagram, None))}>
+                <svg class="diagram" data-testid="diagram" viewBox={format!("0 0 {DIAGRAM_WIDTH} {DIAGRAM_HEIGHT}")}>
+                    { for lanes }
+                    <text class="axis" x="4" y={f(geometry.top + 4.0)}>{ format!("-{}", duration_label(geometry.window)) }</text>
+                    <text class="axis" x="4" y={f(geometry.bottom)}>{ "now" }</text>
                 </svg>
-                <text class="axis" x="4" y={f(top + 4.0)}>{ format!("-{}", duration_label(window)) }</text>
-                <text class="axis" x="4" y={f(bottom)}>{ "now" }</text>
-            </svg>
+                <canvas class="lines" data-testid="diagram-canvas" ref={self.diagram_canvas.surface.node.clone()}
+                    data-hovered={self.hovered.map(flight_id).unwrap_or_default()} aria-hidden="true"></canvas>
+                { self.view_flight_tip(Drawing::Diagram) }
+            </div>
         }
     }
 
@@ -1157,10 +1345,10 @@ impl App {
     }
 
     /// The inspectors, each re-rendered only when its node's state, its liveness or its store
-    /// (read at most every `INSPECT_MS`) changed.
+    /// changed; the store is read again only when the panels are refreshed (`PANEL_MS`), since
+    /// reading it formats every row.
     fn view_inspectors(&self, ctx: &Context<Self>) -> Html {
         let stage = self.stage();
-        let now = browser::now_ms();
         let nodes = stage.ring().node_count();
         let mut memos = self.memos.borrow_mut();
         memos.inspectors.resize_with(nodes, CachedInspector::default);
@@ -1168,7 +1356,7 @@ impl App {
             let node = NodeId(index as u32);
             let up = stage.is_up(node);
             let quick = fingerprint((self.epoch, self.mode, index, up, stage.status(node)));
-            if cached.html.is_none() || cached.quick != quick || now - cached.read_at >= INSPECT_MS {
+            if cached.html.is_none() || cached.quick != quick || self.refresh_panels {
                 let view = stage.node_view(node);
                 if cached.html.is_none() || cached.quick != quick || cached.view.as_ref() != Some(&view) {
                     cached.serial += 1;
@@ -1176,7 +1364,6 @@ impl App {
                     cached.view = Some(view);
                 }
                 cached.quick = quick;
-                cached.read_at = now;
             }
             let content = cached.html.clone().unwrap_or_else(|| Rc::new(Html::default()));
             html! { <Memo key={index} stamp={cached.serial} content={content} /> }
@@ -1185,8 +1372,11 @@ impl App {
     }
 
     /// The history and verdict, re-rendered when a request, an answer on screen or the verdict
-    /// changed.
+    /// changed, looked at only when the panels are refreshed.
     fn memo_history(&self) -> Html {
+        if let Some(kept) = self.kept(|memos| &memos.history) {
+            return kept;
+        }
         let stage = self.stage();
         let shown = stage.shown();
         let requests = stage.requests();
@@ -1207,14 +1397,29 @@ impl App {
         html! { <Memo stamp={stamp} content={content} /> }
     }
 
-    /// The events log, re-rendered when a line was added.
+    /// The events log, re-rendered when a line was added, looked at only when the panels are
+    /// refreshed.
     fn memo_events(&self) -> Html {
+        if let Some(kept) = self.kept(|memos| &memos.events) {
+            return kept;
+        }
         let log = self.stage().log();
         let newest = log.back().map(|line| (line.at, line.node, line.text.len()));
         let oldest = log.front().map(|line| line.at);
         let stamp = fingerprint((self.epoch, self.mode, log.len(), newest, oldest));
         let content = memoized(&mut self.memos.borrow_mut().events, stamp, || self.view_events());
         html! { <Memo stamp={stamp} content={content} /> }
+    }
+
+    /// A memoized panel as it is, between panel refreshes.
+    fn kept(&self, cached: impl Fn(&Memos) -> &Cached) -> Option<Html> {
+        if self.refresh_panels {
+            return None;
+        }
+        let memos = self.memos.borrow();
+        let cached = cached(&memos);
+        let content = cached.html.clone()?;
+        Some(html! { <Memo stamp={cached.stamp} content={content} /> })
     }
 
     fn view_inspector(&self, ctx: &Context<Self>, node: NodeId, view: &crate::session::NodeView, up: bool) -> Html {
@@ -1326,8 +1531,10 @@ impl App {
                         <label class="wide">{ "message loss " }
                             <input type="range" data-testid="loss" min="0" max="30" step="1"
                                 value={format!("{:.0}", self.session.loss_per_million() as f64 / 10_000.0)} oninput={on_loss} />
-                            <span>{ format!("{:.0}%", self.session.loss_per_million() as f64 / 10_000.0) }</span>
+                            <span data-testid="loss-label">{ format!("{:.0}%", self.session.loss_per_million() as f64 / 10_000.0) }</span>
                         </label>
+                        <span class="note" data-testid="lost" title="messages the network lost to this setting, up to the time on screen">
+                            { format!("{} lost", self.session.lost()) }</span>
                     }
                     <span class="note">{ if cuts.is_empty() { "no cut links".to_string() } else { format!("cut: {}", cuts.join(", ")) } }</span>
                 </div>
@@ -1466,30 +1673,27 @@ fn memoized(cached: &mut Cached, stamp: u64, render: impl FnOnce() -> Html) -> R
     }
 }
 
-/// A flight's `data-flight` attribute: one hover handler on the whole drawing finds the
-/// message under the pointer, instead of two listeners per dot and line every frame.
+/// A flight's name in the drawings' `data-hovered` attributes: sender, id, copy.
 fn flight_id(key: FlightKey) -> String {
     format!("{}.{}.{}", key.from.0, key.id, key.copy)
 }
 
-fn parse_flight_id(text: &str) -> Option<FlightKey> {
-    let mut parts = text.split('.');
-    let from = NodeId(parts.next()?.parse().ok()?);
-    let id = parts.next()?.parse().ok()?;
-    let copy = parts.next()?.parse().ok()?;
-    Some(FlightKey { from, id, copy })
-}
-
-/// Hovering a dot or a line of the diagram highlights that message (and nothing over the rest).
-fn hover_handler(ctx: &Context<App>, hovered: Option<FlightKey>) -> Callback<MouseEvent> {
-    ctx.link().batch_callback(move |event: MouseEvent| {
-        let flight = event
-            .target()
-            .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
-            .and_then(|element| element.closest("[data-flight]").ok().flatten())
-            .and_then(|element| element.get_attribute("data-flight"))
-            .and_then(|text| parse_flight_id(&text));
-        (flight != hovered).then_some(Msg::Hover(flight))
+/// Reports the pointer's position over a drawing, relative to the drawing's box `stage`, with
+/// the box's width (the drawing may be scaled). The box comes from a `NodeRef`, not the event:
+/// Yew delegates events, so their `currentTarget` is the page's root.
+fn pointer_handler(ctx: &Context<App>, drawing: Drawing, stage: &NodeRef) -> Callback<MouseEvent> {
+    let stage = stage.clone();
+    ctx.link().callback(move |event: MouseEvent| {
+        let at = stage.cast::<web_sys::Element>().map(|element| {
+            let rect = element.get_bounding_client_rect();
+            Pointer {
+                x: event.client_x() as f64 - rect.left(),
+                y: event.client_y() as f64 - rect.top(),
+                width: rect.width(),
+                height: rect.height(),
+            }
+        });
+        Msg::Pointer(drawing, at)
     })
 }
 
@@ -1563,6 +1767,15 @@ mod browser {
         web_sys::window()
             .and_then(|window| window.match_media("(prefers-reduced-motion: reduce)").ok().flatten())
             .is_some_and(|query| query.matches())
+    }
+
+    /// Calls `handle` with the new value whenever the system's reduced-motion setting changes.
+    pub fn on_reduced_motion(handle: impl Fn(bool) + 'static) -> Option<Closure<dyn Fn(web_sys::Event)>> {
+        let query = web_sys::window()?.match_media("(prefers-reduced-motion: reduce)").ok()??;
+        let watched = query.clone();
+        let closure = Closure::<dyn Fn(web_sys::Event)>::new(move |_| handle(watched.matches()));
+        query.add_event_listener_with_callback("change", closure.as_ref().unchecked_ref()).ok()?;
+        Some(closure)
     }
 
     /// Calls `handle` with the key of every key press outside text fields (space and `.` are

@@ -242,6 +242,11 @@ impl Flights {
             .filter(move |flight| flight.sent_at <= now && flight.end(latency_max) >= since)
     }
 
+    /// The flight named `key`, in the air or finished (the hovered message's tooltip).
+    pub fn get(&self, key: FlightKey) -> Option<&Flight> {
+        self.active.get(&key).or_else(|| self.finished.iter().rev().find(|flight| flight.key == key))
+    }
+
     pub fn active_count(&self) -> usize {
         self.active.len()
     }
@@ -376,5 +381,8 @@ mod tests {
         let ids: Vec<u64> = flights.window(0, 1_000, LATENCY_MAX).map(|flight| flight.key.id).collect();
         assert_eq!(ids, [2, 3, 4]);
         assert_eq!(flights.started, 5);
+        let third = FlightKey { from: NodeId(0), id: 3, copy: 0 };
+        assert_eq!(flights.get(third).map(|flight| flight.sent_at), Some(30));
+        assert_eq!(flights.get(FlightKey { id: 0, ..third }), None, "pushed out of the history");
     }
 }

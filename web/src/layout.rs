@@ -36,6 +36,12 @@ pub fn point_on_circle(center: Point, radius: f64, turn: f64) -> Point {
     Point { x: center.x + radius * angle.sin(), y: center.y - radius * angle.cos() }
 }
 
+/// The point a fraction `fraction` (clamped to `[0, 1]`) along a quadratic curve.
+pub fn curve_point([start, control, end]: [Point; 3], fraction: f64) -> Point {
+    let t = fraction.clamp(0.0, 1.0);
+    start.lerp(control, t).lerp(control.lerp(end, t), t)
+}
+
 /// Where one node is drawn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodePlace {
@@ -186,18 +192,20 @@ impl RingLayout {
         Point { x: inward.x + dy / length * LANE_OFFSET, y: inward.y - dx / length * LANE_OFFSET }
     }
 
+    /// The quadratic curve a message from `from` to `to` follows: start, control point, end.
+    pub fn message_curve(&self, from: NodeId, to: NodeId) -> [Point; 3] {
+        let (start, end) = (self.node_point(from), self.node_point(to));
+        [start, self.control(start, end), end]
+    }
+
     /// The point a fraction `fraction` (0 = sent, 1 = arrived) along a message's path.
     pub fn message_point(&self, from: NodeId, to: NodeId, fraction: f64) -> Point {
-        let (start, end) = (self.node_point(from), self.node_point(to));
-        let control = self.control(start, end);
-        let t = fraction.clamp(0.0, 1.0);
-        start.lerp(control, t).lerp(control.lerp(end, t), t)
+        curve_point(self.message_curve(from, to), fraction)
     }
 
     /// The SVG path data of a message's whole route.
     pub fn message_path(&self, from: NodeId, to: NodeId) -> String {
-        let (start, end) = (self.node_point(from), self.node_point(to));
-        let control = self.control(start, end);
+        let [start, control, end] = self.message_curve(from, to);
         format!("M{:.1} {:.1} Q{:.1} {:.1} {:.1} {:.1}", start.x, start.y, control.x, control.y, end.x, end.y)
     }
 

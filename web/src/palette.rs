@@ -89,6 +89,30 @@ impl Family {
     }
 }
 
+/// Every message kind, in declaration order (bit `kind as u32` of `scene::kind_mask`).
+pub const KINDS: [MessageKind; 20] = [
+    MessageKind::Forward,
+    MessageKind::ForwardAck,
+    MessageKind::ForwardReply,
+    MessageKind::Prepare,
+    MessageKind::Promise,
+    MessageKind::Read,
+    MessageKind::ReadReply,
+    MessageKind::Accept,
+    MessageKind::ReadRepair,
+    MessageKind::Handoff,
+    MessageKind::Accepted,
+    MessageKind::Hint,
+    MessageKind::SyncRequest,
+    MessageKind::SyncReply,
+    MessageKind::ScanRequest,
+    MessageKind::ScanReply,
+    MessageKind::Digest,
+    MessageKind::DigestEntries,
+    MessageKind::Records,
+    MessageKind::Fetch,
+];
+
 /// True for kinds that answer another message; they are drawn as rings instead of dots.
 pub fn is_reply(kind: MessageKind) -> bool {
     matches!(
@@ -149,5 +173,12 @@ mod tests {
         assert!(is_reply(MessageKind::Promise) && !is_reply(MessageKind::Prepare));
         assert_eq!(Family::of(MessageKind::Handoff), Family::Handoff);
         assert_eq!(kind_name(MessageKind::ReadRepair), "read repair");
+    }
+
+    #[test]
+    fn kinds_are_listed_once_each_at_their_own_bit() {
+        for (index, kind) in KINDS.iter().enumerate() {
+            assert_eq!(*kind as usize, index, "{kind:?}");
+        }
     }
 }

@@ -142,6 +142,8 @@ pub struct Session {
     /// Actions still to apply, in time order (a replayed link, a guided scenario).
     queue: VecDeque<Timed>,
     loss_per_million: u32,
+    /// Messages the network lost to the loss setting, up to the time on screen.
+    lost: u64,
     verdict: Verdict,
     /// (operations, completed) of the history the verdict was computed for.
     verdict_of: (usize, usize),
@@ -172,6 +174,7 @@ impl Session {
             log: Vec::new(),
             queue: log.into(),
             loss_per_million: 0,
+            lost: 0,
             verdict: Verdict::default(),
             verdict_of: (0, 0),
         };
@@ -228,6 +231,11 @@ impl Session {
 
     pub fn loss_per_million(&self) -> u32 {
         self.loss_per_million
+    }
+
+    /// Messages lost to the loss setting so far, as far as the screen has got.
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     /// Every action of the run, applied or still scheduled: what a shared link carries.
@@ -393,6 +401,7 @@ impl Session {
             TraceKind::Restarted => status.down = false,
             TraceKind::RecoveryStarted { .. } => status.recovering = true,
             TraceKind::RecoveryFinished { .. } => status.recovering = false,
+            TraceKind::MessageDropped { reason: DropReason::Loss, .. } => self.lost += 1,
             _ => {}
         }
         if let Some((text, tone)) = describe(self.sim.ring(), &event.kind) {
@@ -672,6 +681,29 @@ mod tests {
         assert!(session.flights().started > 10);
         // The screen stays behind the simulation by the lookahead, never ahead of it.
         assert!(session.shown() + session.latency_max() <= session.simulation().now());
+    }
+
+    #[test]
+    fn lost_messages_are_counted_when_the_screen_reaches_them() {
+        let mut session = Session::new(Setup { seed: 3, ..Setup::default() }).expect("valid");
+        session.act(Action::Loss { per_million: 300_000 });
+        for index in 0..10 {
+            session.act(Action::put(index % 5, &format!("key{index}"), "v"));
+        }
+        assert_eq!(session.lost(), 0);
+        play(&mut session, 2_000, 0.05);
+        let lost = session.lost();
+        assert!(lost > 0, "30% loss lost nothing");
+        // Every loss counted was on screen: its flight is a dropped one sent before the present.
+        let shown = session.shown();
+        let dropped = session
+            .flights()
+            .window(0, shown, session.latency_max())
+            .filter(|flight| {
+                matches!(flight.arrival, crate::flights::Arrival::Dropped { reason: DropReason::Loss, at } if at <= shown)
+            })
+            .count() as u64;
+        assert_eq!(lost, dropped);
     }
 
     #[test]

@@ -1,0 +1,284 @@
+// Browser tests of the controls e2e/run.mjs does not click: cutting and healing a link one
+// way (and both ways), the loss slider, hovering a message in the ring and in the space-time
+// diagram (each highlights it in the other), a run option that restarts the run from its
+// seed, and reduced motion (routes instead of travelling dots, no transitions, following the
+// system setting as it changes). Every check reads what the page shows: text, the canvases'
+// pixels, and the attributes the page paints from. Screenshots go to e2e/artifacts/controls-*.
+
+import assert from 'node:assert/strict';
+import { start, setRange, shot } from './harness.mjs';
+
+const { page, context, url, errors, close } = await start();
+const byTestId = (id, on = page) => on.locator(`[data-testid="${id}"]`);
+
+async function step(title, body) {
+  const began = Date.now();
+  process.stdout.write(`- ${title} ... `);
+  await body();
+  console.log(`ok (${Date.now() - began} ms)`);
+}
+
+async function waitForText(locator, pattern, timeout = 30_000) {
+  await locator.filter({ hasText: pattern }).first().waitFor({ timeout });
+}
+
+const nameOf = async (selector) => (await page.locator(selector).first().getAttribute('data-testid')).replace('node-', '');
+const shareLink = async () => byTestId('share').getAttribute('href');
+const number = async (id, on = page) => parseFloat(await byTestId(id, on).textContent());
+
+/** Events-log lines (newest first) as { time, who, what }. */
+async function events() {
+  return page.locator('[data-testid="events"] li').evaluateAll((items) => items.map((item) => ({
+    time: item.querySelector('.time')?.textContent,
+    who: item.querySelector('.who')?.textContent,
+    what: item.querySelector('.what')?.textContent,
+  })));
+}
+
+/** Pixels of a canvas: how many are opaque, how many half transparent (routes are drawn at 0.5). */
+async function pixels(testid, on = page) {
+  return byTestId(testid, on).evaluate((canvas) => {
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let opaque = 0;
+    let half = 0;
+    for (let index = 3; index < data.length; index += 4) {
+      if (data[index] >= 250) opaque++;
+      else if (data[index] >= 90 && data[index] <= 170) half++;
+    }
+    return { opaque, half };
+  });
+}
+
+/**
+ * Page coordinates of painted pixels of a canvas, at most `count`, at least 6 px apart across:
+ * from the top (4 px into a dot below its topmost pixel), or with `lowest` from the bottom
+ * (the lines nearest the present).
+ */
+async function paintedPoints(testid, { lowest = false, count = 1 } = {}) {
+  const found = await byTestId(testid).evaluate((canvas, { lowest, count }) => {
+    const { width, height } = canvas;
+    const data = canvas.getContext('2d').getImageData(0, 0, width, height).data;
+    const box = canvas.getBoundingClientRect();
+    const scale = box.width / width;
+    const points = [];
+    const rows = [...Array(height).keys()];
+    for (const y of lowest ? rows.reverse() : rows) {
+      for (let x = 0; x < width && points.length < count; x++) {
+        const apart = points.every((point) => Math.abs(point.canvasX - x) >= 6);
+        if (data[(y * width + x) * 4 + 3] >= 200 && apart) {
+          points.push({ canvasX: x, x: box.left + x * scale, y: box.top + (lowest ? y - 1 : y + 4) * scale });
+        }
+      }
+      if (points.length >= count) break;
+    }
+    return points;
+  }, { lowest, count });
+  assert.ok(found.length > 0, `nothing painted on ${testid}`);
+  return found;
+}
+
+/** Waits until the screen shows a burst's messages in the air (it runs behind the simulation). */
+async function inTheAir(on) {
+  await on.waitForFunction(() => parseFloat(document.querySelector('[data-testid="in-flight"]').textContent) >= 20,
+    null, { timeout: 30_000 });
+}
+
+const snapshot = (testid) => byTestId(testid).evaluate((canvas) => canvas.toDataURL());
+
+try {
+  await step('the page loads', async () => {
+    await page.goto(url);
+    await byTestId('node-5554').waitFor({ timeout: 30_000 });
+    await setRange(page, 'speed', 75);
+  });
+
+  const coordinator = await nameOf('g.node.coordinator');
+  const replica = await nameOf('g.node.replica');
+
+  await step(`cut ${coordinator} → ${replica} one way, then heal it`, async () => {
+    await byTestId('cut-from').selectOption({ label: coordinator });
+    await byTestId('cut-to').selectOption({ label: replica });
+    await byTestId('cut').click();
+    await waitForText(page.locator('.network-panel .note'), `cut: ${coordinator} → ${replica}`);
+    assert.equal(await page.locator('svg.ring path.cut').count(), 1, 'one arrow for a one-way cut');
+    assert.doesNotMatch(await page.locator('.network-panel').textContent(), new RegExp(`${replica} → ${coordinator}`));
+    assert.match(await shareLink(), /k\.\d+\.\d\.\d/);
+    // apple's coordinator prepares on its replicas: what goes to the cut one is blocked.
+    await byTestId('receiver').selectOption({ label: coordinator });
+    await byTestId('key').fill('apple');
+    await byTestId('value').fill('one-way');
+    await byTestId('put').click();
+    await waitForText(byTestId('result'), /put apple=one-way via \d+: ok/);
+    await waitForText(byTestId('events'), `message to ${replica} blocked by a cut link`);
+    const blocked = (await events()).filter((line) => /blocked by a cut link/.test(line.what));
+    assert.ok(blocked.every((line) => line.who === coordinator && line.what.includes(replica)),
+      `only ${coordinator} → ${replica} is cut: ${JSON.stringify(blocked)}`);
+    await shot(page, 'controls-01-cut');
+
+    await byTestId('heal-link').click();
+    await waitForText(page.locator('.network-panel .note'), 'no cut links');
+    assert.equal(await page.locator('svg.ring path.cut').count(), 0);
+    assert.match(await shareLink(), /h\.\d+\.\d\.\d/);
+    const newest = (await events()).find((line) => /blocked by a cut link/.test(line.what));
+    await byTestId('value').fill('healed');
+    await byTestId('put').click();
+    await waitForText(byTestId('result'), /put apple=healed via \d+: ok/);
+    await page.waitForTimeout(500);
+    const after = (await events()).find((line) => /blocked by a cut link/.test(line.what));
+    assert.deepEqual(after, newest, 'a message was blocked after the link was healed');
+  });
+
+  await step('cut both ways, then heal all', async () => {
+    await byTestId('cut').click();
+    await byTestId('cut-from').selectOption({ label: replica });
+    await byTestId('cut-to').selectOption({ label: coordinator });
+    await byTestId('cut').click();
+    await waitForText(page.locator('.network-panel .note'), `${replica} → ${coordinator}`);
+    assert.equal(await page.locator('svg.ring path.cut').count(), 2);
+    await shot(page, 'controls-02-cut-both-ways');
+    await byTestId('heal-all').click();
+    await waitForText(page.locator('.network-panel .note'), 'no cut links');
+    assert.equal(await page.locator('svg.ring path.cut').count(), 0);
+    assert.match(await shareLink(), /H\.\d+/);
+  });
+
+  await step('the loss slider loses messages, and 0% loses none', async () => {
+    assert.equal((await byTestId('loss-label').textContent()).trim(), '0%');
+    assert.equal(await number('lost'), 0);
+    await setRange(page, 'loss', 30);
+    await waitForText(byTestId('loss-label'), /^30%$/);
+    assert.match(await shareLink(), /l\.\d+\.300000/);
+    await byTestId('burst').click();
+    await page.waitForFunction(() => parseFloat(document.querySelector('[data-testid="lost"]').textContent) > 0,
+      null, { timeout: 30_000 });
+    await shot(page, 'controls-03-loss');
+    await setRange(page, 'loss', 0);
+    await waitForText(byTestId('loss-label'), /^0%$/);
+    // Messages lost before the change may still reach the screen (it runs behind the simulation).
+    await page.waitForTimeout(1_000);
+    const lost = await number('lost');
+    await byTestId('burst').click();
+    await page.waitForTimeout(2_000);
+    assert.match(await page.locator('[data-testid="history"] tbody tr td.op').first().textContent(), /^put burst/);
+    assert.equal(await number('lost'), lost, 'messages were lost at 0%');
+  });
+
+  await step('hovering a dot highlights its line in the diagram, and back', async () => {
+    await setRange(page, 'speed', 30);
+    await byTestId('burst').click();
+    await inTheAir(page);
+    await byTestId('pause').click();
+    await page.waitForTimeout(200);
+    // The ring: hover a dot.
+    const diagramBefore = await snapshot('diagram-canvas');
+    const [dot] = await paintedPoints('ring-canvas');
+    await page.mouse.move(dot.x, dot.y);
+    await page.locator('[data-testid="ring-canvas"]:not([data-hovered=""])').waitFor({ timeout: 5_000 });
+    const hovered = await byTestId('ring-canvas').getAttribute('data-hovered');
+    assert.equal(await byTestId('diagram-canvas').getAttribute('data-hovered'), hovered);
+    const tip = page.locator('.ring-stage [data-testid="flight-tip"]');
+    await tip.waitFor({ state: 'visible', timeout: 5_000 });
+    assert.match(await tip.textContent(), /→ \d+, sent [\d.]+ ms/);
+    await page.waitForTimeout(100);
+    assert.ok(await snapshot('diagram-canvas') !== diagramBefore, 'the diagram did not highlight the message');
+    await shot(page, 'controls-04-hover-ring');
+    // Away from the drawings: nothing is hovered.
+    await page.mouse.move(5, 5);
+    await page.locator('[data-testid="ring-canvas"][data-hovered=""]').waitFor({ timeout: 5_000 });
+    assert.equal(await page.locator('[data-testid="flight-tip"]').count(), 0);
+    // The diagram: hover lines nearest the present until one is a message still in the air
+    // (a line spans less than a pixel of the window, so most there have just arrived).
+    await byTestId('diagram').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(100);
+    const ringBefore = await snapshot('ring-canvas');
+    const clock = await number('clock');
+    let inTheAirHovered = false;
+    for (const line of await paintedPoints('diagram-canvas', { lowest: true, count: 12 })) {
+      await page.mouse.move(line.x, line.y);
+      const hovered = await page.locator('[data-testid="diagram-canvas"]:not([data-hovered=""])')
+        .waitFor({ timeout: 1_000 }).then(() => true, () => false);
+      if (!hovered) continue;
+      const inDiagram = await byTestId('diagram-canvas').getAttribute('data-hovered');
+      assert.equal(await byTestId('ring-canvas').getAttribute('data-hovered'), inDiagram);
+      const tip = page.locator('.diagram-stage [data-testid="flight-tip"]');
+      await tip.waitFor({ state: 'visible', timeout: 5_000 });
+      const [, sent, arrives] = (await tip.textContent()).match(/sent ([\d.]+) ms,.* arrives ([\d.]+) ms/) ?? [];
+      if (!(parseFloat(sent) <= clock && clock <= parseFloat(arrives))) continue;
+      inTheAirHovered = true;
+      await page.waitForTimeout(100);
+      assert.ok(await snapshot('ring-canvas') !== ringBefore, 'the ring did not highlight the message');
+      break;
+    }
+    assert.ok(inTheAirHovered, 'no line of a message in the air found near the present');
+    await shot(page, 'controls-05-hover-diagram');
+    await page.mouse.move(5, 5);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await setRange(page, 'speed', 75);
+    await byTestId('play').click();
+  });
+
+  await step('changing R restarts the run from its seed', async () => {
+    const before = await shareLink();
+    const seed = before.match(/seed=(\d+)/)[1];
+    assert.ok(await page.locator('[data-testid="history"] tbody tr').count() > 0);
+    const clockBefore = await number('clock');
+    await byTestId('config-r').fill('3');
+    await byTestId('config-r').dispatchEvent('change');
+    await byTestId('restart').click();
+    await waitForText(byTestId('result'), 'no request yet');
+    assert.equal(await page.locator('[data-testid="history"] tbody tr').count(), 0);
+    await waitForText(page.locator('svg.ring .ring-caption.small'), /R=3 W=2/);
+    const after = await shareLink();
+    assert.match(after, /[#&]r=3(&|$)/);
+    assert.match(after, new RegExp(`seed=${seed}(&|$)`));
+    assert.doesNotMatch(after, /log=/);
+    assert.ok(await number('clock') < clockBefore, 'the clock did not start again');
+    await byTestId('key').fill('apple');
+    await byTestId('value').fill('fresh');
+    await byTestId('put').click();
+    await waitForText(byTestId('result'), /put apple=fresh via \d+: ok/);
+    await byTestId('get').click();
+    await waitForText(byTestId('result'), /get apple via \d+: value fresh/);
+    assert.match(await byTestId('verdict').textContent(), /^linearizable: 2 operations/);
+    await shot(page, 'controls-06-restarted');
+  });
+
+  await step('reduced motion: routes instead of dots, no transitions, follows the setting', async () => {
+    const reduced = await context.newPage();
+    reduced.on('pageerror', (error) => errors.push(String(error)));
+    await reduced.emulateMedia({ reducedMotion: 'reduce' });
+    await reduced.goto(url);
+    await byTestId('node-5554', reduced).waitFor({ timeout: 30_000 });
+    assert.equal(await reduced.locator('.app.reduced-motion').count(), 1);
+    assert.equal(await byTestId('ring-canvas', reduced).getAttribute('data-motion'), 'reduced');
+    const transition = () => reduced.locator('.node-body').first().evaluate((node) => getComputedStyle(node).transitionDuration);
+    assert.equal(await transition(), '0s');
+    await setRange(reduced, 'speed', 30);
+    await byTestId('burst', reduced).click();
+    await inTheAir(reduced);
+    await byTestId('pause', reduced).click();
+    await reduced.waitForTimeout(200);
+    const routes = await pixels('ring-canvas', reduced);
+    assert.ok(routes.half >= 300 && routes.opaque * 4 < routes.half, `routes, not dots: ${JSON.stringify(routes)}`);
+    await shot(reduced, 'controls-07-reduced-motion');
+    // The system setting changes while the page is open: dots again.
+    await reduced.emulateMedia({ reducedMotion: 'no-preference' });
+    await byTestId('ring-canvas', reduced).and(reduced.locator('[data-motion="full"]')).waitFor({ timeout: 5_000 });
+    assert.equal(await reduced.locator('.app.reduced-motion').count(), 0);
+    assert.match(await transition(), /^0\.3s/);
+    await reduced.waitForTimeout(200);
+    const dots = await pixels('ring-canvas', reduced);
+    assert.ok(dots.opaque >= 200 && dots.opaque > dots.half, `dots, not routes: ${JSON.stringify(dots)}`);
+    await shot(reduced, 'controls-08-motion-again');
+    await reduced.close();
+  });
+
+  assert.deepEqual(errors, [], 'the page logged errors');
+  console.log('e2e: all control checks passed');
+} catch (error) {
+  await shot(page, 'controls-failure').catch(() => {});
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  await close();
+}
