@@ -699,15 +699,26 @@ impl Node {
                 }
             }
         }
-        let Some(Txn::Write(write)) = self.txns.get(&txn) else { return };
-        if now >= write.deadline {
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        if now < write.deadline {
+            return self.prepare_round(txn);
+        }
+        // The round's deadline is its earliest request's: those whose time is up fail; the
+        // others, which joined the round later, keep their own time and the round goes on.
+        let (expired, live): (Vec<WriteRequest>, Vec<WriteRequest>) =
+            write.requests.drain(..).partition(|request| request.deadline <= now);
+        let failure = Self::unavailable("no write quorum answered in time");
+        let replies: Vec<(ReplyTo, ClientReply)> =
+            expired.into_iter().map(|request| (request.reply_to, failure.clone())).collect();
+        if let Some(deadline) = live.iter().map(|request| request.deadline).min() {
+            write.requests = live;
+            write.deadline = deadline;
+            self.answer_writes(txn, replies);
+            self.prepare_round(txn);
+        } else {
             let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
-            let failure = Self::unavailable("no write quorum answered in time");
-            let replies = write.requests.into_iter().map(|r| (r.reply_to, failure.clone())).collect();
             self.write_round_over(&write.key);
             self.answer_writes(txn, replies);
-        } else {
-            self.prepare_round(txn);
         }
     }
 

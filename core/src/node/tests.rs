@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::message::{ClientOp, ClientReply, ClientRequest, MessageKind};
+use crate::message::{ClientError, ClientOp, ClientReply, ClientRequest, MessageKind};
 use crate::types::{ClientId, OpId};
 
 /// A node under test, with helpers to feed inputs and inspect outputs.
@@ -316,4 +316,79 @@ fn answers_that_reveal_an_unpersisted_record_wait_for_it() {
     assert!(sent
         .iter()
         .any(|(to, m)| *to == homes[2] && matches!(m, Message::Promise { txn: 3, result: Ok(Some(_)), .. })));
+}
+
+fn put_by(client: u64, key: &str, value: &str, handle: u64) -> Input {
+    let op = ClientOp::Put { key: key.into(), value: value.into() };
+    Input::Client { handle, request: ClientRequest { id: OpId { client: ClientId(client), seq: 1 }, op } }
+}
+
+/// Writes queued behind a round ride the next one together, each with its own deadline: when
+/// the earliest runs out only that write fails, and the round goes on for the others.
+#[test]
+fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    let timeout = h.node.config.operation_timeout();
+    // The first write's round is in flight; two more queue behind it, at 1 ms and at 500 ms.
+    h.step(put_by(1, "k", "a", 1));
+    let (txn, ballot) = h.prepare_sent();
+    h.now = 1_000;
+    h.step(put_by(2, "k", "b", 2));
+    h.now = 500_000;
+    h.step(put_by(3, "k", "c", 3));
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
+    h.persist_all();
+    h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
+    let (mut replies, mut sends) = (h.replies(), h.sends());
+    h.persist_all();
+    replies.extend(h.replies());
+    sends.extend(h.sends());
+    assert_eq!(replies, vec![ClientReply::Written], "the first write is answered");
+    // Its end starts the next round with both queued writes; nobody answers it any more.
+    let prepare_of = |sends: Vec<(NodeId, Message)>| {
+        sends.into_iter().find_map(|(_, m)| match m {
+            Message::Prepare { txn, ballot, .. } => Some((txn, ballot)),
+            _ => None,
+        })
+    };
+    let mut prepare = prepare_of(sends).expect("the next round prepares");
+    let mut failed_at = None;
+    replies.clear();
+    // (A round notices its deadline when its request timer fires: within 100 ms of it.)
+    while h.now < 1_000 + timeout + 200_000 {
+        h.now += 10_000;
+        h.step(Input::Tick);
+        let (mut now_replies, mut now_sends) = (h.replies(), h.sends());
+        h.persist_all();
+        now_replies.extend(h.replies());
+        now_sends.extend(h.sends());
+        for reply in now_replies {
+            failed_at.get_or_insert(h.now);
+            replies.push(reply);
+        }
+        if let Some(sent) = prepare_of(now_sends) {
+            prepare = sent;
+        }
+    }
+    assert!(matches!(replies.as_slice(), [ClientReply::Error(ClientError::Unavailable { .. })]), "{replies:?}");
+    let failed_at = failed_at.expect("the second write failed");
+    assert!(failed_at >= 1_000 + timeout && failed_at < 500_000 + timeout, "at its own deadline: {failed_at}");
+    // The third write is still being written: a quorum now answers, and it succeeds.
+    let (txn, ballot) = prepare;
+    h.deliver(homes[2], Message::Promise { txn, ballot, result: Ok(None) });
+    let mut sends = h.sends();
+    h.persist_all();
+    sends.extend(h.sends());
+    let accepted = sends.into_iter().find_map(|(_, m)| match m {
+        Message::Accept { record, .. } => Some(record),
+        _ => None,
+    });
+    let record = accepted.expect("the round goes on for the third write");
+    assert_eq!(record.value, Some("c".into()));
+    h.deliver(homes[2], Message::Accepted { txn, ballot, result: Ok(()), next: None });
+    let mut replies = h.replies();
+    h.persist_all();
+    replies.extend(h.replies());
+    assert_eq!(replies, vec![ClientReply::Written]);
 }
