@@ -123,10 +123,14 @@ pub(super) struct Write {
     next_holds_accepted: bool,
 }
 
+/// A read round on one key. Like writes, a coordinator runs at most one per key: reads that
+/// arrive meanwhile wait and share the next round, which starts after each of them arrived and
+/// ends before any is answered, so its result is a valid answer for every one of them.
 pub(super) struct Read {
     key: Blob,
     homes: Vec<NodeId>,
-    reply_to: ReplyTo,
+    requests: Vec<ReadRequest>,
+    /// The earliest deadline of `requests`.
     deadline: Micros,
     stage: Stage,
     round_until: Micros,
@@ -134,6 +138,12 @@ pub(super) struct Read {
     refused: u32,
     best: Option<Record>,
     holders: Vec<NodeId>,
+}
+
+/// A read waiting for its answer.
+pub(super) struct ReadRequest {
+    reply_to: ReplyTo,
+    deadline: Micros,
 }
 
 pub(super) struct Scan {
@@ -743,12 +753,23 @@ impl Node {
     // ----- Reads. -----
 
     fn start_read(&mut self, txn: u64, key: Blob, reply_to: ReplyTo) {
+        let request = ReadRequest { reply_to, deadline: self.now + self.config.operation_timeout() };
+        if self.reading.get(&key).is_some_and(|active| self.txns.contains_key(active)) {
+            self.queued_reads.entry(key).or_default().push(request);
+            return;
+        }
+        self.start_read_round(txn, key, vec![request]);
+    }
+
+    fn start_read_round(&mut self, txn: u64, key: Blob, requests: Vec<ReadRequest>) {
         let homes = self.ring.homes(key.as_bytes());
+        let deadline = requests.iter().map(|request| request.deadline).min().unwrap_or(self.now);
+        self.reading.insert(key.clone(), txn);
         let read = Read {
             key,
             homes,
-            reply_to,
-            deadline: self.now + self.config.operation_timeout(),
+            requests,
+            deadline,
             stage: Stage::Read,
             round_until: 0,
             answered: Vec::new(),
@@ -897,8 +918,20 @@ impl Node {
             return;
         }
         let Some(Txn::Read(read)) = self.txns.remove(&txn) else { return };
-        let value = read.best.and_then(|record| record.value);
-        self.finish(txn, read.reply_to, ClientReply::Value(value));
+        self.read_round_over(&read.key);
+        let reply = ClientReply::Value(read.best.and_then(|record| record.value));
+        for request in read.requests {
+            self.finish(txn, request.reply_to, reply.clone());
+        }
+    }
+
+    /// The read round on `key` is over: the reads queued behind it share the next one.
+    fn read_round_over(&mut self, key: &Blob) {
+        self.reading.remove(key);
+        if let Some(queued) = self.queued_reads.remove(key) {
+            let txn = self.new_txn();
+            self.start_read_round(txn, key.clone(), queued);
+        }
     }
 
     fn read_timer(&mut self, txn: u64) {
@@ -913,13 +946,23 @@ impl Node {
                 self.suspect(home);
             }
         }
-        let Some(Txn::Read(read)) = self.txns.get(&txn) else { return };
-        if now >= read.deadline {
-            let reply_to = read.reply_to;
-            self.txns.remove(&txn);
-            self.finish(txn, reply_to, Self::unavailable("no read quorum answered in time"));
-        } else {
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        if now < read.deadline {
+            return self.read_round(txn);
+        }
+        // Those whose time is up fail; reads that joined later keep their own time.
+        let (expired, live): (Vec<ReadRequest>, Vec<ReadRequest>) =
+            read.requests.drain(..).partition(|request| request.deadline <= now);
+        let failure = Self::unavailable("no read quorum answered in time");
+        if let Some(deadline) = live.iter().map(|request| request.deadline).min() {
+            read.requests = live;
+            read.deadline = deadline;
             self.read_round(txn);
+        } else if let Some(Txn::Read(read)) = self.txns.remove(&txn) {
+            self.read_round_over(&read.key);
+        }
+        for request in expired {
+            self.finish(txn, request.reply_to, failure.clone());
         }
     }
 

@@ -146,6 +146,10 @@ pub struct Node {
     writing: BTreeMap<Blob, u64>,
     /// Writes waiting for the round in flight on their key.
     queued_writes: BTreeMap<Blob, Vec<coordinate::WriteRequest>>,
+    /// Keys with a read round in flight here: key -> its txn.
+    reading: BTreeMap<Blob, u64>,
+    /// Reads waiting for the round in flight on their key; they share the next one.
+    queued_reads: BTreeMap<Blob, Vec<coordinate::ReadRequest>>,
     /// Keys with a rewrite (a repair write) started: key -> its txn.
     rewrites: BTreeMap<Blob, u64>,
 
@@ -206,6 +210,8 @@ impl Node {
             leases: BTreeMap::new(),
             writing: BTreeMap::new(),
             queued_writes: BTreeMap::new(),
+            reading: BTreeMap::new(),
+            queued_reads: BTreeMap::new(),
             rewrites: BTreeMap::new(),
             recovery: None,
             handoffs: BTreeMap::new(),

@@ -392,3 +392,71 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
     replies.extend(h.replies());
     assert_eq!(replies, vec![ClientReply::Written]);
 }
+
+fn get_by(client: u64, key: &str, handle: u64) -> Input {
+    let op = ClientOp::Get { key: key.into() };
+    Input::Client { handle, request: ClientRequest { id: OpId { client: ClientId(client), seq: 1 }, op } }
+}
+
+/// Reads of one key share rounds, but a read never shares a round that started before it
+/// arrived: that round may have read the replicas before a write that finished in between.
+#[test]
+fn a_read_arriving_during_a_read_round_waits_for_the_next_one() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    h.step(get_by(1, "k", 1));
+    let first = h.sends().into_iter().find_map(|(_, m)| match m {
+        Message::Read { txn, .. } => Some(txn),
+        _ => None,
+    });
+    let first = first.expect("the first read asks the homes");
+    // Meanwhile another home coordinates a write of "new" that finishes; then two more reads
+    // arrive here, while the first round's replies (taken before the write) are on their way.
+    h.now = 1_000;
+    h.step(get_by(2, "k", 2));
+    assert!(h.sends().is_empty(), "the second read waits for the round in flight");
+    h.step(get_by(3, "k", 3));
+    h.deliver(homes[1], Message::ReadReply { txn: first, result: Ok(None) });
+    let mut replies: Vec<(u64, ClientReply)> = h
+        .out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Reply { handle, reply } => Some((*handle, reply.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies, vec![(1, ClientReply::Value(None))], "only the first read is answered by the old round");
+    let second: Vec<u64> = h
+        .sends()
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Read { txn, .. } => Some(txn),
+            _ => None,
+        })
+        .collect();
+    // (The coordinator's own read is a local message, not a send.)
+    assert!(second.len() == 2 && second[0] == second[1], "one new round for both waiting reads: {second:?}");
+    let txn = second[0];
+    let record = Record {
+        ballot: Ballot { round: 7, node: homes[1] },
+        clock: crate::version::VectorClock::new(),
+        value: Some("new".into()),
+        op: OpId { client: ClientId(9), seq: 1 },
+        writers: Vec::new().into(),
+    };
+    h.deliver(homes[1], Message::ReadReply { txn, result: Ok(Some(record.clone())) });
+    h.deliver(homes[2], Message::ReadReply { txn, result: Ok(Some(record)) });
+    let mut outputs = std::mem::take(&mut h.out);
+    h.persist_all();
+    outputs.append(&mut h.out);
+    replies = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Reply { handle, reply } => Some((*handle, reply.clone())),
+            _ => None,
+        })
+        .collect();
+    replies.sort_by_key(|(handle, _)| *handle);
+    let new = ClientReply::Value(Some("new".into()));
+    assert_eq!(replies, vec![(2, new.clone()), (3, new)]);
+}
