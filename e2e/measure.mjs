@@ -7,7 +7,8 @@
 //   the page's own readout (`data-testid="fps"`, averaged over 30 frames);
 // - what a frame costs the page: its own per-frame work (advancing the simulation, painting
 //   the canvases, Yew's re-rendering when due), measured with performance.now() inside the
-//   page and read from `data-testid="frame-cost"` (p50 and p95 over the last 60 frames);
+//   page and read from `data-testid="frame-cost"` (p50, p95 and the largest over the last 60
+//   frames);
 // - the renderer's main-thread busy time per frame (Chrome's Performance.getMetrics
 //   TaskDuration over the window, divided by its frames), which includes style, layout and
 //   paint, so it still means something when the machine is loaded and frames are missed for
@@ -15,7 +16,7 @@
 // - the machine's load average before and after.
 //
 // Windows count as loaded when at least 200 messages were in flight throughout. Usage:
-//   node e2e/measure.mjs [--runs N]     (after scripts/web.sh build)
+//   node e2e/measure.mjs [--runs N] [--reduced-motion]     (after scripts/web.sh build)
 // Prints one JSON line per run and, with several runs, a summary line with the ranges.
 
 import os from 'node:os';
@@ -23,6 +24,8 @@ import { start, setRange, shot } from './harness.mjs';
 
 const runsArg = process.argv.indexOf('--runs');
 const runs = runsArg > 0 ? Math.max(1, parseInt(process.argv[runsArg + 1], 10) || 1) : 1;
+// With --reduced-motion the page draws routes instead of travelling dots.
+const reducedMotion = process.argv.includes('--reduced-motion');
 const WINDOW_MS = 1_000;
 const ROUNDS = 6;
 const LOADED = 200;
@@ -58,6 +61,7 @@ async function measureWindow() {
         fpsReadout: parseFloat(read('fps')?.textContent ?? 'NaN'),
         workP50: cost ? parseFloat(cost.dataset.p50) : null,
         workP95: cost ? parseFloat(cost.dataset.p95) : null,
+        workMax: cost ? parseFloat(cost.dataset.max) : null,
       });
     };
     requestAnimationFrame(frame);
@@ -75,6 +79,7 @@ async function measureWindow() {
     fpsReadout: window.fpsReadout,
     workP50: window.workP50,
     workP95: window.workP95,
+    workMax: window.workMax,
     mainThreadMsPerFrame: ((after - before) * 1_000) / Math.max(1, intervals.length),
   };
 }
@@ -95,6 +100,7 @@ const results = [];
 try {
   for (let run = 0; run < runs; run++) {
     const load = os.loadavg()[0];
+    if (reducedMotion) await page.emulateMedia({ reducedMotion: 'reduce' });
     await page.goto(url);
     await page.locator('[data-testid="node-5554"]').waitFor({ timeout: 30_000 });
     // Slow enough that a burst's messages stay in the air for a while.
@@ -114,6 +120,7 @@ try {
     const loaded = windows.filter((window) => window.minInFlight >= LOADED);
     const result = {
       run: run + 1,
+      reducedMotion,
       windows: windows.length,
       loadedWindows: loaded.length,
       inFlight: range(loaded.flatMap((window) => [window.minInFlight, window.maxInFlight])),
@@ -125,6 +132,7 @@ try {
       longestFrameMs: range(loaded.map((window) => window.longestFrameMs))?.[1] ?? null,
       pageWorkP50Ms: range(loaded.map((window) => window.workP50)),
       pageWorkP95Ms: range(loaded.map((window) => window.workP95)),
+      pageWorkMaxMs: range(loaded.map((window) => window.workMax))?.[1] ?? null,
       mainThreadMsPerFrame: range(loaded.map((window) => window.mainThreadMsPerFrame)),
       loadAverage: [round1(load), round1(os.loadavg()[0])],
       cores: os.cpus().length,
@@ -141,6 +149,7 @@ try {
       fpsReadout: range(all('fpsReadout')),
       pageWorkP50Ms: range(all('pageWorkP50Ms')),
       pageWorkP95Ms: range(all('pageWorkP95Ms')),
+      pageWorkMaxMs: range(all('pageWorkMaxMs'))?.[1] ?? null,
       mainThreadMsPerFrame: range(all('mainThreadMsPerFrame')),
       framesOver25ms: `${results.reduce((sum, result) => sum + result.framesOver25ms, 0)} of ${results.reduce((sum, result) => sum + result.frames, 0)}`,
       loadAverage: range(all('loadAverage')),

@@ -17,6 +17,26 @@ try {
     await page.locator('[data-testid="burst"]').click();
     await page.waitForTimeout(150);
   }
+  if (process.env.PROFILE_CPU) {
+    // A sampling CPU profile of the page's script instead: self time by function.
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+    await page.waitForTimeout(3_000);
+    const { profile } = await cdp.send('Profiler.stop');
+    const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+    const self = new Map();
+    const deltas = profile.timeDeltas;
+    profile.samples.forEach((id, index) => {
+      const name = byId.get(id).callFrame.functionName || `(${byId.get(id).callFrame.url.split('/').at(-1) || 'program'})`;
+      self.set(name, (self.get(name) ?? 0) + (deltas[index + 1] ?? 0));
+    });
+    const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+    for (const [name, micros] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+      console.log(`${(100 * micros / total).toFixed(1).padStart(5)}%  ${(micros / 1000).toFixed(0).padStart(5)} ms  ${name.slice(0, 110)}`);
+    }
+    process.exit(0);
+  }
   const events = [];
   cdp.on('Tracing.dataCollected', ({ value }) => events.push(...value));
   const done = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));

@@ -1,8 +1,14 @@
-//! The Yew components: the page the person sees. They stay thin on purpose: every frame they
-//! ask the driver to advance and draw what it reports, and every control turns into an
-//! `Action` (Simulated mode) or a socket frame or supervisor request (Live mode). No
+//! The Yew components: the page the person sees. They stay thin on purpose: every control turns
+//! into an `Action` (Simulated mode) or a socket frame or supervisor request (Live mode). No
 //! simulation logic and no geometry lives here, so what matters is tested natively in the other
 //! modules.
+//!
+//! Every animation frame asks the driver to advance and paints what moves (the message dots,
+//! the diagram's lines, the clock and counters) outside Yew (`scene` computes it, `paint`
+//! draws it); Yew re-renders the page only when it may show something new, at most every
+//! `RENDER_MS`, refreshing one heavy panel per render in turn unless a control was used. The
+//! frame-cost readout measures the page's own work per frame (the frame's handler and any
+//! re-render after it) with the page clock.
 //!
 //! Three modes share every view through `Stage`: Simulated (a `Session`), Live (a `LiveSession`
 //! attached to a real cluster through `connect`) and Replay (a `LiveSession` built from an
@@ -33,7 +39,7 @@ use crate::flights::{Arrival, Flight, FlightKey};
 use crate::layout::{RingLayout, Role};
 use crate::link;
 use crate::live::{ClusterInfo, Control, LiveSession};
-use crate::pace::{FrameCosts, Throttle};
+use crate::pace::{FrameCosts, Rotation, Throttle};
 use crate::paint::{DiagramPainter, RingPainter};
 use crate::palette::{kind_name, Family, KINDS};
 use crate::scenario::Scenario;
@@ -57,9 +63,13 @@ const COST_FRAMES: usize = 60;
 /// are painted on canvases every frame, and the clock and in-flight count are written
 /// directly, so nothing that moves waits for this.
 const RENDER_MS: f64 = 100.0;
-/// How often the heavy panels (the history and verdict, the events log, the inspectors) are
-/// refreshed while time runs; any control a person uses refreshes them at once.
-const PANEL_MS: f64 = 250.0;
+/// The heavy panels (the history and verdict, the events log, the inspectors): while time runs
+/// each render refreshes one of them in turn, so each is refreshed every `3 x RENDER_MS`; any
+/// control a person uses refreshes them all at once.
+const PANEL_HISTORY: u32 = 1;
+const PANEL_EVENTS: u32 = 1 << 1;
+const PANEL_INSPECTORS: u32 = 1 << 2;
+const PANELS: u32 = 3;
 /// How often the frame-rate and frame-cost readouts change.
 const READOUT_MS: f64 = 250.0;
 /// Writes sent by one "burst" click.
@@ -275,10 +285,10 @@ pub struct App {
     fps: Meter,
     cost: Meter,
     render_throttle: Throttle,
-    panel_throttle: Throttle,
+    panels: Rotation,
     readout_throttle: Throttle,
-    /// Whether the next render refreshes the heavy panels.
-    refresh_panels: bool,
+    /// The heavy panels the next render refreshes (`PANEL_*` bits).
+    refresh: u32,
     /// The time on screen at the last render.
     rendered_shown: Cell<Micros>,
     /// The page's own work per frame: the frame's handler and any rendering before the next.
@@ -361,9 +371,9 @@ impl Component for App {
             fps: Meter::default(),
             cost: Meter::default(),
             render_throttle: Throttle::new(RENDER_MS),
-            panel_throttle: Throttle::new(PANEL_MS),
+            panels: Rotation::new(PANELS),
             readout_throttle: Throttle::new(READOUT_MS),
-            refresh_panels: true,
+            refresh: u32::MAX,
             rendered_shown: Cell::new(0),
             costs: FrameCosts::new(COST_FRAMES),
             work_ms: 0.0,
@@ -387,8 +397,8 @@ impl Component for App {
             _ => {}
         }
         // Anything a person did shows at once, the heavy panels included.
-        self.refresh_panels = true;
-        self.panel_throttle.force();
+        self.panels.all();
+        self.refresh = self.panels.take();
         match message {
             Msg::Frame(_) | Msg::Pointer(..) => {}
             Msg::ReducedMotion(reduce) => self.reduced_motion = reduce,
@@ -458,7 +468,7 @@ impl Component for App {
         if let Some(started) = self.view_started.take() {
             self.work_ms += browser::now_ms() - started;
         }
-        self.refresh_panels = false;
+        self.refresh = 0;
     }
 
     fn view(&self, ctx: &Context<Self>) -> Html {
@@ -573,8 +583,8 @@ impl App {
         self.request_frame(ctx);
         let changed = took_in || self.mode != Mode::Simulated || self.stage().shown() != self.rendered_shown.get();
         let render = changed && self.render_throttle.ready(started);
-        if render && self.panel_throttle.ready(started) {
-            self.refresh_panels = true;
+        if render {
+            self.refresh |= self.panels.take();
         }
         self.work_ms += browser::now_ms() - started;
         render
@@ -633,6 +643,8 @@ impl App {
                 if let Some(element) = self.cost.node.cast::<web_sys::Element>() {
                     element.set_attribute("data-p50", &format!("{p50:.2}")).ok();
                     element.set_attribute("data-p95", &format!("{p95:.2}")).ok();
+                    let max = self.costs.percentile(100.0).unwrap_or(p95);
+                    element.set_attribute("data-max", &format!("{max:.2}")).ok();
                     element.set_attribute("data-frames", &self.costs.len().to_string()).ok();
                 }
             }
@@ -687,7 +699,7 @@ impl App {
         self.hovered = None;
         self.hover_at = None;
         self.problem = None;
-        self.refresh_panels = true;
+        self.panels.all();
         self.render_throttle.force();
         if mode == Mode::Simulated {
             self.publish();
@@ -1236,8 +1248,9 @@ impl App {
                 }
                 Answer::GaveUp { .. } => ("gave up".to_string(), "failed"),
             };
+            // Keyed by request: a new request is one inserted row, not every row rewritten.
             html! {
-                <tr class={class}>
+                <tr key={index} class={class}>
                     <td class="number">{ index + 1 }</td>
                     <td class="time">{ time_label(request.sent_at) }</td>
                     <td>{ session.name(request.node) }</td>
@@ -1345,7 +1358,7 @@ impl App {
     }
 
     /// The inspectors, each re-rendered only when its node's state, its liveness or its store
-    /// changed; the store is read again only when the panels are refreshed (`PANEL_MS`), since
+    /// changed; the store is read again only when it is their turn to refresh, since
     /// reading it formats every row.
     fn view_inspectors(&self, ctx: &Context<Self>) -> Html {
         let stage = self.stage();
@@ -1356,7 +1369,7 @@ impl App {
             let node = NodeId(index as u32);
             let up = stage.is_up(node);
             let quick = fingerprint((self.epoch, self.mode, index, up, stage.status(node)));
-            if cached.html.is_none() || cached.quick != quick || self.refresh_panels {
+            if cached.html.is_none() || cached.quick != quick || self.refresh & PANEL_INSPECTORS != 0 {
                 let view = stage.node_view(node);
                 if cached.html.is_none() || cached.quick != quick || cached.view.as_ref() != Some(&view) {
                     cached.serial += 1;
@@ -1372,9 +1385,9 @@ impl App {
     }
 
     /// The history and verdict, re-rendered when a request, an answer on screen or the verdict
-    /// changed, looked at only when the panels are refreshed.
+    /// changed, looked at only in its turn.
     fn memo_history(&self) -> Html {
-        if let Some(kept) = self.kept(|memos| &memos.history) {
+        if let Some(kept) = self.kept(PANEL_HISTORY, |memos| &memos.history) {
             return kept;
         }
         let stage = self.stage();
@@ -1397,10 +1410,9 @@ impl App {
         html! { <Memo stamp={stamp} content={content} /> }
     }
 
-    /// The events log, re-rendered when a line was added, looked at only when the panels are
-    /// refreshed.
+    /// The events log, re-rendered when a line was added, looked at only in its turn.
     fn memo_events(&self) -> Html {
-        if let Some(kept) = self.kept(|memos| &memos.events) {
+        if let Some(kept) = self.kept(PANEL_EVENTS, |memos| &memos.events) {
             return kept;
         }
         let log = self.stage().log();
@@ -1411,9 +1423,9 @@ impl App {
         html! { <Memo stamp={stamp} content={content} /> }
     }
 
-    /// A memoized panel as it is, between panel refreshes.
-    fn kept(&self, cached: impl Fn(&Memos) -> &Cached) -> Option<Html> {
-        if self.refresh_panels {
+    /// A memoized panel as it is, when it is not `panel`'s turn to refresh.
+    fn kept(&self, panel: u32, cached: impl Fn(&Memos) -> &Cached) -> Option<Html> {
+        if self.refresh & panel != 0 {
             return None;
         }
         let memos = self.memos.borrow();
@@ -1443,7 +1455,7 @@ impl App {
         let hidden = view.keys.len().saturating_sub(INSPECTOR_ROWS_MAX);
         let rows = view.keys.iter().take(INSPECTOR_ROWS_MAX).map(|row| {
             html! {
-                <tr class={classes!((!row.home).then_some("foreign"), row.value.is_none().then_some("tombstone"))}>
+                <tr key={row.key.clone()} class={classes!((!row.home).then_some("foreign"), row.value.is_none().then_some("tombstone"))}>
                     <td class="key">{ &row.key }</td>
                     <td>{ row.value.clone().unwrap_or_else(|| "⌫ tombstone".to_string()) }</td>
                     <td title={format!("promised {}", row.promised)}>{ &row.ballot }</td>

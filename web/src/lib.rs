@@ -6,9 +6,11 @@
 //! can be plain Rust is: the ring geometry (`layout`), the mapping from trace events to
 //! animations (`flights`), the simulation driver that advances time in bounded slices and
 //! records actions (`session`), the live driver with its history bookkeeping and export format
-//! (`live`), shareable links (`link`) and guided scenarios (`scenario`) are tested natively with
-//! `cargo test`. The Yew components (`app`) stay thin: they read a `Stage` (either driver) and
-//! turn clicks into actions. Nothing here makes a replication decision; that belongs in the core.
+//! (`live`), shareable links (`link`), guided scenarios (`scenario`), what the canvases draw and
+//! the hit-tests behind hover linking (`scene`), and the render throttle and frame-cost
+//! statistics (`pace`) are tested natively with `cargo test`. The Yew components (`app`) stay
+//! thin: they read a `Stage` (either driver) and turn clicks into actions; `paint` draws the
+//! moving parts on canvases every frame, outside Yew. Nothing here makes a replication decision; that belongs in the core.
 
 pub mod app;
 pub mod connect;

@@ -34,6 +34,36 @@ impl Throttle {
     }
 }
 
+/// Which of several heavy panels a render refreshes: every one after `all` (a person used a
+/// control), otherwise one per render in turn, so no single frame re-renders them all.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    count: u32,
+    next: u32,
+    all: bool,
+}
+
+impl Rotation {
+    pub fn new(count: u32) -> Rotation {
+        Rotation { count: count.clamp(1, 32), next: 0, all: true }
+    }
+
+    /// Makes the next `take` name every panel.
+    pub fn all(&mut self) {
+        self.all = true;
+    }
+
+    /// The panels the coming render refreshes, one bit per panel.
+    pub fn take(&mut self) -> u32 {
+        if std::mem::take(&mut self.all) {
+            return u32::MAX >> (32 - self.count);
+        }
+        let panel = 1 << self.next;
+        self.next = (self.next + 1) % self.count;
+        panel
+    }
+}
+
 /// The newest `capacity` per-frame work times, in milliseconds.
 #[derive(Clone, Debug)]
 pub struct FrameCosts {
@@ -100,6 +130,15 @@ mod tests {
         let mut throttle = Throttle::new(250.0);
         assert!(throttle.ready(1_000.0));
         assert!(throttle.ready(5.0));
+    }
+
+    #[test]
+    fn panels_refresh_one_per_render_in_turn_or_all_at_once() {
+        let mut rotation = Rotation::new(3);
+        let taken: Vec<u32> = (0..5).map(|_| rotation.take()).collect();
+        assert_eq!(taken, [0b111, 0b001, 0b010, 0b100, 0b001]);
+        rotation.all();
+        assert_eq!((rotation.take(), rotation.take()), (0b111, 0b010));
     }
 
     #[test]
