@@ -79,6 +79,17 @@ impl Harness {
     }
 }
 
+/// A record written by `client` under ballot (`round`, `node`), with no history.
+fn record_by(node: NodeId, round: u64, value: &str, client: u64) -> Record {
+    Record {
+        ballot: Ballot { round, node },
+        clock: crate::version::VectorClock::new(),
+        value: Some(value.into()),
+        op: OpId { client: ClientId(client), seq: 1 },
+        writers: Vec::new().into(),
+    }
+}
+
 fn put(key: &str, value: &str, seq: u64) -> Input {
     let op = ClientOp::Put { key: key.into(), value: value.into() };
     Input::Client { handle: 9, request: ClientRequest { id: OpId { client: ClientId(1), seq }, op } }
@@ -171,13 +182,7 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
 fn a_crash_loses_exactly_the_unpersisted_state() {
     let mut h = Harness::coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
-    let record = Record {
-        ballot: Ballot { round: 3, node: homes[1] },
-        clock: crate::version::VectorClock::new(),
-        value: Some("v".into()),
-        op: OpId { client: ClientId(1), seq: 1 },
-        writers: Vec::new().into(),
-    };
+    let record = record_by(homes[1], 3, "v", 1);
     h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write, next: None });
     let batch = h.out.iter().find_map(|o| match o {
         Output::Persist(batch) => Some(batch.clone()),
@@ -295,13 +300,7 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
 fn answers_that_reveal_an_unpersisted_record_wait_for_it() {
     let mut h = Harness::coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
-    let record = Record {
-        ballot: Ballot { round: 3, node: homes[1] },
-        clock: crate::version::VectorClock::new(),
-        value: Some("v".into()),
-        op: OpId { client: ClientId(1), seq: 1 },
-        writers: Vec::new().into(),
-    };
+    let record = record_by(homes[1], 3, "v", 1);
     h.deliver(homes[1], Message::Accept { txn: 1, key: "k".into(), record, purpose: AcceptPurpose::Write, next: None });
     assert!(h.sends().is_empty(), "the ack waits for the persist");
     h.deliver(homes[2], Message::Read { txn: 2, key: "k".into() });
@@ -437,13 +436,7 @@ fn a_read_arriving_during_a_read_round_waits_for_the_next_one() {
     // (The coordinator's own read is a local message, not a send.)
     assert!(second.len() == 2 && second[0] == second[1], "one new round for both waiting reads: {second:?}");
     let txn = second[0];
-    let record = Record {
-        ballot: Ballot { round: 7, node: homes[1] },
-        clock: crate::version::VectorClock::new(),
-        value: Some("new".into()),
-        op: OpId { client: ClientId(9), seq: 1 },
-        writers: Vec::new().into(),
-    };
+    let record = record_by(homes[1], 7, "new", 9);
     h.deliver(homes[1], Message::ReadReply { txn, result: Ok(Some(record.clone())) });
     h.deliver(homes[2], Message::ReadReply { txn, result: Ok(Some(record)) });
     let mut outputs = std::mem::take(&mut h.out);
