@@ -75,3 +75,22 @@ fn fifty_writers_on_one_key_all_finish() {
     let report = dynamo_core::checker::check_history(sim.history());
     assert!(report.is_linearizable(), "{:?}", report.violations);
 }
+
+/// Latency changed in the middle of a run applies to the messages sent from then on.
+#[test]
+fn latency_can_change_during_a_run() {
+    let mut sim = Simulation::new(SimOptions::default());
+    sim.set_latency(1_000, 1_000);
+    let timed = |sim: &mut Simulation, key: &str| {
+        let started = sim.now();
+        let reply = sim.execute(NodeId(0), ClientOp::Put { key: key.into(), value: "v".into() });
+        assert_eq!(reply, Some(ClientReply::Written));
+        sim.now() - started
+    };
+    let fast = timed(&mut sim, "a");
+    sim.set_latency(40_000, 20_000);
+    assert_eq!((sim.options().network.latency_min_us, sim.options().network.latency_max_us), (20_000, 40_000));
+    let slow = timed(&mut sim, "b");
+    // A write needs at least one round trip between the coordinator and another home.
+    assert!(fast < 20_000 && slow >= 40_000, "fast {fast} µs, slow {slow} µs");
+}

@@ -269,6 +269,14 @@ impl Simulation {
         self.loss_per_million = per_million;
     }
 
+    /// One-way latency of messages sent from now on: uniform in `min_us..=max_us` (swapped if
+    /// given the wrong way round). Messages already in flight keep their arrival times.
+    pub fn set_latency(&mut self, min_us: u64, max_us: u64) {
+        let network = &mut self.options.network;
+        network.latency_min_us = min_us.min(max_us);
+        network.latency_max_us = min_us.max(max_us);
+    }
+
     fn schedule(&mut self, at: Micros, event: Event) {
         self.next_seq += 1;
         self.queue.push(Scheduled { at, seq: self.next_seq, event: Box::new(event) });
