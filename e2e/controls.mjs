@@ -262,6 +262,92 @@ try {
     await shot(page, 'controls-06-restarted');
   });
 
+  const operations = async () => parseInt((await byTestId('verdict').textContent()).match(/(\d+) operations/)?.[1] ?? '0', 10);
+  const rows = () => page.locator('[data-testid="history"] tbody tr').count();
+
+  await step('the scrubber goes back before two puts and forward again', async () => {
+    await waitForText(byTestId('verdict'), /^linearizable: 2 operations/, 5_000);
+    const before = { rows: await rows(), verdict: (await byTestId('verdict').textContent()).trim() };
+    const back = parseFloat(await byTestId('scrubber').inputValue());
+    await byTestId('key').fill('scrubbed');
+    for (const value of ['one', 'two']) {
+      await byTestId('value').fill(value);
+      await byTestId('put').click();
+      await waitForText(byTestId('result'), `put scrubbed=${value} via`);
+      await waitForText(byTestId('result'), /: ok$/);
+    }
+    await waitForText(byTestId('verdict'), /^linearizable: 4 operations/, 5_000);
+    const after = { rows: await rows(), verdict: (await byTestId('verdict').textContent()).trim() };
+    const end = parseFloat(await byTestId('scrubber').getAttribute('max'));
+    assert.ok(end > back, `the scrubber's end ${end} is past ${back}`);
+    await byTestId('pause').click();
+    const link = await shareLink();
+    await setRange(page, 'scrubber', back);
+    await page.waitForFunction((back) => {
+      const clock = parseFloat(document.querySelector('[data-testid="clock"]').textContent);
+      return !/replaying/.test(document.querySelector('[data-testid="scrub-state"]').textContent) && Math.abs(clock - back) < 0.01;
+    }, back, { timeout: 20_000 });
+    await waitForText(byTestId('verdict'), before.verdict, 5_000);
+    assert.equal(await rows(), before.rows, 'the history is back to before the puts');
+    assert.match(await byTestId('scrub-state').textContent(), / of /);
+    assert.equal(await shareLink(), link, 'scrubbing alone keeps the whole run in the link');
+    await shot(page, 'controls-09-scrubbed-back');
+    const top = parseFloat(await byTestId('scrubber').getAttribute('max'));
+    await setRange(page, 'scrubber', top);
+    await page.waitForFunction((top) => Math.abs(parseFloat(document.querySelector('[data-testid="clock"]').textContent) - top) < 0.01,
+      top, { timeout: 20_000 });
+    await waitForText(byTestId('verdict'), after.verdict, 5_000);
+    assert.equal(await rows(), after.rows, 'forward again: both puts are back');
+    await byTestId('play').click();
+  });
+
+  const setNumber = (testid, value) => byTestId(testid).evaluate((element, value) => {
+    element.value = String(value);
+    element.dispatchEvent(new Event('change', { bubbles: true }));
+  }, value);
+
+  await step('the workload generator sends gets and puts that stay linearizable, and stops', async () => {
+    const start = await operations();
+    await setNumber('workload-rate', 200);
+    await setNumber('workload-keys', 3);
+    await setNumber('workload-reads', 40);
+    await byTestId('workload').click();
+    await waitForText(byTestId('workload'), 'stop workload');
+    await page.waitForFunction((start) => {
+      const text = document.querySelector('[data-testid="verdict"]').textContent;
+      return parseInt(text.match(/(\d+) operations/)?.[1] ?? '0', 10) >= start + 12;
+    }, start, { timeout: 30_000 });
+    assert.match(await byTestId('verdict').textContent(), /^linearizable/);
+    await byTestId('workload').click();
+    await waitForText(byTestId('workload'), 'start workload');
+    const ops = await page.locator('[data-testid="history"] tbody tr td.op').allTextContents();
+    assert.ok(ops.some((op) => /^get w[0-2]$/.test(op)) && ops.some((op) => /^put w[0-2]=v\d+$/.test(op)), ops.join(', '));
+    // Its requests are in the link like any other.
+    await page.waitForFunction(() => /g\.\d+\.\d\.w[0-2]/.test(location.hash), null, { timeout: 5_000 });
+    await shot(page, 'controls-10-workload');
+  });
+
+  await step('the latency slider slows a put down, live', async () => {
+    const putTakes = async (value) => {
+      await byTestId('key').fill('slow');
+      await byTestId('value').fill(value);
+      await byTestId('put').click();
+      await waitForText(byTestId('result'), `put slow=${value} via`);
+      await waitForText(byTestId('result'), /: ok$/);
+      await page.waitForTimeout(300);
+      const row = page.locator('[data-testid="history"] tbody tr').filter({ hasText: `put slow=${value}` }).first();
+      return parseFloat((await row.locator('td.answer').textContent()).match(/\(([\d.]+) ms\)/)[1]);
+    };
+    const fast = await putTakes('fast');
+    await setRange(page, 'latency', 50);
+    await waitForText(byTestId('latency-label'), /^5\.0 ms–50 ms$/);
+    assert.match(await shareLink(), /L\.\d+\.5000\.50000/);
+    const slow = await putTakes('slow');
+    assert.ok(slow > 4 * fast, `a put took ${fast} ms, then ${slow} ms with 50 ms latency`);
+    await shot(page, 'controls-11-latency');
+    await setRange(page, 'latency', 5);
+  });
+
   await step('reduced motion: routes instead of dots, no transitions, follows the setting', async () => {
     const reduced = await context.newPage();
     reduced.on('pageerror', (error) => errors.push(String(error)));

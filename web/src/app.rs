@@ -46,7 +46,8 @@ use crate::scenario::Scenario;
 use crate::scene::{self, DiagramGeometry, Dot, Line};
 use crate::script::{Action, Setup};
 use crate::session::{
-    op_text, reply_text, slider_of, speed_label, speed_of, time_label, Answer, Session, Tone, SPEED_SLIDER_MAX,
+    op_text, reply_text, slider_of, speed_label, speed_of, time_label, Answer, Session, Tone, WorkloadSettings,
+    SPEED_SLIDER_MAX,
 };
 use crate::stage::Stage;
 
@@ -72,6 +73,10 @@ const PANEL_INSPECTORS: u32 = 1 << 2;
 const PANELS: u32 = 3;
 /// How often the frame-rate and frame-cost readouts change.
 const READOUT_MS: f64 = 250.0;
+/// The latency slider's top, in milliseconds of largest one-way latency.
+const LATENCY_SLIDER_MAX_MS: u64 = 50;
+/// The workload generator's highest rate, in operations per simulated second.
+const WORKLOAD_RATE_MAX: u32 = 1_000;
 /// Writes sent by one "burst" click.
 const BURST_WRITES: u32 = 25;
 /// Requests listed in the history (the newest).
@@ -80,6 +85,8 @@ const HISTORY_ROWS: usize = 40;
 const LOG_LINES_SHOWN: usize = 80;
 /// Keys listed per inspector: a busy store re-renders its table often, so long tables cost frame rate.
 const INSPECTOR_ROWS_MAX: usize = 16;
+/// How often the address bar is rewritten while the workload generator adds requests.
+const PUBLISH_MS: f64 = 1_000.0;
 /// How often Live mode asks the supervisor which processes run, and each node for its store.
 const POLL_MS: f64 = 1_000.0;
 
@@ -112,6 +119,13 @@ pub enum Msg {
     CutFrom(u32),
     CutTo(u32),
     Loss(u32),
+    /// The latency slider: the largest one-way latency, in milliseconds.
+    Latency(u64),
+    /// The scrubber: a simulated time in milliseconds.
+    Scrub(f64),
+    /// Start or stop the workload generator.
+    Workload,
+    WorkloadField(WorkloadField, String),
     Scenario(Scenario),
     /// The pointer moved over a drawing, or left it.
     Pointer(Drawing, Option<Pointer>),
@@ -161,6 +175,14 @@ impl Meter {
             self.written = Some(node);
         }
     }
+}
+
+/// A field of the workload generator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadField {
+    Rate,
+    Keys,
+    Reads,
 }
 
 /// A field of the configuration form.
@@ -301,6 +323,11 @@ pub struct App {
     problem: Option<String>,
     reduced_motion: bool,
     burst_count: u32,
+    /// The workload generator's fields (it runs in the session once started).
+    workload: WorkloadSettings,
+    /// What the address bar was last written from: (epoch, script size).
+    published: Cell<ShareOf>,
+    publish_throttle: Throttle,
     _shortcuts: Option<Closure<dyn Fn(KeyboardEvent)>>,
     _motion: Option<Closure<dyn Fn(web_sys::Event)>>,
 }
@@ -383,6 +410,9 @@ impl Component for App {
             problem,
             reduced_motion: browser::prefers_reduced_motion(),
             burst_count: 0,
+            workload: WorkloadSettings::default(),
+            published: Cell::new((0, (0, 0))),
+            publish_throttle: Throttle::new(PUBLISH_MS),
             _shortcuts: shortcuts,
             _motion: motion,
         };
@@ -428,6 +458,49 @@ impl Component for App {
             Msg::CutFrom(node) => self.cut_from = node,
             Msg::CutTo(node) => self.cut_to = node,
             Msg::Loss(per_million) => self.act(Action::Loss { per_million }),
+            Msg::Latency(max_ms) => {
+                // The slider sets the largest latency; the smallest is a tenth of it, as in the
+                // default 0.5 to 5 ms.
+                let max_us = max_ms.clamp(1, LATENCY_SLIDER_MAX_MS) * 1_000;
+                self.act(Action::Latency { min_us: max_us / 10, max_us });
+            }
+            Msg::Scrub(at_ms) => {
+                if self.mode == Mode::Simulated {
+                    self.playing = false;
+                    let target = (at_ms.max(0.0) * 1_000.0) as Micros;
+                    if target < self.session.shown() {
+                        // The session is rebuilt and replays: nothing drawn from the old one stays.
+                        self.epoch += 1;
+                        self.hovered = None;
+                        self.hover_at = None;
+                    }
+                    self.session.scrub(target);
+                }
+            }
+            Msg::Workload => {
+                if self.mode == Mode::Simulated {
+                    if self.session.workload().is_some() {
+                        self.session.stop_workload();
+                    } else {
+                        self.session.start_workload(self.workload);
+                        self.publish();
+                    }
+                }
+            }
+            Msg::WorkloadField(field, text) => {
+                if let Ok(number) = text.trim().parse::<u32>() {
+                    let settings = &mut self.workload;
+                    match field {
+                        WorkloadField::Rate => settings.rate_per_second = number.clamp(1, WORKLOAD_RATE_MAX),
+                        WorkloadField::Keys => settings.keys = number.clamp(1, 1_000),
+                        WorkloadField::Reads => settings.reads_percent = number.min(100),
+                    }
+                    // A running generator takes the new settings at once.
+                    if self.mode == Mode::Simulated && self.session.workload().is_some() {
+                        self.session.start_workload(self.workload);
+                    }
+                }
+            }
             Msg::Scenario(scenario) => {
                 if let Some(setup) = scenario.setup(self.session.setup()) {
                     self.restart(setup);
@@ -564,8 +637,20 @@ impl App {
         let took_in = self.tend_live();
         let speed = if self.playing { self.speed } else { 0.0 };
         match self.mode {
-            Mode::Simulated if self.playing => {
+            // A scrubbed time being replayed to advances whether playing or not.
+            Mode::Simulated if self.playing || self.session.seeking().is_some() => {
+                let seeking = self.session.seeking().is_some();
                 self.session.advance(elapsed, self.speed);
+                if seeking && self.session.seeking().is_none() {
+                    // The scrubbed time is on screen: show every panel as it is there, now.
+                    self.panels.all();
+                    self.render_throttle.force();
+                }
+                let of = (self.epoch, self.session.script_size());
+                // The workload generator adds requests as time runs: keep the link up to date.
+                if of != self.published.get() && self.publish_throttle.ready(started) {
+                    self.publish();
+                }
             }
             Mode::Replay => {
                 if let Some(replay) = &mut self.replay {
@@ -844,6 +929,7 @@ impl App {
 
     /// Writes the run into the URL, so the address bar always holds a link that replays it.
     fn publish(&self) {
+        self.published.set((self.epoch, self.session.script_size()));
         browser::set_fragment(&link::encode(self.session.setup(), &self.session.script()));
     }
 
@@ -963,6 +1049,9 @@ impl App {
                             value={format!("{:.0}", slider_of(self.speed))} oninput={on_speed} />
                         <span class="speed-label">{ speed_label(self.speed) }</span>
                     </label>
+                    if self.mode == Mode::Simulated {
+                        { self.view_scrubber(ctx) }
+                    }
                 </div>
                 <div class="meters">
                     <span data-testid="in-flight" ref={self.in_flight.node.clone()}></span>
@@ -988,6 +1077,34 @@ impl App {
                     </label>
                 </div>
             </header>
+        }
+    }
+
+    /// The scrubber: simulated time from 0 to the furthest the run reached. Dragging it back
+    /// replays the run from its link to that time; acting there branches the run.
+    fn view_scrubber(&self, ctx: &Context<Self>) -> Html {
+        let session = &self.session;
+        let ms = |at: Micros| at as f64 / 1_000.0;
+        let at = session.seeking().unwrap_or(session.shown());
+        let on_scrub = ctx.link().callback(|event: InputEvent| Msg::Scrub(input_value(&event).parse().unwrap_or(0.0)));
+        let (state, title) = match (session.seeking(), session.branched_at()) {
+            (Some(target), _) => (format!("replaying to {}…", time_label(target)), "rebuilding the run from its link"),
+            (None, _) if session.shown() < session.reached() => (
+                format!("{} of {}", time_label(session.shown()), time_label(session.reached())),
+                "scrubbed back: play replays the run; acting here branches it (later actions are dropped)",
+            ),
+            (None, Some(branched)) => (
+                format!("branched at {}", time_label(branched)),
+                "you acted after scrubbing back: the actions after that point were dropped",
+            ),
+            (None, None) => (String::new(), ""),
+        };
+        html! {
+            <label class="scrub" title="scrub through the run: back replays it from its link, forward up to the furthest time reached">{ "time " }
+                <input type="range" data-testid="scrubber" min="0" max={format!("{:.3}", ms(session.reached()))} step="any"
+                    value={format!("{:.3}", ms(at))} oninput={on_scrub} />
+                <span data-testid="scrub-state" class="scrub-state" title={title}>{ state }</span>
+            </label>
         }
     }
 
@@ -1222,6 +1339,33 @@ impl App {
                         onclick={link.callback(|_| Msg::Burst)}>{ "burst" }</button>
                 </div>
                 <div class={classes!("result", result_class)} data-testid="result" aria-live="polite">{ result }</div>
+                if self.mode == Mode::Simulated {
+                    { self.view_workload(ctx) }
+                }
+            </div>
+        }
+    }
+
+    /// The workload generator: random gets and puts at a rate, over a few keys, each logged
+    /// like a request sent by hand.
+    fn view_workload(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let running = self.session.workload().is_some();
+        let field = |label: &'static str, testid: &'static str, which: WorkloadField, value: u32, max: u32| {
+            html! {
+                <label>{ label }<input type="number" data-testid={testid} min="0" max={max.to_string()} value={value.to_string()}
+                    onchange={link.callback(move |event: Event| Msg::WorkloadField(which, change_value(&event)))} /></label>
+            }
+        };
+        let settings = self.workload;
+        html! {
+            <div class="row workload">
+                { field("ops/s", "workload-rate", WorkloadField::Rate, settings.rate_per_second, WORKLOAD_RATE_MAX) }
+                { field("keys", "workload-keys", WorkloadField::Keys, settings.keys, 1_000) }
+                { field("reads %", "workload-reads", WorkloadField::Reads, settings.reads_percent, 100) }
+                <button data-testid="workload" class={classes!(running.then_some("active"))} aria-pressed={running.to_string()}
+                    title="random gets and puts on keys w0, w1, ... at this rate (per simulated second), from the run's seed"
+                    onclick={link.callback(|_| Msg::Workload)}>{ if running { "stop workload" } else { "start workload" } }</button>
             </div>
         }
     }
@@ -1523,6 +1667,7 @@ impl App {
             let percent: f64 = input_value(&event).parse().unwrap_or(0.0);
             Msg::Loss((percent * 10_000.0).round() as u32)
         });
+        let on_latency = link.callback(|event: InputEvent| Msg::Latency(input_value(&event).parse().unwrap_or(5)));
         let stage = self.stage();
         let cuts: Vec<String> =
             stage.cuts().into_iter().map(|(from, to)| format!("{} → {}", stage.name(from), stage.name(to))).collect();
@@ -1544,6 +1689,11 @@ impl App {
                             <input type="range" data-testid="loss" min="0" max="30" step="1"
                                 value={format!("{:.0}", self.session.loss_per_million() as f64 / 10_000.0)} oninput={on_loss} />
                             <span data-testid="loss-label">{ format!("{:.0}%", self.session.loss_per_million() as f64 / 10_000.0) }</span>
+                        </label>
+                        <label class="wide">{ "latency " }
+                            <input type="range" data-testid="latency" min="1" max={LATENCY_SLIDER_MAX_MS.to_string()} step="1"
+                                value={(self.session.latency().1 / 1_000).max(1).to_string()} oninput={on_latency} />
+                            <span data-testid="latency-label">{ format!("{}–{}", duration_label(self.session.latency().0), duration_label(self.session.latency().1)) }</span>
                         </label>
                         <span class="note" data-testid="lost" title="messages the network lost to this setting, up to the time on screen">
                             { format!("{} lost", self.session.lost()) }</span>

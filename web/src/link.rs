@@ -1,7 +1,7 @@
 //! Shareable links: a run's setup and its timed actions encoded in the URL fragment, and back.
 //!
 //! The format is `seed=7&n=3&r=2&w=2&tokens=1&eventual=0&latency=500-5000&timeout=100&log=...`
-//! where `log` is a `~`-separated list of actions `code.at.args...`, strings percent-encoded
+//! where `log` is a `~`-separated list of actions `code.at.args...` (`L.at.min.max` sets the latency), strings percent-encoded
 //! (everything but ASCII letters, digits, `-` and `_`). Missing fields take their defaults, so
 //! old links keep working when a field is added. Decoding never panics on a hostile link: it
 //! returns a `LinkError`.
@@ -113,6 +113,7 @@ fn encode_action(timed: &Timed) -> String {
             FaultAction::HealAll => format!("H.{at}"),
         },
         Action::Loss { per_million } => format!("l.{at}.{per_million}"),
+        Action::Latency { min_us, max_us } => format!("L.{at}.{min_us}.{max_us}"),
     }
 }
 
@@ -212,6 +213,10 @@ fn decode_action(item: &str) -> Result<Timed, LinkError> {
             want(3)?;
             Action::Loss { per_million: number(fields[2], "loss")? }
         }
+        "L" => {
+            want(4)?;
+            Action::Latency { min_us: number(fields[2], "latency")?, max_us: number(fields[3], "latency")? }
+        }
         code => return Err(error(format!("unknown action {code:?}"))),
     };
     Ok(Timed { at, action })
@@ -243,6 +248,7 @@ mod tests {
             Timed { at: 90, action: Action::Fault(FaultAction::Heal { from: NodeId(0), to: NodeId(1) }) },
             Timed { at: 95, action: Action::Fault(FaultAction::HealAll) },
             Timed { at: 99, action: Action::Loss { per_million: 50_000 } },
+            Timed { at: 120, action: Action::Latency { min_us: 2_000, max_us: 20_000 } },
         ];
         round_trip(Setup::default(), log);
         let custom = Setup {
@@ -286,6 +292,8 @@ mod tests {
             "log=g..0.k",
             "log=g.5.0.a~g.1.0.b",
             "log=c",
+            "log=L.1.500",
+            "log=L.1.x.900",
         ] {
             assert!(decode(bad).is_err(), "{bad} was accepted");
         }

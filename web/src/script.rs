@@ -81,6 +81,12 @@ pub enum Action {
     Loss {
         per_million: u32,
     },
+    /// One-way message latency from now on, uniform in `min_us..=max_us` (messages in the air
+    /// keep theirs).
+    Latency {
+        min_us: u64,
+        max_us: u64,
+    },
 }
 
 impl Action {

@@ -23,7 +23,7 @@ use dynamo_core::ring::Ring;
 use dynamo_core::sim::{FaultAction, Simulation};
 use dynamo_core::store::Record;
 use dynamo_core::trace::{DropReason, Phase, TraceEvent, TraceKind};
-use dynamo_core::types::{ms, Micros, NodeId};
+use dynamo_core::types::{ms, Blob, Micros, NodeId, Rng};
 use dynamo_core::version::Ballot;
 
 use crate::flights::Flights;
@@ -31,6 +31,10 @@ use crate::script::{Action, Setup, Timed};
 
 /// Most simulator events one frame may process.
 pub const EVENTS_PER_FRAME_MAX: u64 = 4_000;
+/// Most simulator events one frame may process while replaying to a scrubbed time: more than
+/// while playing (nothing is animated on the way), still bounded so a long run never freezes
+/// the tab; the page shows "replaying" meanwhile.
+pub const REPLAY_EVENTS_PER_FRAME_MAX: u64 = 20_000;
 /// Simulated time per `run_until` call, so the event budget is checked often.
 const SLICE_US: Micros = 200;
 /// Most wall-clock time one frame accounts for (a tab left in the background does not jump).
@@ -137,6 +141,9 @@ pub struct Session {
     status: Vec<NodeStatus>,
     lines: VecDeque<LogLine>,
     requests: Vec<Request>,
+    /// For each request, its operation in the simulation's history (key operations only): the
+    /// history knows the exact time the client got its answer.
+    operations: Vec<Option<usize>>,
     /// Actions applied so far, in time order.
     log: Vec<Timed>,
     /// Actions still to apply, in time order (a replayed link, a guided scenario).
@@ -147,6 +154,52 @@ pub struct Session {
     verdict: Verdict,
     /// (operations, completed) of the history the verdict was computed for.
     verdict_of: (usize, usize),
+    /// The furthest time the screen has shown in this run: the scrubber's end.
+    reached: Micros,
+    /// The time the scrubber asked for, while the screen is still on its way there.
+    seek: Option<Micros>,
+    /// Where the run last branched: a person acted after scrubbing back, which dropped every
+    /// action after that point.
+    branched_at: Option<Micros>,
+    /// The current one-way latency range (the setup's, until a latency action).
+    latency: (Micros, Micros),
+    workload: Option<Workload>,
+}
+
+/// The workload generator's settings, as the client panel sets them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WorkloadSettings {
+    /// Operations per simulated second.
+    pub rate_per_second: u32,
+    /// Keys drawn from (`w0`, `w1`, ...).
+    pub keys: u32,
+    /// Share of reads, in percent; the rest are puts.
+    pub reads_percent: u32,
+}
+
+impl Default for WorkloadSettings {
+    fn default() -> WorkloadSettings {
+        WorkloadSettings { rate_per_second: 20, keys: 5, reads_percent: 50 }
+    }
+}
+
+/// A running workload generator: requests at random times (mean gap `1 / rate`), drawn from a
+/// generator seeded by the run's seed and the start time, so a run is the same whatever the
+/// frame rate. Each request is logged as an ordinary `Action::Request`: the link replays the
+/// requests, not the generator.
+#[derive(Clone, Debug)]
+struct Workload {
+    settings: WorkloadSettings,
+    rng: Rng,
+    next_at: Micros,
+    sent: u64,
+}
+
+impl Workload {
+    fn gap(&mut self) -> Micros {
+        let mean = 1_000_000 / u64::from(self.settings.rate_per_second.max(1));
+        self.rng.between(mean / 2, mean + mean / 2).max(1)
+    }
 }
 
 impl Session {
@@ -158,6 +211,7 @@ impl Session {
     pub fn replay(setup: Setup, log: Vec<Timed>) -> Result<Session, ConfigError> {
         let options = setup.options()?;
         let lookahead = options.network.latency_max_us.max(1);
+        let setup_latency = (options.network.latency_min_us, options.network.latency_max_us);
         let nodes = options.config.nodes.len();
         let sim = Simulation::new(options);
         let mut session = Session {
@@ -171,12 +225,18 @@ impl Session {
             status: vec![NodeStatus::default(); nodes],
             lines: VecDeque::new(),
             requests: Vec::new(),
+            operations: Vec::new(),
             log: Vec::new(),
             queue: log.into(),
             loss_per_million: 0,
             lost: 0,
             verdict: Verdict::default(),
             verdict_of: (0, 0),
+            reached: 0,
+            seek: None,
+            branched_at: None,
+            latency: (setup_latency.0, setup_latency.1),
+            workload: None,
         };
         session.absorb();
         Ok(session)
@@ -252,12 +312,109 @@ impl Session {
         self.sim.ring().name(node)
     }
 
+    /// The furthest time the screen has shown in this run (the scrubber's end).
+    pub fn reached(&self) -> Micros {
+        self.reached.max(self.shown)
+    }
+
+    /// The time the screen is being moved to, while replaying or advancing to a scrubbed time.
+    pub fn seeking(&self) -> Option<Micros> {
+        self.seek
+    }
+
+    /// Where the run last branched (a person acted after scrubbing back).
+    pub fn branched_at(&self) -> Option<Micros> {
+        self.branched_at
+    }
+
+    /// The one-way latency range messages are sent with now, in microseconds.
+    pub fn latency(&self) -> (Micros, Micros) {
+        self.latency
+    }
+
+    /// The workload generator's settings, while it runs.
+    pub fn workload(&self) -> Option<WorkloadSettings> {
+        self.workload.as_ref().map(|workload| workload.settings)
+    }
+
     // ----- Acting. -----
 
-    /// Applies `action` now (at the simulation's current time).
+    /// Applies `action` now (at the simulation's current time). After scrubbing back, the run
+    /// branches here first: the actions that followed are dropped (see `branch`).
     pub fn act(&mut self, action: Action) {
+        self.branch();
         let at = self.sim.now();
         self.apply(Timed { at, action });
+    }
+
+    /// If the screen is behind the furthest time the run reached (the scrubber moved back),
+    /// makes the present the end of the run: the scheduled actions after it are dropped, so
+    /// the script (and the link) is exactly what led to the screen, plus what comes next.
+    fn branch(&mut self) {
+        if self.seek.is_none() && self.shown >= self.reached {
+            return;
+        }
+        // Acting while still on the way to a scrubbed time: the run branches where the screen is.
+        self.seek = None;
+        self.queue.clear();
+        self.reached = self.shown;
+        self.branched_at = Some(self.shown);
+    }
+
+    /// Moves the screen to `target` (clamped to the furthest time reached). Backwards, the run
+    /// is rebuilt from its setup and script and replayed; forwards, it advances. Either way
+    /// the work is spread over frames by `advance` (`seeking` says when it is done). The
+    /// workload generator stops when scrubbing back: its requests are in the script already.
+    pub fn scrub(&mut self, target: Micros) {
+        let target = target.min(self.reached());
+        if target < self.shown {
+            let mut rebuilt =
+                Session::replay(self.setup.clone(), self.script()).expect("this session was built from the same setup");
+            rebuilt.reached = self.reached();
+            rebuilt.branched_at = self.branched_at;
+            *self = rebuilt;
+        }
+        self.seek = (target > self.shown).then_some(target);
+    }
+
+    /// Starts the workload generator (or changes its settings); it sends its first request now.
+    pub fn start_workload(&mut self, settings: WorkloadSettings) {
+        self.branch();
+        let now = self.sim.now();
+        let rng = Rng::new(self.setup.seed ^ now.rotate_left(32) ^ 0x5eed_0f10_ad00_0000);
+        self.workload = Some(Workload { settings, rng, next_at: now, sent: 0 });
+        self.generate();
+    }
+
+    pub fn stop_workload(&mut self) {
+        self.workload = None;
+    }
+
+    /// Sends the workload's requests that are due (at the simulation's current time).
+    fn generate(&mut self) {
+        let now = self.sim.now();
+        let nodes = self.sim.ring().node_count() as u64;
+        let mut due = Vec::new();
+        if let Some(workload) = &mut self.workload {
+            while workload.next_at <= now {
+                let WorkloadSettings { keys, reads_percent, .. } = workload.settings;
+                let node = NodeId(workload.rng.below(nodes) as u32);
+                let key = Blob::from(format!("w{}", workload.rng.below(u64::from(keys.max(1)))));
+                let read = workload.rng.below(100) < u64::from(reads_percent);
+                workload.sent += 1;
+                let op = if read {
+                    ClientOp::Get { key }
+                } else {
+                    ClientOp::Put { key, value: Blob::from(format!("v{}", workload.sent)) }
+                };
+                due.push(Action::Request { node, op });
+                let gap = workload.gap();
+                workload.next_at += gap;
+            }
+        }
+        for action in due {
+            self.apply(Timed { at: now, action });
+        }
     }
 
     /// Schedules `action` `after` microseconds from now.
@@ -271,6 +428,8 @@ impl Session {
         debug_assert_eq!(timed.at, self.sim.now(), "actions apply on a slice boundary");
         match &timed.action {
             Action::Request { node, op } => {
+                let keyed = matches!(op, ClientOp::Get { .. } | ClientOp::Put { .. } | ClientOp::Delete { .. });
+                self.operations.push(keyed.then(|| self.sim.history().operations.len()));
                 let client = self.sim.spawn(*node, op.clone());
                 self.requests.push(Request {
                     client,
@@ -285,6 +444,14 @@ impl Session {
                 self.loss_per_million = *per_million;
                 self.sim.set_loss(*per_million);
             }
+            Action::Latency { min_us, max_us } => {
+                let (min_us, max_us) = ((*min_us).min(*max_us), (*min_us).max(*max_us));
+                self.sim.set_latency(min_us, max_us);
+                self.latency = (min_us, max_us);
+                // Messages already in the air keep their latency: the screen stays behind by
+                // the largest latency of the run, so every drawn message has a known arrival.
+                self.lookahead = self.lookahead.max(max_us.max(1));
+            }
         }
         self.log.push(timed);
     }
@@ -296,13 +463,25 @@ impl Session {
             timed.at = self.sim.now();
             self.apply(timed);
         }
+        self.generate();
     }
 
     // ----- Time. -----
 
     /// One animation frame: `wall_ms` of real time at `speed` simulated seconds per second.
     /// Returns the number of simulator events processed.
+    /// While the scrubber moved the screen, frames go to getting there instead, whatever the
+    /// speed (at most `REPLAY_EVENTS_PER_FRAME_MAX` events each).
     pub fn advance(&mut self, wall_ms: f64, speed: f64) -> u64 {
+        if let Some(target) = self.seek {
+            let events = self.simulate(target + self.lookahead, REPLAY_EVENTS_PER_FRAME_MAX, false);
+            let reachable = self.sim.now().saturating_sub(self.lookahead);
+            self.show_until(target.min(reachable));
+            if self.shown >= target {
+                self.seek = None;
+            }
+            return events;
+        }
         let wanted = wall_ms.clamp(0.0, FRAME_WALL_MS_MAX) * 1_000.0 * speed.max(0.0) + self.carry;
         let whole = wanted.floor();
         self.carry = wanted - whole;
@@ -338,15 +517,28 @@ impl Session {
     /// Runs the simulation up to `limit` or until `budget` events were processed; returns the
     /// number processed.
     fn simulate_until(&mut self, limit: Micros, budget: u64) -> u64 {
+        self.simulate(limit, budget, true)
+    }
+
+    /// `simulate_until`; with `at_limit` false, actions due exactly at `limit` wait for the
+    /// next call, so a replay that stops there shows what the run showed before taking them.
+    fn simulate(&mut self, limit: Micros, budget: u64, at_limit: bool) -> u64 {
         let start = self.sim.stats().events;
-        self.apply_due();
+        if at_limit || self.sim.now() < limit {
+            self.apply_due();
+        }
         while self.sim.now() < limit {
             let mut next = (self.sim.now() + SLICE_US).min(limit);
             if let Some(timed) = self.queue.front() {
                 next = next.min(timed.at.max(self.sim.now()));
             }
+            if let Some(workload) = &self.workload {
+                next = next.min(workload.next_at.max(self.sim.now()));
+            }
             self.sim.run_until(next);
-            self.apply_due();
+            if at_limit || self.sim.now() < limit {
+                self.apply_due();
+            }
             if self.sim.stats().events - start >= budget {
                 break;
             }
@@ -362,13 +554,17 @@ impl Session {
             self.upcoming.push_back(event);
         }
         let now = self.sim.now();
-        for request in self.requests.iter_mut().filter(|request| request.answer == Answer::Waiting) {
-            if self.sim.is_pending(request.client) {
+        let operations = &self.sim.history().operations;
+        for (request, operation) in self.requests.iter_mut().zip(&self.operations) {
+            if request.answer != Answer::Waiting || self.sim.is_pending(request.client) {
                 continue;
             }
+            // When the client got it: exact for key operations, whatever the frame pacing
+            // (so a replay to a scrubbed time shows the same), else the time it was noticed.
+            let at = operation.and_then(|index| operations.get(index)?.completed_at).unwrap_or(now);
             // A finished client either got a reply or used up its attempts.
             request.answer = match self.sim.reply_of(request.client) {
-                Some(reply) => Answer::Replied { at: now, reply },
+                Some(reply) => Answer::Replied { at, reply },
                 None => Answer::GaveUp { at: now },
             };
         }
@@ -387,6 +583,7 @@ impl Session {
     /// Moves the screen to `time`, taking in every trace event up to it.
     fn show_until(&mut self, time: Micros) {
         self.shown = self.shown.max(time);
+        self.reached = self.reached.max(self.shown);
         while self.upcoming.front().is_some_and(|event| event.at <= self.shown) {
             let event = self.upcoming.pop_front().expect("front was just checked");
             self.take_in(event);
@@ -785,5 +982,147 @@ mod tests {
         assert_eq!(replayed.simulation().history(), session.simulation().history());
         assert_eq!(answers(&replayed)[..], answers(&session)[..]);
         assert_eq!(replayed.script(), session.script());
+    }
+
+    /// Time on screen, answers, verdict, inspectors, log lines, messages lost.
+    type Screen = (Micros, Vec<String>, String, Vec<NodeView>, Vec<String>, u64);
+
+    /// Everything the page shows of a session at the time on screen.
+    fn on_screen(session: &Session) -> Screen {
+        let views = (0..5).map(|node| session.node_view(NodeId(node))).collect();
+        let lines = session.lines().map(|line| format!("{} {} {}", line.at, line.node.0, line.text)).collect();
+        (session.shown(), answers(session), session.verdict().text(), views, lines, session.lost())
+    }
+
+    /// Frames until the scrubber's target is on screen; returns how many it took.
+    fn settle(session: &mut Session) -> usize {
+        let mut frames = 0;
+        while session.seeking().is_some() {
+            let events = session.advance(16.0, 0.0);
+            assert!(events <= REPLAY_EVENTS_PER_FRAME_MAX + 200, "{events} events in one frame");
+            frames += 1;
+            assert!(frames < 10_000, "the scrubber never got there");
+        }
+        frames
+    }
+
+    /// A run with requests, a crash, loss and a latency change, and what it showed on the way.
+    fn eventful_run() -> (Session, Vec<(Micros, Screen)>) {
+        let mut session = Session::new(Setup { seed: 11, ..Setup::default() }).expect("valid");
+        let mut seen = Vec::new();
+        session.act(Action::put(0, "apple", "red"));
+        play(&mut session, 400, 0.05);
+        seen.push((session.shown(), on_screen(&session)));
+        session.toggle(NodeId(2));
+        session.act(Action::Loss { per_million: 100_000 });
+        session.act(Action::put(3, "apple", "green"));
+        play(&mut session, 600, 0.1);
+        seen.push((session.shown(), on_screen(&session)));
+        session.act(Action::Latency { min_us: 3_000, max_us: 12_000 });
+        session.toggle(NodeId(2));
+        session.act(Action::get(1, "apple"));
+        play(&mut session, 1_000, 0.2);
+        seen.push((session.shown(), on_screen(&session)));
+        (session, seen)
+    }
+
+    #[test]
+    fn scrubbing_back_shows_what_the_run_showed_then_and_forward_again() {
+        let (mut session, seen) = eventful_run();
+        let end = session.shown();
+        assert_eq!(session.reached(), end);
+        for (at, expected) in seen.iter().rev() {
+            session.scrub(*at);
+            settle(&mut session);
+            assert_eq!(&on_screen(&session), expected, "scrubbed back to {at}");
+            assert_eq!(session.reached(), end, "scrubbing back keeps the end of the run");
+        }
+        // Forward again, past the end: it stops at the furthest time reached.
+        session.scrub(end + ms(1_000));
+        settle(&mut session);
+        assert_eq!(session.shown(), end);
+        assert_eq!(on_screen(&session), seen.last().expect("three points").1);
+    }
+
+    #[test]
+    fn acting_after_scrubbing_back_branches_the_run() {
+        let (mut session, seen) = eventful_run();
+        let whole = session.script();
+        let back = seen[0].0;
+        session.scrub(back);
+        settle(&mut session);
+        // Nothing changed yet: the link still holds the whole run, to scrub forward through.
+        assert_eq!(session.script(), whole);
+        assert_eq!(session.branched_at(), None);
+        session.act(Action::get(4, "apple"));
+        let branched = session.script();
+        let now = session.simulation().now();
+        let kept: Vec<Timed> = whole.iter().filter(|timed| timed.at < now).cloned().collect();
+        assert_eq!(branched[..kept.len()], kept[..]);
+        assert_eq!(branched.len(), kept.len() + 1, "only the new action follows: {branched:?}");
+        assert!(kept.len() < whole.len());
+        assert_eq!(session.branched_at(), Some(back));
+        assert_eq!(session.reached(), back);
+        // The branch's link replays the branch.
+        play(&mut session, 800, 0.1);
+        let (setup, log) =
+            crate::link::decode(&crate::link::encode(session.setup(), &session.script())).expect("decodes");
+        let mut replayed = Session::replay(setup, log).expect("valid");
+        replayed.simulate_until(session.simulation().now(), u64::MAX);
+        assert_eq!(replayed.simulation().history(), session.simulation().history());
+    }
+
+    #[test]
+    fn the_workload_generator_logs_requests_that_replay() {
+        let mut session = Session::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
+        let settings = WorkloadSettings { rate_per_second: 200, keys: 3, reads_percent: 30 };
+        session.start_workload(settings);
+        assert_eq!(session.workload(), Some(settings));
+        play(&mut session, 1_000, 0.1);
+        session.stop_workload();
+        play(&mut session, 1_000, 0.1);
+        let script = session.script();
+        let gets = script
+            .iter()
+            .filter(|timed| matches!(&timed.action, Action::Request { op: ClientOp::Get { .. }, .. }))
+            .count();
+        let puts = script
+            .iter()
+            .filter(|timed| matches!(&timed.action, Action::Request { op: ClientOp::Put { .. }, .. }))
+            .count();
+        // 100 ms of simulated time at 200 per second: about 20 requests.
+        assert!((10..=30).contains(&(gets + puts)), "{gets} gets and {puts} puts");
+        assert!(gets > 0 && puts > 0);
+        assert!(session.verdict().text().starts_with("linearizable"), "{}", session.verdict().text());
+        assert!(answers(&session).iter().all(|answer| answer != "waiting"));
+        let (setup, log) = crate::link::decode(&crate::link::encode(session.setup(), &script)).expect("decodes");
+        let mut replayed = Session::replay(setup, log).expect("valid");
+        replayed.simulate_until(session.simulation().now(), u64::MAX);
+        assert_eq!(replayed.simulation().history(), session.simulation().history());
+        // The same seed and start time generate the same requests.
+        let mut again = Session::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
+        again.start_workload(settings);
+        play(&mut again, 1_000, 0.1);
+        again.stop_workload();
+        assert_eq!(again.script(), script);
+    }
+
+    #[test]
+    fn the_latency_action_slows_requests_down() {
+        let took = |latency: Option<(u64, u64)>| {
+            let mut session = Session::new(Setup::default()).expect("valid");
+            if let Some((min_us, max_us)) = latency {
+                session.act(Action::Latency { min_us, max_us });
+            }
+            session.act(Action::put(0, "apple", "red"));
+            play(&mut session, 3_000, 0.2);
+            match &session.requests()[0].answer {
+                Answer::Replied { at, .. } => *at - session.requests()[0].sent_at,
+                other => panic!("{other:?}"),
+            }
+        };
+        let normal = took(None);
+        let slow = took(Some((20_000, 30_000)));
+        assert!(slow > 4 * normal, "{normal} µs, then {slow} µs");
     }
 }
