@@ -348,6 +348,33 @@ try {
     await setRange(page, 'latency', 5);
   });
 
+  await step('the put in focus is highlighted and its quorum votes counted, to the answer', async () => {
+    await setRange(page, 'speed', 60);
+    await byTestId('key').fill('votes');
+    await byTestId('value').fill('counted');
+    await byTestId('put').click();
+    const votes = byTestId('op-votes');
+    // While it runs: its messages have a halo, and the readout follows its phases.
+    await page.waitForFunction(() => {
+      const canvas = document.querySelector('[data-testid="ring-canvas"]');
+      return Number(canvas.getAttribute('data-focused')) > 0;
+    }, null, { polling: 'raf', timeout: 30_000 });
+    const during = await votes.textContent();
+    assert.match(during, /put votes=counted/);
+    await shot(page, 'controls-12-focus');
+    await waitForText(votes, /put votes=counted .*accept 2\/2 · ok$/);
+    await waitForText(byTestId('result'), /put votes=counted via \d+: ok/);
+    const done = await votes.textContent();
+    // (R was raised to 3 above: the prepare needs three promises.)
+    assert.match(done, /^#\d+ put votes=counted( · prepare (\d)\/\2)? · accept 2\/2 · ok$/, done);
+    // Clicking an older row of the history focuses it.
+    const older = page.locator('[data-testid="history"] tbody tr').filter({ hasText: 'put slow=fast' }).first();
+    await older.click();
+    await waitForText(votes, /put slow=fast .*accept 2\/2 · ok$/);
+    assert.match(await older.getAttribute('class'), /focus/);
+    await setRange(page, 'speed', 75);
+  });
+
   await step('reduced motion: routes instead of dots, no transitions, follows the setting', async () => {
     const reduced = await context.newPage();
     reduced.on('pageerror', (error) => errors.push(String(error)));

@@ -104,6 +104,8 @@ pub enum Mode {
 #[derive(Clone)]
 pub enum Msg {
     Frame(f64),
+    /// Focus a request of the history (an index into the stage's requests).
+    Focus(usize),
     Play,
     Pause,
     Step,
@@ -303,6 +305,10 @@ pub struct App {
     /// The message kinds on the ring canvas's `data-kinds`, as `scene::kind_mask` bits.
     kinds: Option<u32>,
     clock: Meter,
+    /// The operation in focus and its quorum votes, written with the clock.
+    op_votes: Meter,
+    /// The focused operation's dots last written to the ring canvas's `data-focused`.
+    focused_dots: Option<usize>,
     in_flight: Meter,
     fps: Meter,
     cost: Meter,
@@ -394,6 +400,8 @@ impl Component for App {
             geometry: None,
             kinds: None,
             clock: Meter::default(),
+            op_votes: Meter::default(),
+            focused_dots: None,
             in_flight: Meter::default(),
             fps: Meter::default(),
             cost: Meter::default(),
@@ -437,6 +445,11 @@ impl Component for App {
             Msg::Step => {
                 self.playing = false;
                 self.step();
+            }
+            Msg::Focus(index) => {
+                if self.mode == Mode::Simulated {
+                    self.session.set_focus(Some(index));
+                }
             }
             Msg::Speed(slider) => self.speed = speed_of(slider),
             Msg::Key(key) => self.key = key,
@@ -561,7 +574,7 @@ impl Component for App {
                     </section>
                     <section class="side">
                         { self.view_client(ctx) }
-                        { self.memo_history() }
+                        { self.memo_history(ctx) }
                         if simulated {
                             { self.view_scenarios(ctx) }
                         }
@@ -684,9 +697,13 @@ impl App {
         let stage = self.stage();
         let (shown, latency_max) = (stage.shown(), stage.latency_max());
         let flights = stage.flights();
+        let focused = stage.focused();
+        let focus_index = stage.focus();
         let stamp = fingerprint((
             self.epoch,
             self.mode,
+            focus_index,
+            focused.map(|op| (op.txns.len(), op.answer.is_some())),
             shown,
             flights.started,
             flights.active_count(),
@@ -695,7 +712,8 @@ impl App {
             sizes,
         ));
         if self.ring_canvas.surface.painted != Some(stamp) {
-            let dots = scene::ring_dots(flights, &self.layout, shown, latency_max);
+            let dots = scene::ring_dots(flights, &self.layout, shown, latency_max, focused);
+            let op_votes = stage.focus_text().map(|(_, text)| text).unwrap_or_default();
             let geometry =
                 DiagramGeometry::new(DIAGRAM_WIDTH, DIAGRAM_HEIGHT, stage.ring().node_count(), shown, latency_max);
             let lines = scene::diagram_lines(flights, &geometry, latency_max);
@@ -706,6 +724,13 @@ impl App {
             self.ring_canvas.paint(&self.dots, &self.layout, self.hovered, self.reduced_motion);
             self.ring_canvas.surface.painted = Some(stamp);
             self.diagram_canvas.paint(&self.lines, &geometry, self.hovered, fingerprint((self.epoch, self.mode)));
+            let focused = self.dots.iter().filter(|dot| dot.focus).count();
+            if self.focused_dots != Some(focused) {
+                if let Some(canvas) = self.ring_canvas.surface.canvas() {
+                    canvas.set_attribute("data-focused", &focused.to_string()).ok();
+                    self.focused_dots = Some(focused);
+                }
+            }
             let kinds = scene::kind_mask(&self.dots);
             if self.kinds != Some(kinds) {
                 if let Some(canvas) = self.ring_canvas.surface.canvas() {
@@ -719,6 +744,7 @@ impl App {
                 }
             }
             self.clock.set(clock);
+            self.op_votes.set(op_votes);
             self.in_flight.set(format!("{} in flight", self.dots.len()));
         }
         if self.readout_throttle.ready(now_ms) {
@@ -1153,6 +1179,9 @@ impl App {
                     data-hovered={self.hovered.map(flight_id).unwrap_or_default()}
                     data-motion={if self.reduced_motion { "reduced" } else { "full" }}
                     aria-hidden="true"></canvas>
+                // Written by the frame loop, like the clock.
+                <div class="op-votes" data-testid="op-votes" ref={self.op_votes.node.clone()}
+                    title="the operation in focus (click a row of the history) and its quorum votes"></div>
                 { self.view_flight_tip(Drawing::Ring) }
             </div>
         }
@@ -1376,11 +1405,13 @@ impl App {
         })
     }
 
-    fn view_history(&self) -> Html {
+    fn view_history(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
         let session = self.stage();
         let shown = session.shown();
         let verdict = session.verdict();
         let verdict_class = if verdict.report.is_linearizable() { "ok" } else { "bad" };
+        let focus = session.focus();
         let rows = session.requests().iter().enumerate().rev().take(HISTORY_ROWS).map(|(index, request)| {
             let (answer, class) = match request.answer_at(shown) {
                 Answer::Waiting if request.sent_at > shown => ("sending".to_string(), "waiting"),
@@ -1394,7 +1425,8 @@ impl App {
             };
             // Keyed by request: a new request is one inserted row, not every row rewritten.
             html! {
-                <tr key={index} class={class}>
+                <tr key={index} class={classes!(class, (focus == Some(index)).then_some("focus"))}
+                    onclick={link.callback(move |_| Msg::Focus(index))}>
                     <td class="number">{ index + 1 }</td>
                     <td class="time">{ time_label(request.sent_at) }</td>
                     <td>{ session.name(request.node) }</td>
@@ -1530,7 +1562,7 @@ impl App {
 
     /// The history and verdict, re-rendered when a request, an answer on screen or the verdict
     /// changed, looked at only in its turn.
-    fn memo_history(&self) -> Html {
+    fn memo_history(&self, ctx: &Context<Self>) -> Html {
         if let Some(kept) = self.kept(PANEL_HISTORY, |memos| &memos.history) {
             return kept;
         }
@@ -1549,8 +1581,9 @@ impl App {
             })
             .collect();
         let last = requests.last().map(|request| (request.sent_at, request.node));
-        let stamp = fingerprint((self.epoch, self.mode, requests.len(), last, rows, stage.verdict().text()));
-        let content = memoized(&mut self.memos.borrow_mut().history, stamp, || self.view_history());
+        let focus = stage.focus();
+        let stamp = fingerprint((self.epoch, self.mode, requests.len(), last, rows, focus, stage.verdict().text()));
+        let content = memoized(&mut self.memos.borrow_mut().history, stamp, || self.view_history(ctx));
         html! { <Memo stamp={stamp} content={content} /> }
     }
 

@@ -51,6 +51,8 @@ pub struct Flight {
     pub arrival: Arrival,
     /// The single key the message is about, if any.
     pub subject: Option<Blob>,
+    /// The transaction it belongs to (the sender's for requests, the receiver's for replies).
+    pub txn: Option<u64>,
 }
 
 /// Where a flight is drawn at one instant.
@@ -143,7 +145,7 @@ impl Flights {
     /// Takes one trace event into account; events that are not about messages are ignored.
     pub fn observe(&mut self, event: &TraceEvent) {
         match &event.kind {
-            TraceKind::MessageSent { id, to, kind, key, .. } => {
+            TraceKind::MessageSent { id, to, kind, key, txn } => {
                 let flight_key = FlightKey { from: event.node, id: *id, copy: 0 };
                 let early = self.early_ends.iter().position(|(from, early, _)| *from == event.node && early == id);
                 let arrival = early
@@ -152,7 +154,15 @@ impl Flights {
                 self.started += 1;
                 self.active.insert(
                     flight_key,
-                    Flight { key: flight_key, to: *to, kind: *kind, sent_at: event.at, arrival, subject: key.clone() },
+                    Flight {
+                        key: flight_key,
+                        to: *to,
+                        kind: *kind,
+                        sent_at: event.at,
+                        arrival,
+                        subject: key.clone(),
+                        txn: *txn,
+                    },
                 );
             }
             TraceKind::MessageDelivered { id, from, .. } => {

@@ -30,6 +30,10 @@ const BACKGROUND: &str = "#11151c";
 const LOST: &str = "#ff8a5c";
 const LOST_FONT: &str = "700 13px system-ui, sans-serif";
 const DOT_STROKE: f64 = 2.2;
+/// The halo around the messages of the operation in focus.
+const FOCUS: &str = "#f5f7fa";
+const FOCUS_WIDTH: f64 = 2.0;
+const FOCUS_GAP: f64 = 3.0;
 const LINE_WIDTH: f64 = 1.6;
 const LINE_WIDTH_HOVERED: f64 = 4.0;
 
@@ -185,6 +189,7 @@ impl RingPainter {
                 context.set_transform(page.scale, 0.0, 0.0, page.scale, 0.0, 0.0).ok();
             }
         }
+        focus_halos(context, layout, dots, reduced_motion);
         crosses(context, dots.iter().filter(|dot| dot.lost).map(|dot| (dot.at.x, dot.at.y + 5.0, dot.opacity)));
         if let Some(dot) = dots.iter().find(|dot| Some(dot.key) == hovered) {
             let colour = Family::of(dot.kind).colour();
@@ -204,6 +209,28 @@ impl RingPainter {
         }
         context.set_global_alpha(1.0);
     }
+}
+
+/// The operation in focus: a light halo around each of its dots, or (reduced motion) a light
+/// outline along its routes.
+fn focus_halos(context: &CanvasRenderingContext2d, layout: &RingLayout, dots: &[Dot], reduced_motion: bool) {
+    let mut ours = dots.iter().filter(|dot| dot.focus).peekable();
+    if ours.peek().is_none() {
+        return;
+    }
+    context.set_stroke_style_str(FOCUS);
+    context.set_line_width(FOCUS_WIDTH);
+    for dot in ours {
+        context.set_global_alpha(0.9 * dot.opacity);
+        context.begin_path();
+        if reduced_motion {
+            route(context, layout, dot);
+        } else {
+            context.arc(dot.at.x, dot.at.y, DOT_RADIUS + FOCUS_GAP, 0.0, TAU).ok();
+        }
+        context.stroke();
+    }
+    context.set_global_alpha(1.0);
 }
 
 /// Routes, for reduced motion: the steady ones in one path per family, the fading ones one by

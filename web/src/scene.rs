@@ -12,6 +12,7 @@ use dynamo_core::message::MessageKind;
 use dynamo_core::types::{Micros, NodeId};
 
 use crate::flights::{Arrival, Flight, FlightKey, Flights};
+use crate::focus::Operation;
 use crate::layout::{curve_point, Point, RingLayout};
 
 /// A message dot's radius, and the hovered one's.
@@ -40,10 +41,19 @@ pub struct Dot {
     pub opacity: f64,
     /// It will not arrive and is fading: a cross is drawn on it.
     pub lost: bool,
+    /// It belongs to the operation in focus: drawn with a halo.
+    pub focus: bool,
 }
 
 /// The messages in the air at `shown`, oldest first (so newer dots are drawn on top).
-pub fn ring_dots(flights: &Flights, layout: &RingLayout, shown: Micros, latency_max: Micros) -> Vec<Dot> {
+/// `focus` is the operation in focus, whose messages are marked.
+pub fn ring_dots(
+    flights: &Flights,
+    layout: &RingLayout,
+    shown: Micros,
+    latency_max: Micros,
+    focus: Option<&Operation>,
+) -> Vec<Dot> {
     let mut in_air: Vec<_> = flights.in_air(shown, latency_max).collect();
     in_air.sort_unstable_by_key(|(flight, _)| (flight.sent_at, flight.key));
     in_air
@@ -56,6 +66,7 @@ pub fn ring_dots(flights: &Flights, layout: &RingLayout, shown: Micros, latency_
             at: layout.message_point(flight.key.from, flight.to, pose.fraction),
             opacity: pose.opacity,
             lost: pose.doomed && pose.opacity < 1.0,
+            focus: focus.is_some_and(|op| op.carries(flight.key.from, flight.to, flight.kind, flight.txn)),
         })
         .collect()
 }
@@ -357,7 +368,7 @@ mod tests {
             delivered(2_000, 0, 1, 2),
             delivered(2_500, 3, 9, 1),
         ]);
-        let dots = ring_dots(&flights, &layout, 1_000, LATENCY_MAX);
+        let dots = ring_dots(&flights, &layout, 1_000, LATENCY_MAX, None);
         assert_eq!(dots.iter().map(|dot| dot.key).collect::<Vec<_>>(), [key(0, 1), key(3, 9)]);
         let half = layout.message_point(NodeId(0), NodeId(2), 0.5);
         assert!(distance(dots[0].at, half) < 1e-9);
@@ -373,7 +384,7 @@ mod tests {
             sent(0, 1, 4, 3, MessageKind::Read),
             delivered(2_000, 1, 4, 3),
         ]);
-        let dots = ring_dots(&flights, &layout, 1_000, LATENCY_MAX);
+        let dots = ring_dots(&flights, &layout, 1_000, LATENCY_MAX, None);
         let on = dots[1].at;
         let check = |point: Point, expected: Option<FlightKey>| {
             assert_eq!(hit_dot(&dots, &layout, point, false), expected, "at {point:?}");
@@ -389,7 +400,7 @@ mod tests {
     fn with_reduced_motion_the_pointer_hovers_routes() {
         let layout = layout();
         let flights = flights(&[sent(0, 0, 1, 2, MessageKind::Prepare), delivered(2_000, 0, 1, 2)]);
-        let dots = ring_dots(&flights, &layout, 500, LATENCY_MAX);
+        let dots = ring_dots(&flights, &layout, 500, LATENCY_MAX, None);
         // Anywhere along the route counts, not just where the dot would be.
         let far_along = layout.message_point(NodeId(0), NodeId(2), 0.9);
         assert_eq!(hit_dot(&dots, &layout, far_along, true), Some(key(0, 1)));

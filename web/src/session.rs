@@ -27,6 +27,7 @@ use dynamo_core::types::{ms, Blob, Micros, NodeId, Rng};
 use dynamo_core::version::Ballot;
 
 use crate::flights::Flights;
+use crate::focus::{Operation, Operations};
 use crate::script::{Action, Setup, Timed};
 
 /// Most simulator events one frame may process.
@@ -164,6 +165,10 @@ pub struct Session {
     /// The current one-way latency range (the setup's, until a latency action).
     latency: (Micros, Micros),
     workload: Option<Workload>,
+    /// Every request followed from its arrival to its answer, as far as the screen shows.
+    tracked: Operations,
+    /// The request in focus (an index into `requests`); the newest when `None`.
+    focus: Option<usize>,
 }
 
 /// The workload generator's settings, as the client panel sets them.
@@ -237,6 +242,8 @@ impl Session {
             branched_at: None,
             latency: (setup_latency.0, setup_latency.1),
             workload: None,
+            tracked: Operations::default(),
+            focus: None,
         };
         session.absorb();
         Ok(session)
@@ -279,6 +286,42 @@ impl Session {
 
     pub fn log(&self) -> &VecDeque<LogLine> {
         &self.lines
+    }
+
+    /// Focuses one request (an index into `requests`), or the newest with `None`.
+    pub fn set_focus(&mut self, focus: Option<usize>) {
+        self.focus = focus.filter(|index| *index < self.requests.len());
+    }
+
+    /// The request in focus: the chosen one, else the newest.
+    pub fn focus(&self) -> Option<usize> {
+        self.focus.or(self.requests.len().checked_sub(1))
+    }
+
+    fn ops_observe(&mut self, event: &TraceEvent) {
+        self.tracked.observe(event);
+    }
+
+    /// The simulation's client id of a request (the page gives each request its own client).
+    fn client_id(request: &Request) -> u64 {
+        request.client as u64 + 1
+    }
+
+    /// The operation in focus, once the screen has shown its request arrive.
+    pub fn focused(&self) -> Option<&Operation> {
+        let request = self.requests.get(self.focus()?)?;
+        self.tracked.get(Session::client_id(request))
+    }
+
+    /// The request in focus and its readout ("put apple=red · prepare 2/2 · accept 2/2 · written").
+    pub fn focus_text(&self) -> Option<(usize, String)> {
+        let index = self.focus()?;
+        let request = self.requests.get(index)?;
+        let text = self
+            .tracked
+            .text(Session::client_id(request))
+            .unwrap_or_else(|| format!("{} · sending", op_text(&request.op)));
+        Some((index, format!("#{} {text}", index + 1)))
     }
 
     pub fn requests(&self) -> &[Request] {
@@ -592,6 +635,7 @@ impl Session {
     }
 
     fn take_in(&mut self, event: TraceEvent) {
+        self.ops_observe(&event);
         let status = &mut self.status[event.node.index()];
         match &event.kind {
             TraceKind::Crashed => *status = NodeStatus { down: true, recovering: false },
@@ -878,6 +922,31 @@ mod tests {
         assert!(session.flights().started > 10);
         // The screen stays behind the simulation by the lookahead, never ahead of it.
         assert!(session.shown() + session.latency_max() <= session.simulation().now());
+    }
+
+    #[test]
+    fn the_focused_operation_counts_its_votes_and_ends_with_the_answer() {
+        let mut session = Session::new(Setup::default()).expect("default setup");
+        session.act(Action::put(0, "apple", "red"));
+        session.act(Action::get(2, "apple"));
+        play(&mut session, 1_000, 0.05);
+        // The newest request is in focus by default.
+        let (index, text) = session.focus_text().expect("a request");
+        assert_eq!(index, 1);
+        assert!(text.starts_with("#2 get apple · read 2/2"), "{text}");
+        session.set_focus(Some(0));
+        let (_, text) = session.focus_text().expect("a request");
+        assert!(text.starts_with("#1 put apple"), "{text}");
+        assert!(text.contains("accept 2/2"), "{text}");
+        assert!(text.ends_with(" · ok"), "{text}");
+        // Its messages are the ones carrying its transactions.
+        let focused = session.focused().expect("seen").clone();
+        let ours = session
+            .flights()
+            .window(0, session.shown(), session.latency_max())
+            .filter(|flight| focused.carries(flight.key.from, flight.to, flight.kind, flight.txn))
+            .count();
+        assert!(ours >= 4, "{ours}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use dynamo_core::ring::Ring;
 use dynamo_core::types::{Micros, NodeId};
 
 use crate::flights::Flights;
+use crate::focus::Operation;
 use crate::live::{LiveSession, LIVE_LATENCY};
 use crate::session::{LogLine, NodeStatus, NodeView, Request, Session, Verdict};
 
@@ -34,11 +35,38 @@ pub trait Stage {
     fn name(&self, node: NodeId) -> &str {
         self.ring().name(node)
     }
+
+    /// The operation in focus (see `focus`), if this stage follows one.
+    fn focused(&self) -> Option<&Operation> {
+        None
+    }
+
+    /// The request in focus (an index into `requests`) and its readout.
+    fn focus_text(&self) -> Option<(usize, String)> {
+        None
+    }
+
+    /// The request in focus (an index into `requests`).
+    fn focus(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl Stage for Session {
     fn ring(&self) -> &Ring {
         Session::ring(self)
+    }
+
+    fn focused(&self) -> Option<&Operation> {
+        Session::focused(self)
+    }
+
+    fn focus_text(&self) -> Option<(usize, String)> {
+        Session::focus_text(self)
+    }
+
+    fn focus(&self) -> Option<usize> {
+        Session::focus(self)
     }
 
     fn config(&self) -> &Config {
