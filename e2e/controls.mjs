@@ -6,21 +6,10 @@
 // pixels, and the attributes the page paints from. Screenshots go to e2e/artifacts/controls-*.
 
 import assert from 'node:assert/strict';
-import { start, setRange, shot } from './harness.mjs';
+import { start, setRange, shot, step, waitForText } from './harness.mjs';
 
 const { page, context, url, errors, close } = await start();
 const byTestId = (id, on = page) => on.locator(`[data-testid="${id}"]`);
-
-async function step(title, body) {
-  const began = Date.now();
-  process.stdout.write(`- ${title} ... `);
-  await body();
-  console.log(`ok (${Date.now() - began} ms)`);
-}
-
-async function waitForText(locator, pattern, timeout = 30_000) {
-  await locator.filter({ hasText: pattern }).first().waitFor({ timeout });
-}
 
 const nameOf = async (selector) => (await page.locator(selector).first().getAttribute('data-testid')).replace('node-', '');
 const shareLink = async () => byTestId('share').getAttribute('href');

@@ -109,3 +109,16 @@ export async function shot(page, name) {
   await page.screenshot({ path: file });
   console.log(`  screenshot ${path.relative(process.cwd(), file)}`);
 }
+
+/** Runs one named step of a test and prints how long it took. */
+export async function step(title, body) {
+  const began = Date.now();
+  process.stdout.write(`- ${title} ... `);
+  await body();
+  console.log(`ok (${Date.now() - began} ms)`);
+}
+
+/** Waits until one of `locator`'s elements shows text matching `pattern`. */
+export async function waitForText(locator, pattern, timeout = 30_000) {
+  await locator.filter({ hasText: pattern }).first().waitFor({ timeout });
+}

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, artifacts, dist, setRange, shot } from './harness.mjs';
+import { launch, artifacts, dist, setRange, shot, step } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binary = process.env.DYNAMO ?? path.join(root, 'target', 'release', 'dynamo');
@@ -101,13 +101,6 @@ const guard = setTimeout(async () => {
   await stopCluster();
   process.exit(2);
 }, LIMIT_MS);
-
-async function step(title, body) {
-  const began = Date.now();
-  process.stdout.write(`- ${title} ... `);
-  await body();
-  console.log(`ok (${Date.now() - began} ms)`);
-}
 
 try {
   await step('the supervisor serves the page and every node is up', async () => {

@@ -3,21 +3,10 @@
 // the run from its link, and catch the R=1 W=1 anomaly. Screenshots go to e2e/artifacts/.
 
 import assert from 'node:assert/strict';
-import { start, setRange, shot } from './harness.mjs';
+import { start, setRange, shot, step, waitForText } from './harness.mjs';
 
 const { page, context, url, errors, close } = await start();
 const byTestId = (id) => page.locator(`[data-testid="${id}"]`);
-
-async function step(title, body) {
-  const began = Date.now();
-  process.stdout.write(`- ${title} ... `);
-  await body();
-  console.log(`ok (${Date.now() - began} ms)`);
-}
-
-async function waitForText(locator, pattern, timeout = 30_000) {
-  await locator.filter({ hasText: pattern }).first().waitFor({ timeout });
-}
 
 try {
   await step('the page loads with five nodes on the ring', async () => {
