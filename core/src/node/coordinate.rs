@@ -715,13 +715,11 @@ impl Node {
         }
         // The round's deadline is its earliest request's: those whose time is up fail; the
         // others, which joined the round later, keep their own time and the round goes on.
-        let (expired, live): (Vec<WriteRequest>, Vec<WriteRequest>) =
-            write.requests.drain(..).partition(|request| request.deadline <= now);
+        let (expired, next) = take_expired(&mut write.requests, now, |request| request.deadline);
         let failure = Self::unavailable("no write quorum answered in time");
         let replies: Vec<(ReplyTo, ClientReply)> =
             expired.into_iter().map(|request| (request.reply_to, failure.clone())).collect();
-        if let Some(deadline) = live.iter().map(|request| request.deadline).min() {
-            write.requests = live;
+        if let Some(deadline) = next {
             write.deadline = deadline;
             self.answer_writes(txn, replies);
             self.prepare_round(txn);
@@ -951,11 +949,9 @@ impl Node {
             return self.read_round(txn);
         }
         // Those whose time is up fail; reads that joined later keep their own time.
-        let (expired, live): (Vec<ReadRequest>, Vec<ReadRequest>) =
-            read.requests.drain(..).partition(|request| request.deadline <= now);
+        let (expired, next) = take_expired(&mut read.requests, now, |request| request.deadline);
         let failure = Self::unavailable("no read quorum answered in time");
-        if let Some(deadline) = live.iter().map(|request| request.deadline).min() {
-            read.requests = live;
+        if let Some(deadline) = next {
             read.deadline = deadline;
             self.read_round(txn);
         } else if let Some(Txn::Read(read)) = self.txns.remove(&txn) {
@@ -1212,4 +1208,12 @@ impl Node {
             _ => {}
         }
     }
+}
+
+/// Takes the requests whose deadline is `now` or earlier out of a combined round's `requests`,
+/// and returns them with the earliest deadline of those left (`None` when none is left).
+fn take_expired<T>(requests: &mut Vec<T>, now: Micros, deadline: impl Fn(&T) -> Micros) -> (Vec<T>, Option<Micros>) {
+    let (expired, live): (Vec<T>, Vec<T>) = requests.drain(..).partition(|request| deadline(request) <= now);
+    *requests = live;
+    (expired, requests.iter().map(deadline).min())
 }
