@@ -35,6 +35,14 @@ impl Harness {
         self.persist_through(self.node.persist_issued);
     }
 
+    /// Makes every issued persist batch durable, adding what that releases to the outputs of the
+    /// last step (which `persist_all` would replace).
+    fn settle(&mut self) {
+        let mut released = Vec::new();
+        self.node.step(self.now, Input::Persisted { batch: self.node.persist_issued }, &mut released);
+        self.out.extend(released);
+    }
+
     /// Makes persist batches up to `batch` durable; outputs go to `out`.
     fn persist_through(&mut self, batch: u64) {
         self.out.clear();
@@ -244,10 +252,9 @@ fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
     assert!(ballot2 > ballot);
     h.persist_all();
     h.deliver(homes[1], Message::Promise { txn: txn2, ballot: ballot2, result: Ok(Some(v)) });
-    let mut sent = h.sends();
-    h.persist_all();
-    sent.extend(h.sends());
-    let accept = sent
+    h.settle();
+    let accept = h
+        .sends()
         .into_iter()
         .find_map(|(_, m)| match m {
             Message::Accept { record, .. } => Some(record),
@@ -255,9 +262,8 @@ fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
         })
         .expect("an accept");
     h.deliver(homes[1], Message::Accepted { txn: txn2, ballot: accept.ballot, result: Ok(()), next: None });
-    let mut replies = h.replies();
-    h.persist_all();
-    replies.extend(h.replies());
+    h.settle();
+    let replies = h.replies();
     // The key held "v" and nobody else deleted it: a linearizable delete removed 1 key.
     assert_eq!(replies.first(), Some(&ClientReply::Deleted(1)), "got {replies:?}");
 }
@@ -339,11 +345,8 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
     h.persist_all();
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
-    let (mut replies, mut sends) = (h.replies(), h.sends());
-    h.persist_all();
-    replies.extend(h.replies());
-    sends.extend(h.sends());
-    assert_eq!(replies, vec![ClientReply::Written], "the first write is answered");
+    h.settle();
+    assert_eq!(h.replies(), vec![ClientReply::Written], "the first write is answered");
     // Its end starts the next round with both queued writes; nobody answers it any more.
     let prepare_of = |sends: Vec<(NodeId, Message)>| {
         sends.into_iter().find_map(|(_, m)| match m {
@@ -351,22 +354,19 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
             _ => None,
         })
     };
-    let mut prepare = prepare_of(sends).expect("the next round prepares");
+    let mut prepare = prepare_of(h.sends()).expect("the next round prepares");
     let mut failed_at = None;
-    replies.clear();
+    let mut replies = Vec::new();
     // (A round notices its deadline when its request timer fires: within 100 ms of it.)
     while h.now < 1_000 + timeout + 200_000 {
         h.now += 10_000;
         h.step(Input::Tick);
-        let (mut now_replies, mut now_sends) = (h.replies(), h.sends());
-        h.persist_all();
-        now_replies.extend(h.replies());
-        now_sends.extend(h.sends());
-        for reply in now_replies {
+        h.settle();
+        for reply in h.replies() {
             failed_at.get_or_insert(h.now);
             replies.push(reply);
         }
-        if let Some(sent) = prepare_of(now_sends) {
+        if let Some(sent) = prepare_of(h.sends()) {
             prepare = sent;
         }
     }
@@ -376,20 +376,16 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
     // The third write is still being written: a quorum now answers, and it succeeds.
     let (txn, ballot) = prepare;
     h.deliver(homes[2], Message::Promise { txn, ballot, result: Ok(None) });
-    let mut sends = h.sends();
-    h.persist_all();
-    sends.extend(h.sends());
-    let accepted = sends.into_iter().find_map(|(_, m)| match m {
+    h.settle();
+    let accepted = h.sends().into_iter().find_map(|(_, m)| match m {
         Message::Accept { record, .. } => Some(record),
         _ => None,
     });
     let record = accepted.expect("the round goes on for the third write");
     assert_eq!(record.value, Some("c".into()));
     h.deliver(homes[2], Message::Accepted { txn, ballot, result: Ok(()), next: None });
-    let mut replies = h.replies();
-    h.persist_all();
-    replies.extend(h.replies());
-    assert_eq!(replies, vec![ClientReply::Written]);
+    h.settle();
+    assert_eq!(h.replies(), vec![ClientReply::Written]);
 }
 
 fn get_by(client: u64, key: &str, handle: u64) -> Input {
@@ -439,10 +435,9 @@ fn a_read_arriving_during_a_read_round_waits_for_the_next_one() {
     let record = record_by(homes[1], 7, "new", 9);
     h.deliver(homes[1], Message::ReadReply { txn, result: Ok(Some(record.clone())) });
     h.deliver(homes[2], Message::ReadReply { txn, result: Ok(Some(record)) });
-    let mut outputs = std::mem::take(&mut h.out);
-    h.persist_all();
-    outputs.append(&mut h.out);
-    replies = outputs
+    h.settle();
+    replies = h
+        .out
         .iter()
         .filter_map(|output| match output {
             Output::Reply { handle, reply } => Some((*handle, reply.clone())),
