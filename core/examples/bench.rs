@@ -39,7 +39,13 @@ fn main() {
                 duplicate_per_million: 10_000,
                 ..NetworkOptions::default()
             },
-            crashes: Some(CrashFaults { up_min_ms: 500, up_max_ms: 2_000, down_min_ms: 200, down_max_ms: 1_000 }),
+            crashes: Some(CrashFaults {
+                up_min_ms: 500,
+                up_max_ms: 2_000,
+                down_min_ms: 200,
+                down_max_ms: 1_000,
+                down_at_once_max: 1,
+            }),
             ..SimOptions::default()
         },
     );

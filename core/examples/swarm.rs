@@ -1,7 +1,9 @@
 //! Runs the swarm: many seeds, each with options drawn from the seed, all checked.
 //!
-//! cargo run --release -p dynamo-core --example swarm -- [--seeds N] [--first S] [--threads T]
+//! cargo run --release -p dynamo-core --example swarm -- [--seeds N] [--first S] [--threads T] [--hot]
 //!
+//! `--hot` draws options with `SimOptions::swarm_hot` (hot keys, slow-message tail, overlapping
+//! crashes) instead of `SimOptions::swarm`.
 //! Prints a line per failing seed (replay one with `--first S --seeds 1`) and a summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ fn main() {
     let mut first = 1u64;
     let mut threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     let mut verbose = false;
+    let mut profile: fn(u64) -> SimOptions = SimOptions::swarm;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| usage(&arg));
@@ -23,6 +26,7 @@ fn main() {
             "--first" => first = value(),
             "--threads" => threads = value().max(1),
             "--verbose" => verbose = true,
+            "--hot" => profile = SimOptions::swarm_hot,
             _ => usage(&arg),
         }
     }
@@ -41,7 +45,7 @@ fn main() {
                 if seed >= end {
                     break;
                 }
-                let report = run(SimOptions::swarm(seed));
+                let report = run(profile(seed));
                 deliveries.fetch_add(report.stats.deliveries, Ordering::Relaxed);
                 operations
                     .fetch_add(report.stats.operations_completed + report.stats.operations_unknown, Ordering::Relaxed);
@@ -73,6 +77,6 @@ fn main() {
 }
 
 fn usage(arg: &str) -> ! {
-    eprintln!("unexpected argument {arg:?}; usage: swarm [--seeds N] [--first S] [--threads T] [--verbose]");
+    eprintln!("unexpected argument {arg:?}; usage: swarm [--seeds N] [--first S] [--threads T] [--verbose] [--hot]");
     std::process::exit(2);
 }

@@ -31,7 +31,13 @@ fn a_run_replays_exactly_from_its_seed() {
     let options = |seed| SimOptions {
         seed,
         trace: true,
-        crashes: Some(CrashFaults { up_min_ms: 50, up_max_ms: 300, down_min_ms: 50, down_max_ms: 300 }),
+        crashes: Some(CrashFaults {
+            up_min_ms: 50,
+            up_max_ms: 300,
+            down_min_ms: 50,
+            down_max_ms: 300,
+            down_at_once_max: 1,
+        }),
         ..SimOptions::swarm(seed)
     };
     let first = run(options(42));

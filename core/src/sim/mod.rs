@@ -360,6 +360,11 @@ impl Simulation {
     fn latency(&mut self) -> Micros {
         let network = &self.options.network;
         let (low, high) = (network.latency_min_us, network.latency_max_us);
+        let (slow, slow_max) = (network.slow_per_million, network.slow_latency_max_us);
+        // Without a tail no extra draw is made, so runs without one replay as they always did.
+        if slow > 0 && self.rng.chance(slow) {
+            return high + self.rng.between(0, slow_max);
+        }
         self.rng.between(low, high)
     }
 
@@ -486,6 +491,9 @@ impl Simulation {
         if self.faults_stopped {
             return;
         }
+        if plan.down_at_once_max > 1 {
+            return self.crash_plan_overlapping(&plan, down.is_some());
+        }
         let next = if down.is_some() || self.nodes.iter().any(|slot| slot.node.is_none()) {
             let up = self.rng.between(plan.up_min_ms, plan.up_max_ms);
             self.schedule(self.now + ms(up), Event::CrashPlan { down: None });
@@ -496,6 +504,27 @@ impl Simulation {
         self.fault(FaultAction::Crash(next));
         let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
         self.schedule(self.now + ms(down_for), Event::CrashPlan { down: Some(next) });
+    }
+
+    /// Crashes that may overlap: one chain of crash events, each crashing a node that is up
+    /// (while fewer than `down_at_once_max` are down) and scheduling that node's restart.
+    fn crash_plan_overlapping(&mut self, plan: &CrashFaults, restarted: bool) {
+        if restarted {
+            return;
+        }
+        let up: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|index| self.nodes[*index].node.is_some())
+            .map(|index| NodeId(index as u32))
+            .collect();
+        let down = self.nodes.len() - up.len();
+        if down < plan.down_at_once_max as usize && !up.is_empty() {
+            let victim = up[self.rng.below(up.len() as u64) as usize];
+            self.fault(FaultAction::Crash(victim));
+            let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
+            self.schedule(self.now + ms(down_for), Event::CrashPlan { down: Some(victim) });
+        }
+        let next = self.rng.between(plan.up_min_ms, plan.up_max_ms);
+        self.schedule(self.now + ms(next), Event::CrashPlan { down: None });
     }
 
     fn partition_plan(&mut self, cut: Option<(NodeId, NodeId, bool)>) {
