@@ -2,13 +2,33 @@
 # Throughput of the dynamo cluster against a local redis-server, measured in the same run with
 # Debian's redis-benchmark (-t set,get -c 50), with and without fsync on every write.
 #
-#   scripts/bench-redis.sh [requests]      (default 100000 per test)
+#   scripts/bench-redis.sh [requests] [--coordinator] [--random-keys N]
+#
+#   requests          requests per test (default 100000)
+#   --coordinator     send to the benchmark key's coordinator (its first owner, from DYN.OWNERS),
+#                     as a partition-aware client would, instead of to node 5554, which forwards
+#   --random-keys N   spread requests over N keys (redis-benchmark -r N, for both servers);
+#                     by default every request hits one key, as redis-benchmark does without -r
 #
 # Installs redis-server/redis-tools with apt when missing. Uses free ports on 127.0.0.1 and
 # stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requests="${1:-100000}"
+requests=100000
+coordinator=no
+keyspace=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --coordinator) coordinator=yes ;;
+    --random-keys) shift; [[ "${1:-}" =~ ^[0-9]+$ ]] || { echo "--random-keys needs a number" >&2; exit 2; }; keyspace=(-r "$1") ;;
+    *) [[ "$1" =~ ^[0-9]+$ ]] || { echo "usage: scripts/bench-redis.sh [requests] [--coordinator] [--random-keys N]" >&2; exit 2; }; requests="$1" ;;
+  esac
+  shift
+done
+if [ "$coordinator" = yes ] && [ ${#keyspace[@]} -gt 0 ]; then
+  echo "--coordinator is for the one-key benchmark: with --random-keys every node coordinates some keys" >&2
+  exit 2
+fi
 
 if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
   echo "==> installing redis-server and redis-tools (apt)"
@@ -36,7 +56,7 @@ wait_port() {
 # Prints "set_rps get_rps set_p99 get_p99" for the server on port $1.
 measure() {
   local csv
-  csv=$(redis-benchmark -p "$1" -t set,get -c 50 -n "$requests" --csv 2>/dev/null | grep -E '^"(SET|GET)"')
+  csv=$(redis-benchmark -p "$1" -t set,get -c 50 -n "$requests" "${keyspace[@]}" --csv 2>/dev/null | grep -E '^"(SET|GET)"')
   local set get
   set=$(echo "$csv" | grep '^"SET"' | tr -d '"' | cut -d, -f2,8)
   get=$(echo "$csv" | grep '^"GET"' | tr -d '"' | cut -d, -f2,8)
@@ -62,6 +82,11 @@ start_cluster() { # $1: fsync true|false
   cluster_port=$(grep -A3 'name = "5554"' "$dir/cluster.toml" | grep resp | sed 's/.*:\([0-9]*\)"/\1/')
   wait_port "$cluster_port"
   for port in $(grep resp "$dir/cluster.toml" | sed 's/.*:\([0-9]*\)"/\1/'); do wait_port "$port"; done
+  if [ "$coordinator" = yes ]; then
+    local owner
+    owner=$(redis-cli -p "$cluster_port" DYN.OWNERS 'key:__rand_int__' | head -1)
+    cluster_port=$(grep -A3 "name = \"$owner\"" "$dir/cluster.toml" | grep resp | sed 's/.*:\([0-9]*\)"/\1/')
+  fi
 }
 
 stop_all() {
@@ -80,7 +105,7 @@ report() { # label dynamo-figures redis-figures
   }'
 }
 
-echo "==> $(nproc) cores, $requests requests per test, 50 connections"
+echo "==> $(nproc) cores, $requests requests per test, 50 connections, $([ ${#keyspace[@]} -gt 0 ] && echo "${keyspace[1]} random keys" || echo "one key"), cluster entered at $([ "$coordinator" = yes ] && echo "the key's coordinator" || echo "node 5554")"
 for mode in nofsync fsync; do
   redis_port=$(free_port)
   if [ "$mode" = fsync ]; then
