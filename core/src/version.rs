@@ -25,6 +25,16 @@ pub struct Ballot {
 impl Ballot {
     /// Below every ballot a coordinator can pick (those have `round >= 1`).
     pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+
+    /// The round of a key's first ballot: `(FIRST_ROUND, first home)` is reserved to the key's
+    /// first home for the key's first write. Every other ballot has a higher round, so nothing
+    /// can have been accepted below it, and like Paxos's lowest ballot it needs no phase 1.
+    pub const FIRST_ROUND: u64 = 1;
+
+    /// The first ballot of a key whose first home is `home`.
+    pub fn first(home: NodeId) -> Ballot {
+        Ballot { round: Ballot::FIRST_ROUND, node: home }
+    }
 }
 
 /// How two vector clocks relate causally.

@@ -11,6 +11,10 @@
 //! whether this request was already applied (a retry), so a request takes effect at most once. Reads ask R replicas, return the highest ballot and first write it back until
 //! W replicas hold it (read repair), so no later read can see an older value.
 //!
+//! A key's first write by its first home starts at phase 2 as well: ballot `Ballot::first(home)`
+//! (round 1) is reserved to that home, every other ballot has round 2 or more, so nothing can
+//! have been accepted below it. See `may_write_first_ballot`.
+//!
 //! Every accept also prepares the coordinator's next ballot for the key. With R promises (and
 //! the records those replicas report, never anything else) the next write there skips phase 1;
 //! a refused accept falls back to a full round. Only what a promising quorum reported may be
@@ -361,10 +365,20 @@ impl Node {
             next_records: Vec::new(),
             next_holds_accepted: false,
         };
-        let lease = self.leases.remove(&write.key);
+        let mut lease = self.leases.remove(&write.key);
+        if lease.is_none() && self.may_write_first_ballot(&write.key, &write.homes) {
+            // The key's first write, by its first home: its ballot is the lowest there is, so
+            // phase 1 has nothing to find. The promise to itself is durable before any accept
+            // leaves (persistence barrier), so the ballot is never used twice.
+            let ballot = Ballot::first(self.id);
+            self.slot_mut(&write.key).slot.promised = ballot;
+            self.dirty_slots.insert(write.key.clone());
+            lease = Some(Lease { ballot, records: Vec::new() });
+        }
         self.txns.insert(txn, Txn::Write(write));
         match lease {
-            // Phase 1 already happened, piggybacked on the previous accept here.
+            // Phase 1 already happened, piggybacked on the previous accept here, or is not
+            // needed (the key's first ballot).
             Some(Lease { ballot, records }) => {
                 if let Some(Txn::Write(write)) = self.txns.get_mut(&txn) {
                     write.ballot = ballot;
@@ -374,6 +388,23 @@ impl Node {
             }
             None => self.prepare_round(txn),
         }
+    }
+
+    /// Whether this node may write `key` at the key's first ballot: it is the key's first home
+    /// and has never promised or accepted anything for the key (a node that did, even in an
+    /// earlier life, remembers it durably).
+    fn may_write_first_ballot(&self, key: &Blob, homes: &[NodeId]) -> bool {
+        homes.first() == Some(&self.id)
+            && self
+                .store
+                .get(key)
+                .is_none_or(|state| state.slot.promised == Ballot::ZERO && state.slot.record.is_none())
+    }
+
+    /// A round above every ballot seen, and above the reserved first round.
+    pub(super) fn next_round(&mut self) -> u64 {
+        self.round = self.round.max(Ballot::FIRST_ROUND) + 1;
+        self.round
     }
 
     /// The write round on `key` is over (answered or failed): start the next one with every
@@ -399,8 +430,7 @@ impl Node {
 
     /// Starts a write round: a fresh ballot above everything seen, promised by R homes.
     fn prepare_round(&mut self, txn: u64) {
-        self.round += 1;
-        let ballot = Ballot { round: self.round, node: self.id };
+        let ballot = Ballot { round: self.next_round(), node: self.id };
         let until = self.now + self.config.request_timeout();
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         // A full round supersedes any prepared ballot this node held for the key.
@@ -533,8 +563,7 @@ impl Node {
         write.next_granted.clear();
         write.next_records.clear();
         write.next_holds_accepted = false;
-        self.round += 1;
-        let next = Ballot { round: self.round, node: id };
+        let next = Ballot { round: self.next_round(), node: id };
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         write.next = next;
         let (key, homes, ballot) = (write.key.clone(), write.homes.clone(), write.ballot);

@@ -433,6 +433,13 @@ impl Node {
             None => (Ballot::ZERO, Ballot::ZERO),
         };
         if record.ballot == accepted {
+            // The same record again (a duplicate, a repair, a handoff). A different record under
+            // the same ballot means the ballot was used twice (a node whose disk was wiped
+            // writing a key's first ballot again): refused, so its coordinator prepares anew.
+            let existing = self.store.get(key).and_then(|state| state.slot.record.as_ref());
+            if existing.is_some_and(|existing| existing.op != record.op || existing.value != record.value) {
+                return Offer::Stale { promised: promised.max(accepted) };
+            }
             return Offer::Duplicate;
         }
         if record.ballot < accepted {

@@ -14,14 +14,30 @@ struct Harness {
 }
 
 impl Harness {
-    /// The seed ring; the node is the coordinator (first home) of `key`.
+    /// The seed ring; the node is the coordinator (first home) of `key`, and has promised a
+    /// ballot of another home for it before, so its writes there run both phases.
     fn coordinator_of(key: &str) -> Harness {
+        let mut durable = DurableState::default();
+        let ring = Ring::new(&Config::default().nodes, 1, 3);
+        let other = ring.homes(key.as_bytes())[1];
+        let promised = Ballot { round: 2, node: other };
+        durable.slots.insert(Blob::from(key), Slot { promised, record: None });
+        Harness::home_of(key, 0, durable)
+    }
+
+    /// The coordinator (first home) of `key`, which has never seen the key.
+    fn fresh_coordinator_of(key: &str) -> Harness {
+        Harness::home_of(key, 0, DurableState::default())
+    }
+
+    /// Home number `index` of `key` (0: the first), started from `durable`.
+    fn home_of(key: &str, index: usize, durable: DurableState) -> Harness {
         let config = Config::default();
         let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
-        let id = ring.homes(key.as_bytes())[0];
+        let id = ring.homes(key.as_bytes())[index];
         let options = NodeOptions { id, config, ring, seed: 1, incarnation: 0, trace: true };
         let mut out = Vec::new();
-        let node = Node::start(options, DurableState::default(), Start::Fresh, 0, &mut out);
+        let node = Node::start(options, durable, Start::Fresh, 0, &mut out);
         Harness { node, now: 0, out }
     }
 
@@ -136,6 +152,103 @@ fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     // Duplicates after the answer change nothing.
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
     assert!(h.replies().is_empty());
+}
+
+#[test]
+fn a_keys_first_write_by_its_first_home_skips_phase_one_behind_a_durable_own_promise() {
+    let mut h = Harness::fresh_coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    let first = Ballot::first(h.node.id);
+    h.step(put("k", "v", 1));
+    assert!(h.sends().iter().all(|(_, m)| !matches!(m, Message::Prepare { .. })), "no phase 1: {:?}", h.sends());
+    assert!(h.sends().is_empty(), "the accepts wait for the own promise of the first ballot to be durable");
+    // The own promise (and the own accept, made in the same step) wait in one persist batch.
+    assert!(h.node.store[&Blob::from("k")].slot.promised >= first);
+    assert_eq!(h.node.persist_issued, 1);
+    h.settle();
+    let accepts: Vec<Ballot> = h
+        .sends()
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Accept { record, .. } => Some(record.ballot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepts, vec![first, first], "the first ballot goes to the two other homes");
+    let txn = h
+        .sends()
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Accept { txn, .. } => Some(txn),
+            _ => None,
+        })
+        .expect("an accept");
+    h.deliver(homes[1], Message::Accepted { txn, ballot: first, result: Ok(()), next: None });
+    h.settle();
+    assert_eq!(h.replies(), vec![ClientReply::Written]);
+    // Any later round on the key prepares above the reserved first round.
+    assert!(h.node.next_round() > Ballot::FIRST_ROUND);
+}
+
+#[test]
+fn a_first_home_that_promised_anything_for_a_key_prepares_and_so_does_any_other_home() {
+    // The first home with a promise on record (from another coordinator, or its own earlier
+    // life) does not use the first ballot again.
+    let mut h = Harness::coordinator_of("k");
+    h.step(put("k", "v", 1));
+    let (_, ballot) = h.prepare_sent();
+    assert!(ballot.round > Ballot::FIRST_ROUND);
+    // The second home never uses the first ballot, even for a key it has never seen.
+    let mut second = Harness::home_of("k", 1, DurableState::default());
+    let homes = second.node.ring.homes(b"k");
+    let request = ClientRequest {
+        id: OpId { client: ClientId(1), seq: 1 },
+        op: ClientOp::Put { key: "k".into(), value: "v".into() },
+    };
+    // Forwarded to it (as after the first home stopped answering): it coordinates.
+    second.deliver(homes[2], Message::Forward { txn: 5, request, attempt: 2 });
+    let (_, ballot) = second.prepare_sent();
+    assert!(ballot.round > Ballot::FIRST_ROUND);
+}
+
+#[test]
+fn a_replica_refuses_a_different_record_under_a_ballot_it_already_holds() {
+    // A first home whose disk was wiped could write a key's first ballot a second time, with
+    // another value: replicas holding the first record must not acknowledge the second.
+    let mut replica = Harness::home_of("k", 1, DurableState::default());
+    let homes = replica.node.ring.homes(b"k");
+    let ballot = Ballot::first(homes[0]);
+    let key = Blob::from("k");
+    let original = Record { ballot, ..record_by(homes[0], 1, "v1", 7) };
+    let accept = |record: Record| Message::Accept {
+        txn: 1,
+        key: key.clone(),
+        record,
+        purpose: AcceptPurpose::Write,
+        next: None,
+    };
+    replica.deliver(homes[0], accept(original.clone()));
+    replica.settle();
+    let answers = |h: &Harness| -> Vec<Result<(), Refusal>> {
+        h.sends()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Accepted { result, .. } => Some(result),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(answers(&replica), vec![Ok(())]);
+    // The same record again (a duplicate, a repair) is acknowledged.
+    replica.deliver(homes[0], accept(original.clone()));
+    replica.settle();
+    assert_eq!(answers(&replica), vec![Ok(())]);
+    // Another record under the same ballot is not.
+    let other = Record { ballot, ..record_by(homes[0], 1, "v2", 8) };
+    replica.deliver(homes[0], accept(other));
+    replica.settle();
+    assert!(matches!(answers(&replica)[..], [Err(Refusal::Promised(_))]), "{:?}", answers(&replica));
+    assert_eq!(replica.node.store[&key].slot.record.as_ref().and_then(|r| r.value.clone()), Some(Blob::from("v1")));
 }
 
 #[test]
