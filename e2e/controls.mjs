@@ -91,7 +91,8 @@ try {
     assert.equal(await page.locator('svg.ring path.cut').count(), 1, 'one arrow for a one-way cut');
     assert.doesNotMatch(await page.locator('.network-panel').textContent(), new RegExp(`${replica} → ${coordinator}`));
     assert.match(await shareLink(), /k\.\d+\.\d\.\d/);
-    // apple's coordinator prepares on its replicas: what goes to the cut one is blocked.
+    // apple's coordinator sends to its replicas (prepares, or for the key's first write the
+    // accepts of its reserved first ballot): what goes to the cut one is blocked.
     await byTestId('receiver').selectOption({ label: coordinator });
     await byTestId('key').fill('apple');
     await byTestId('value').fill('one-way');
