@@ -392,7 +392,8 @@ impl Node {
 
     /// Whether this node may write `key` at the key's first ballot: it is the key's first home
     /// and has never promised or accepted anything for the key (a node that did, even in an
-    /// earlier life, remembers it durably).
+    /// earlier life, remembers it durably). This rests on a slot never being removed once it
+    /// holds a promise: a future garbage collection of tombstones must keep the promise.
     fn may_write_first_ballot(&self, key: &Blob, homes: &[NodeId]) -> bool {
         homes.first() == Some(&self.id)
             && self
