@@ -38,32 +38,29 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-#[test]
-fn swarm_finds_no_violation_and_no_lost_write() {
-    let seeds = seeds();
+/// Runs `seeds` with options drawn by `profile` and fails, naming at most ten failing seeds and
+/// how to replay them, if any fails. `label` names the profile in the message.
+fn assert_seeds_pass(label: &str, seeds: Vec<u64>, profile: fn(u64) -> SimOptions) {
     let count = seeds.len();
-    let failures = run_seeds(seeds, SimOptions::swarm);
+    let failures = run_seeds(seeds, profile);
     let described: Vec<String> = failures
         .iter()
         .take(10)
-        .map(|(seed, report)| format!("seed {seed} (replay: DYNAMO_SEED={seed}): {}", report.failure_summary()))
+        .map(|(seed, report)| format!("{label}seed {seed} (replay: DYNAMO_SEED={seed}): {}", report.failure_summary()))
         .collect();
-    assert!(failures.is_empty(), "{} of {count} seeds failed:\n{}", failures.len(), described.join("\n"));
+    assert!(failures.is_empty(), "{} of {count} {label}seeds failed:\n{}", failures.len(), described.join("\n"));
+}
+
+#[test]
+fn swarm_finds_no_violation_and_no_lost_write() {
+    assert_seeds_pass("", seeds(), SimOptions::swarm);
 }
 
 /// The harsher profile (`SimOptions::swarm_hot`): hot keys, a heavy tail of slow messages and
 /// overlapping crashes over slow disks.
 #[test]
 fn hot_swarm_finds_no_violation_and_no_lost_write() {
-    let seeds = seeds();
-    let count = seeds.len();
-    let failures = run_seeds(seeds, SimOptions::swarm_hot);
-    let described: Vec<String> = failures
-        .iter()
-        .take(10)
-        .map(|(seed, report)| format!("hot seed {seed} (replay: DYNAMO_SEED={seed}): {}", report.failure_summary()))
-        .collect();
-    assert!(failures.is_empty(), "{} of {count} hot seeds failed:\n{}", failures.len(), described.join("\n"));
+    assert_seeds_pass("hot ", seeds(), SimOptions::swarm_hot);
 }
 
 /// Hot-profile seeds that caught a mutation, kept: 206 and 411 catch a read joining a read
@@ -72,10 +69,7 @@ fn hot_swarm_finds_no_violation_and_no_lost_write() {
 /// path; any change to the messages a run exchanges can move them, so recheck after one.)
 #[test]
 fn hot_regression_seeds() {
-    let failures = run_seeds(vec![54, 157, 166, 206, 411], SimOptions::swarm_hot);
-    let described: Vec<String> =
-        failures.iter().map(|(seed, report)| format!("hot seed {seed}: {}", report.failure_summary())).collect();
-    assert!(failures.is_empty(), "{}", described.join("\n"));
+    assert_seeds_pass("hot ", vec![54, 157, 166, 206, 411], SimOptions::swarm_hot);
 }
 
 /// Seeds that once found a bug, kept forever. 1104, 1181, 1932: a repair write re-balloted an
@@ -86,10 +80,7 @@ fn hot_regression_seeds() {
 /// below catch it now).
 #[test]
 fn regression_seeds() {
-    let failures = run_seeds(vec![1104, 1181, 1932, 2234, 19493], SimOptions::swarm);
-    let described: Vec<String> =
-        failures.iter().map(|(seed, report)| format!("seed {seed}: {}", report.failure_summary())).collect();
-    assert!(failures.is_empty(), "{}", described.join("\n"));
+    assert_seeds_pass("", vec![1104, 1181, 1932, 2234, 19493], SimOptions::swarm);
 }
 
 /// R = 1, W = 1 cannot be linearizable: reads may miss the one replica that took a write. The

@@ -88,6 +88,17 @@ impl Harness {
             .expect("a prepare was sent")
     }
 
+    /// The transaction and record of the first accept among the outputs.
+    fn accept_sent(&self) -> (u64, Record) {
+        self.sends()
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                Message::Accept { txn, record, .. } => Some((txn, record)),
+                _ => None,
+            })
+            .expect("an accept was sent")
+    }
+
     fn replies(&self) -> Vec<ClientReply> {
         self.out
             .iter()
@@ -175,14 +186,7 @@ fn a_keys_first_write_by_its_first_home_skips_phase_one_behind_a_durable_own_pro
         })
         .collect();
     assert_eq!(accepts, vec![first, first], "the first ballot goes to the two other homes");
-    let txn = h
-        .sends()
-        .into_iter()
-        .find_map(|(_, m)| match m {
-            Message::Accept { txn, .. } => Some(txn),
-            _ => None,
-        })
-        .expect("an accept");
+    let (txn, _) = h.accept_sent();
     h.deliver(homes[1], Message::Accepted { txn, ballot: first, result: Ok(()), next: None });
     h.settle();
     assert_eq!(h.replies(), vec![ClientReply::Written]);
@@ -290,11 +294,7 @@ fn a_retried_request_is_recognized_and_not_applied_twice() {
     let (txn, ballot) = h.prepare_sent();
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(Some(existing)) });
     h.persist_all();
-    let accepted = h.sends().into_iter().find_map(|(_, m)| match m {
-        Message::Accept { record, .. } => Some(record),
-        _ => None,
-    });
-    let record = accepted.expect("an accept");
+    let (_, record) = h.accept_sent();
     assert_eq!(record.value, Some("by client 2".into()), "the retry must not undo client 2's write");
     assert_eq!(record.op.client, ClientId(2));
 }
@@ -366,14 +366,7 @@ fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
     h.persist_all();
     h.deliver(homes[1], Message::Promise { txn: txn2, ballot: ballot2, result: Ok(Some(v)) });
     h.settle();
-    let accept = h
-        .sends()
-        .into_iter()
-        .find_map(|(_, m)| match m {
-            Message::Accept { record, .. } => Some(record),
-            _ => None,
-        })
-        .expect("an accept");
+    let (_, accept) = h.accept_sent();
     h.deliver(homes[1], Message::Accepted { txn: txn2, ballot: accept.ballot, result: Ok(()), next: None });
     h.settle();
     let replies = h.replies();
@@ -490,11 +483,8 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
     let (txn, ballot) = prepare;
     h.deliver(homes[2], Message::Promise { txn, ballot, result: Ok(None) });
     h.settle();
-    let accepted = h.sends().into_iter().find_map(|(_, m)| match m {
-        Message::Accept { record, .. } => Some(record),
-        _ => None,
-    });
-    let record = accepted.expect("the round goes on for the third write");
+    // The round goes on for the third write.
+    let (_, record) = h.accept_sent();
     assert_eq!(record.value, Some("c".into()));
     h.deliver(homes[2], Message::Accepted { txn, ballot, result: Ok(()), next: None });
     h.settle();
