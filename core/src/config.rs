@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::WIRE_INT_BYTES_MAX;
 use crate::types::{ms, Micros};
 
 /// Whether the cluster must be linearizable (R + W > N enforced) or may run a sloppier
@@ -43,8 +44,13 @@ pub struct Config {
     pub hint_handoff_interval_ms: u64,
     /// How often a node compares its data with one peer (anti-entropy).
     pub anti_entropy_interval_ms: u64,
-    /// Records per sync, scan or anti-entropy message.
+    /// Records per sync or anti-entropy message.
     pub batch_records_max: u32,
+    /// Records per page of a `*` scan.
+    pub scan_records_max: u32,
+    /// Bytes of records (or keys) per sync, scan or anti-entropy message, by
+    /// `Message::wire_bytes_max`; a message always carries at least one, however large.
+    pub batch_bytes_max: u64,
     /// Hints one node keeps for all others together; beyond it the oldest hint is dropped.
     pub hints_max: u32,
     /// Client sessions remembered per key for at-most-once retries.
@@ -73,6 +79,8 @@ impl Default for Config {
             hint_handoff_interval_ms: 250,
             anti_entropy_interval_ms: 1_000,
             batch_records_max: 256,
+            scan_records_max: 4_096,
+            batch_bytes_max: 1 << 20,
             hints_max: 100_000,
             writers_per_key_max: 64,
             bulk_parallel_max: 16,
@@ -168,6 +176,8 @@ impl Config {
             ("hint_handoff_interval_ms", self.hint_handoff_interval_ms),
             ("anti_entropy_interval_ms", self.anti_entropy_interval_ms),
             ("batch_records_max", self.batch_records_max as u64),
+            ("scan_records_max", self.scan_records_max as u64),
+            ("batch_bytes_max", self.batch_bytes_max),
             ("hints_max", self.hints_max as u64),
             ("writers_per_key_max", self.writers_per_key_max as u64),
             ("bulk_parallel_max", self.bulk_parallel_max as u64),
@@ -187,6 +197,25 @@ impl Config {
 
     pub fn operation_timeout(&self) -> Micros {
         ms(self.operation_timeout_ms)
+    }
+
+    /// An upper bound of one record's encoded size: the largest key and value, a full
+    /// writer list and a vector clock entry per node (see `Record::wire_bytes_max`).
+    pub fn record_bytes_max(&self) -> u64 {
+        let ints = 8 + 2 * self.nodes.len() as u64 + 4 * self.writers_per_key_max as u64;
+        ints * WIRE_INT_BYTES_MAX as u64 + self.value_bytes_max
+    }
+
+    /// An upper bound of any message a node sends (`Message::wire_bytes_max`): a batch under
+    /// `batch_bytes_max` (or a single larger entry), a cursor key and the fixed fields. A
+    /// driver must accept peer messages of this size.
+    pub fn message_bytes_max(&self) -> u64 {
+        let int = WIRE_INT_BYTES_MAX as u64;
+        let key = int + self.key_bytes_max;
+        let entry = key + self.record_bytes_max();
+        let request = key + int + self.value_bytes_max;
+        // Fixed fields, and lists of small numbers (a digest's buckets), fit in 128 integers.
+        self.batch_bytes_max.max(entry).max(request) + key + 128 * int
     }
 
     /// How long a receiving node waits for a coordinator it forwarded to: the coordinator's

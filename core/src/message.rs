@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Record;
+use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::types::{Blob, NodeId, OpId};
 use crate::version::Ballot;
 
@@ -39,6 +39,15 @@ impl ClientOp {
             ClientOp::Get { key } | ClientOp::Put { key, .. } | ClientOp::Delete { key } => Some(key),
             _ => None,
         }
+    }
+
+    /// An upper bound of this operation's encoded size (see `Message::wire_bytes_max`).
+    pub fn wire_bytes_max(&self) -> usize {
+        WIRE_INT_BYTES_MAX
+            + match self {
+                ClientOp::Put { key, value } => blob_wire_bytes_max(key) + blob_wire_bytes_max(value),
+                op => op.key().map_or(0, blob_wire_bytes_max),
+            }
     }
 }
 
@@ -80,6 +89,29 @@ pub enum ClientReply {
     /// A delete took effect: how many live keys it removed (for one key, 0 or 1).
     Deleted(u64),
     Error(ClientError),
+}
+
+impl ClientReply {
+    /// An upper bound of this reply's encoded size (see `Message::wire_bytes_max`).
+    pub fn wire_bytes_max(&self) -> usize {
+        let text = |text: &String| WIRE_INT_BYTES_MAX + text.len();
+        WIRE_INT_BYTES_MAX
+            + match self {
+                ClientReply::Value(value) => WIRE_INT_BYTES_MAX + value.as_ref().map_or(0, blob_wire_bytes_max),
+                ClientReply::Written => 0,
+                ClientReply::Pairs(pairs) => {
+                    WIRE_INT_BYTES_MAX
+                        + pairs
+                            .iter()
+                            .map(|(key, value)| blob_wire_bytes_max(key) + blob_wire_bytes_max(value))
+                            .sum::<usize>()
+                }
+                ClientReply::Deleted(_) => WIRE_INT_BYTES_MAX,
+                ClientReply::Error(ClientError::Unavailable { reason } | ClientError::Invalid { reason }) => {
+                    WIRE_INT_BYTES_MAX + text(reason)
+                }
+            }
+    }
 }
 
 /// Why a replica refused a vote.
@@ -301,6 +333,59 @@ impl Message {
                 | Message::ScanRequest { .. }
                 | Message::Fetch { .. }
         )
+    }
+
+    /// An upper bound of this message's encoded size. Every batch the core builds is kept
+    /// under `Config::batch_bytes_max` by this measure, so every message stays under
+    /// `Config::message_bytes_max`, which is what a driver must accept from a peer.
+    pub fn wire_bytes_max(&self) -> usize {
+        const INT: usize = WIRE_INT_BYTES_MAX;
+        let record = |record: &Record| record.wire_bytes_max();
+        let maybe_record = |record: &Option<Record>| INT + record.as_ref().map_or(0, Record::wire_bytes_max);
+        // A refusal is a tag and a ballot; a result tag comes on top.
+        let refusal = 3 * INT;
+        let entries = |records: &[(Blob, Record)]| {
+            INT + records.iter().map(|(key, record)| blob_wire_bytes_max(key) + record.wire_bytes_max()).sum::<usize>()
+        };
+        let cursor = |after: &Option<Blob>| INT + after.as_ref().map_or(0, blob_wire_bytes_max);
+        // Every variant: its tag and txn, then what it carries.
+        2 * INT
+            + match self {
+                Message::Forward { request, .. } => 4 * INT + request.op.wire_bytes_max(),
+                Message::ForwardAck { .. } => 0,
+                Message::ForwardReply { reply, .. } => reply.wire_bytes_max(),
+                Message::Prepare { key, .. } => blob_wire_bytes_max(key) + 2 * INT,
+                Message::Promise { result, .. } | Message::ReadReply { result, .. } => {
+                    3 * INT + refusal + result.as_ref().map_or(0, maybe_record)
+                }
+                Message::Read { key, .. } => blob_wire_bytes_max(key),
+                Message::Accept { key, record: r, .. } => blob_wire_bytes_max(key) + record(r) + 4 * INT,
+                Message::Accepted { result, next, .. } => {
+                    2 * INT
+                        + INT
+                        + result.as_ref().map_or(refusal, |()| 0)
+                        + INT
+                        + next.as_ref().map_or(0, |next| match next {
+                            NextPromise::HoldsAccepted => INT,
+                            NextPromise::Holds(held) => INT + maybe_record(held),
+                            NextPromise::Refused(_) => INT + refusal,
+                        })
+                }
+                Message::Hint { key, record: r, .. } => INT + blob_wire_bytes_max(key) + record(r),
+                Message::SyncRequest { after, .. } => INT + cursor(after),
+                Message::SyncReply { records, next, .. } | Message::ScanReply { records, next, .. } => {
+                    entries(records) + cursor(next)
+                }
+                Message::ScanRequest { after, .. } => cursor(after),
+                Message::Digest { buckets, .. } => INT + buckets.len() * INT,
+                Message::DigestEntries { buckets, entries, .. } => {
+                    INT + buckets.len() * INT
+                        + INT
+                        + entries.iter().map(|(key, _)| blob_wire_bytes_max(key) + 2 * INT).sum::<usize>()
+                }
+                Message::Records { records } => entries(records),
+                Message::Fetch { keys } => INT + keys.iter().map(blob_wire_bytes_max).sum::<usize>(),
+            }
     }
 
     /// The single key this message is about, if any.

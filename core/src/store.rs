@@ -41,7 +41,24 @@ pub struct Record {
     pub writers: Arc<[Writer]>,
 }
 
+/// The most bytes one integer, length, option or enum tag takes on the wire: a LEB128 `u64`,
+/// as postcard writes it. Size bounds below count every such field at this width.
+pub const WIRE_INT_BYTES_MAX: usize = 10;
+
+/// An upper bound of a byte string's encoded size.
+pub fn blob_wire_bytes_max(blob: &Blob) -> usize {
+    WIRE_INT_BYTES_MAX + blob.len()
+}
+
 impl Record {
+    /// An upper bound of this record's encoded size, so that batches of records can be kept
+    /// under a byte budget (`Config::batch_bytes_max`) without encoding them.
+    pub fn wire_bytes_max(&self) -> usize {
+        // ballot 2, clock 1 + 2 per entry, value tag and length 2, op 2, writers 1 + 4 each.
+        let ints = 2 + 1 + 2 * self.clock.entries().len() + 2 + 2 + 1 + 4 * self.writers.len();
+        ints * WIRE_INT_BYTES_MAX + self.value.as_ref().map_or(0, Blob::len)
+    }
+
     /// True when this version already includes request `op` (or a later one of its client).
     pub fn includes(&self, op: OpId) -> bool {
         self.writers.iter().any(|writer| writer.client == op.client && writer.seq >= op.seq)

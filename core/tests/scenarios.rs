@@ -4,7 +4,7 @@
 use dynamo_core::checker::check_history;
 use dynamo_core::message::{ClientError, ClientOp, ClientReply};
 use dynamo_core::sim::{FaultAction, NetworkOptions, SimOptions, Simulation};
-use dynamo_core::types::Blob;
+use dynamo_core::types::{Blob, NodeId};
 
 /// A five-node cluster with fast links. Anti-entropy is pushed an hour out: it would otherwise
 /// copy values between replicas behind a scenario's back and hide the mechanism under test.
@@ -63,4 +63,101 @@ fn a_value_a_read_returned_is_not_lost_when_its_only_holder_crashes() {
     assert!(report.is_linearizable(), "{:?}", report.violations);
     // The scenario is only a test if the first read did see the partial write.
     assert_eq!(seen, value("v2"), "the first read should have found the partial write on its coordinator");
+}
+
+fn pairs_of(reply: Option<ClientReply>) -> Vec<(Blob, Blob)> {
+    match reply {
+        Some(ClientReply::Pairs(pairs)) => pairs,
+        other => panic!("expected pairs, got {other:?}"),
+    }
+}
+
+/// A `*` scan of a store too large to page through within one operation timeout still
+/// completes: it gives up only when no page comes for a whole timeout. Before, a scan had one
+/// operation timeout in all, so `DBSIZE` and `KEYS` failed on every large store.
+#[test]
+fn a_scan_longer_than_the_operation_timeout_completes_while_pages_keep_coming() {
+    let mut options = SimOptions {
+        seed: 12,
+        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
+        ..SimOptions::default()
+    };
+    options.config.anti_entropy_interval_ms = 3_600_000;
+    options.config.request_timeout_ms = 20;
+    options.config.operation_timeout_ms = 50;
+    options.config.scan_records_max = 2;
+    let mut sim = Simulation::new(options);
+    let node = sim.ring().homes(b"k0")[0];
+    let keys = 400;
+    for index in 0..keys {
+        let op = ClientOp::Put { key: format!("k{index}").as_str().into(), value: "v".into() };
+        assert_eq!(sim.execute(node, op), Some(ClientReply::Written), "write {index}");
+    }
+    let started = sim.now();
+    let pairs = pairs_of(sim.execute(node, ClientOp::GlobalQuery));
+    assert_eq!(pairs.len(), keys);
+    // The test is only a test if the scan outlasted one operation timeout.
+    assert!(sim.now() - started > 50_000, "the scan took only {} µs", sim.now() - started);
+}
+
+/// Sync, scan and anti-entropy messages stay under `batch_bytes_max` (plus one record) when
+/// records are large: the simulator refuses to send any message over `message_bytes_max`, as a
+/// native peer refuses a frame over its limit. With batches bounded by record count alone, a
+/// page of 40 KiB values would be 256 times that.
+#[test]
+fn large_values_move_in_byte_bounded_batches() {
+    let mut options = SimOptions {
+        seed: 13,
+        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
+        ..SimOptions::default()
+    };
+    options.config.value_bytes_max = 48 << 10;
+    options.config.batch_bytes_max = 100 << 10;
+    options.config.anti_entropy_interval_ms = 200;
+    // One hint at most: a replica cut off from its coordinator misses writes that only
+    // anti-entropy gives back.
+    options.config.hints_max = 1;
+    let mut sim = Simulation::new(options);
+    let value = Blob::new(&[7u8; 40 << 10]);
+    let put = |index: usize| ClientOp::Put { key: format!("big{index}").as_str().into(), value: value.clone() };
+    let node = sim.ring().homes(b"big0")[0];
+
+    // Recovery: a home replica restarts after missing writes and syncs them in pages.
+    let down = sim.ring().homes(b"big0")[1];
+    sim.fault(FaultAction::Crash(down));
+    for index in 0..60 {
+        assert_eq!(sim.execute(node, put(index)), Some(ClientReply::Written), "write {index}");
+    }
+    sim.fault(FaultAction::Restart(down));
+    let local = pairs_of(sim.execute(down, ClientOp::LocalQuery));
+    let owned = (0..60).filter(|index| sim.ring().homes(format!("big{index}").as_bytes()).contains(&down)).count();
+    assert_eq!(local.len(), owned, "the restarted replica holds every write it owns");
+
+    // Anti-entropy: a replica cut off from every other node (but not restarted, so no
+    // recovery) misses writes, and the hints for it overflow.
+    let cut = sim.ring().homes(b"big0")[2];
+    for other in (0..5).map(NodeId).filter(|other| *other != cut) {
+        sim.fault(FaultAction::Cut { from: other, to: cut });
+        sim.fault(FaultAction::Cut { from: cut, to: other });
+    }
+    for index in 60..120 {
+        assert_eq!(sim.execute(node, put(index)), Some(ClientReply::Written), "write {index}");
+    }
+    sim.fault(FaultAction::HealAll);
+    let until = sim.now() + 5_000_000;
+    sim.run_until(until);
+    let missed: Vec<usize> = (60..120)
+        .filter(|index| {
+            let key = format!("big{index}");
+            sim.ring().homes(key.as_bytes()).contains(&cut)
+                && sim.durable(cut).slots.get(key.as_bytes()).and_then(|slot| slot.record.as_ref()).is_none()
+        })
+        .collect();
+    assert!(missed.is_empty(), "anti-entropy did not bring back {missed:?}");
+    // The test is only a test if anti-entropy had more to carry than one batch holds.
+    let owned = (60..120).filter(|index| sim.ring().homes(format!("big{index}").as_bytes()).contains(&cut)).count();
+    assert!(owned > 10, "only {owned} keys owned by the cut replica");
+
+    // A scan of everything.
+    assert_eq!(pairs_of(sim.execute(node, ClientOp::GlobalQuery)).len(), 120);
 }

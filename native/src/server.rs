@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dynamo_core::config::Config;
 use dynamo_core::message::{ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
@@ -36,8 +37,27 @@ use crate::storage::{commit_or_exit, group_commit_loop, Storage};
 const LINK_QUEUE_MAX: usize = 100_000;
 /// Envelopes per peer frame.
 const FRAME_ENVELOPES_MAX: usize = 512;
-/// Largest frame accepted from a peer or a client.
-pub const FRAME_BYTES_MAX: usize = 8 << 20;
+/// Bytes a frame may carry besides its envelopes' messages: the frame's tag and length, and
+/// each envelope's id (a generous bound; see `Message::wire_bytes_max`).
+const FRAME_OVERHEAD_BYTES: usize = 32;
+const ENVELOPE_OVERHEAD_BYTES: usize = 16;
+
+/// Largest frame accepted from a peer or a client, and the most a sender puts in one: room
+/// for the largest message the core can send (`Config::message_bytes_max`), never under 8 MiB.
+pub fn frame_bytes_max(config: &Config) -> usize {
+    let largest = config.message_bytes_max() as usize + ENVELOPE_OVERHEAD_BYTES + FRAME_OVERHEAD_BYTES;
+    largest.max(8 << 20)
+}
+
+/// WebSocket limits for peer links and client connections, on both ends.
+fn websocket_config(config: &Config) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let max = frame_bytes_max(config);
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        max_message_size: Some(max),
+        max_frame_size: Some(max),
+        ..Default::default()
+    }
+}
 /// Trace events buffered per subscriber; a slower subscriber loses events, never the node.
 const TRACE_BUFFER: usize = 16_384;
 
@@ -174,6 +194,8 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
             dial: index < peer_index,
             inputs: inputs.clone(),
             secret: file.secret.clone(),
+            frame_bytes_max: frame_bytes_max(&config),
+            websocket: websocket_config(&config),
         };
         tokio::spawn(link.run(rx, incoming));
     }
@@ -406,6 +428,9 @@ struct Link {
     dial: bool,
     inputs: mpsc::UnboundedSender<Event>,
     secret: Option<String>,
+    /// `frame_bytes_max` of the cluster's config.
+    frame_bytes_max: usize,
+    websocket: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
 }
 
 impl Link {
@@ -455,8 +480,9 @@ impl Link {
     async fn connect(&self) -> Result<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, String> {
         let url = format!("ws://{}/peer", self.address);
         // No Nagle: small frames must leave at once (with delayed ACKs, Nagle costs 40 ms).
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(self.websocket), true)
+            .await
+            .map_err(|e| e.to_string())?;
         let hello =
             PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone(), secret: self.secret.clone() };
         let bytes = postcard::to_allocvec(&hello).map_err(|e| e.to_string())?;
@@ -474,54 +500,81 @@ impl Link {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let (mut sink, mut stream) = socket.split();
-        loop {
-            tokio::select! {
-                frame = stream.next() => {
-                    let frame = match frame {
-                        Some(Ok(frame)) => frame,
-                        Some(Err(error)) => return Ended::Closed(error.to_string()),
-                        None => return Ended::Closed("closed".into()),
-                    };
-                    match frame {
-                        WsMessage::Binary(bytes) => match postcard::from_bytes::<PeerFrame>(&bytes) {
-                            Ok(PeerFrame::Envelopes(envelopes)) => {
-                                for envelope in envelopes {
-                                    let _ = self.inputs.send(Event::Peer { from: self.peer, envelope });
-                                }
+        // Reading and writing run side by side: a writer waiting for the peer to take a large
+        // frame must not stop this end from reading, or two nodes sending each other large
+        // frames at once would both wait forever with full socket buffers.
+        let reading = async {
+            loop {
+                let frame = match stream.next().await {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(error)) => return Ended::Closed(error.to_string()),
+                    None => return Ended::Closed("closed".into()),
+                };
+                match frame {
+                    WsMessage::Binary(bytes) => match postcard::from_bytes::<PeerFrame>(&bytes) {
+                        Ok(PeerFrame::Envelopes(envelopes)) => {
+                            for envelope in envelopes {
+                                let _ = self.inputs.send(Event::Peer { from: self.peer, envelope });
                             }
-                            _ => return Ended::Closed("garbage from peer; disconnected".into()),
-                        },
-                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
-                        WsMessage::Close(_) => return Ended::Closed("closed by peer".into()),
-                        _ => return Ended::Closed("unexpected frame from peer; disconnected".into()),
-                    }
-                }
-                envelope = outgoing.recv() => {
-                    let Some(first) = envelope else { return Ended::Closed("node stopped".into()) };
-                    let mut batch = vec![first];
-                    while batch.len() < FRAME_ENVELOPES_MAX {
-                        match outgoing.try_recv() {
-                            Ok(more) => batch.push(more),
-                            Err(_) => break,
                         }
+                        _ => return Ended::Closed("garbage from peer; disconnected".into()),
+                    },
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                    WsMessage::Close(_) => return Ended::Closed("closed by peer".into()),
+                    _ => return Ended::Closed("unexpected frame from peer; disconnected".into()),
+                }
+            }
+        };
+        let writing = async {
+            loop {
+                let Some(first) = outgoing.recv().await else { return Ended::Closed("node stopped".into()) };
+                // As many queued envelopes per frame as fit under the peer's limit, by each
+                // message's size bound; one that does not fit opens the next frame.
+                let mut next = Some(first);
+                while let Some(envelope) = next.take() {
+                    let bound = |envelope: &Envelope| envelope.message.wire_bytes_max() + ENVELOPE_OVERHEAD_BYTES;
+                    let mut bytes = FRAME_OVERHEAD_BYTES + bound(&envelope);
+                    let mut batch = vec![envelope];
+                    while batch.len() < FRAME_ENVELOPES_MAX {
+                        let Ok(more) = outgoing.try_recv() else { break };
+                        if bytes + bound(&more) > self.frame_bytes_max {
+                            next = Some(more);
+                            break;
+                        }
+                        bytes += bound(&more);
+                        batch.push(more);
                     }
-                    let bytes = match postcard::to_allocvec(&PeerFrame::Envelopes(batch)) {
-                        Ok(bytes) => bytes,
+                    let frame = match postcard::to_allocvec(&PeerFrame::Envelopes(batch)) {
+                        Ok(frame) => frame,
                         Err(error) => return Ended::Closed(error.to_string()),
                     };
-                    if let Err(error) = sink.send(WsMessage::Binary(bytes)).await {
+                    if let Err(error) = sink.send(WsMessage::Binary(frame)).await {
                         return Ended::Closed(error.to_string());
                     }
                 }
-                replacement = incoming.recv(), if !self.dial => {
-                    let _ = sink.close().await;
-                    return match replacement {
-                        Some(socket) => Ended::Replaced(Box::new(socket)),
-                        None => Ended::Closed("node stopped".into()),
-                    };
-                }
+            }
+        };
+        let replaced = async {
+            if self.dial {
+                return std::future::pending().await;
+            }
+            match incoming.recv().await {
+                Some(socket) => Ended::Replaced(Box::new(socket)),
+                None => Ended::Closed("node stopped".into()),
+            }
+        };
+        let ended = tokio::select! {
+            ended = reading => ended,
+            ended = writing => ended,
+            ended = replaced => ended,
+        };
+        if let Ended::Replaced(_) = ended {
+            // The peer dialled again (it restarted): this connection is done.
+            if let Ok(mut socket) = sink.reunite(stream) {
+                let _ = socket.close(None).await;
             }
         }
+        ended
     }
 }
 
@@ -566,11 +619,7 @@ async fn accept_ws(
                     }
                     Ok(response)
                 };
-            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-                max_message_size: Some(FRAME_BYTES_MAX),
-                max_frame_size: Some(FRAME_BYTES_MAX),
-                ..Default::default()
-            };
+            let config = websocket_config(&handle.file.config);
             let mut socket = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
             {
                 Ok(socket) => socket,

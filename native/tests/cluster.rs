@@ -140,6 +140,63 @@ fn a_killed_node_recovers_the_writes_it_missed() {
     assert!(log.contains("recovery: copied keys") && log.contains("recovery finished"), "recovery is logged:\n{log}");
 }
 
+/// Many values of the largest size (1 MiB) at once: a frame never outgrows the peer's limit
+/// (a batch of large messages is split across frames), a link keeps reading while it writes,
+/// and recovery and `*` scans move large records in pages bounded in bytes. Before, a
+/// recovering node's first sync page of 1 MiB records was tens of MiB, over the 8 MiB frame
+/// limit: the peer dropped the link, and recovery and `DBSIZE` never finished.
+#[test]
+fn many_values_of_the_largest_size_at_once() {
+    // Long timeouts: this tests how large records travel, not how the cluster copes with a
+    // disk it saturates (see docs/benchmarks.md).
+    let settings = "fsync = false\nrequest_timeout_ms = 2000\noperation_timeout_ms = 20000\n";
+    let mut cluster = Cluster::start_with("large-values", settings);
+    let victim = 3;
+    let victim_name = cluster.nodes[victim].name.clone();
+    cluster.kill(victim);
+    let value_of = |key: &str| {
+        let mut value = vec![b'a' + (key.len() % 26) as u8; 1 << 20];
+        value[..key.len()].copy_from_slice(key.as_bytes());
+        value
+    };
+    let keys: Vec<String> = (0..48).map(|i| format!("large{i}")).collect();
+    std::thread::scope(|scope| {
+        for chunk in keys.chunks(3) {
+            let mut connection = cluster.redis(0, false);
+            scope.spawn(move || {
+                for key in chunk {
+                    let _: () = connection.set(key, value_of(key)).unwrap_or_else(|e| panic!("SET {key}: {e}"));
+                }
+            });
+        }
+    });
+    cluster.restart(victim);
+    let mut c = cluster.redis(1, false);
+    let size: u64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    assert_eq!(size, keys.len() as u64);
+    let mut listed: Vec<String> = c.keys("large*").expect("KEYS");
+    listed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    for key in &keys {
+        let value: Vec<u8> = c.get(key).expect("GET");
+        assert!(value == value_of(key), "{key} came back changed ({} bytes)", value.len());
+    }
+    let mut restarted = cluster.redis(victim, false);
+    let flat: Vec<Vec<u8>> = redis::cmd("DYN.LOCAL").query(&mut restarted).expect("DYN.LOCAL");
+    let local: BTreeMap<String, Vec<u8>> =
+        flat.chunks(2).map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), pair[1].clone())).collect();
+    let mut owned = 0;
+    for key in &keys {
+        if owners(&mut c, key)[..3].contains(&victim_name) {
+            owned += 1;
+            assert!(local.get(key).is_some_and(|value| *value == value_of(key)), "{victim_name} lacks {key}");
+        }
+    }
+    assert!(owned > 10, "the restarted node owns a fair share of the keys ({owned})");
+}
+
 /// Every node killed with SIGKILL at once (a power cut, a crashed host) and restarted: each
 /// acknowledged write is still there, read back through a quorum, in both durability modes.
 /// Nothing can be recovered from a peer here, so this tests storage itself.

@@ -14,13 +14,13 @@ use std::collections::BTreeSet;
 
 use crate::message::{AcceptPurpose, Message};
 use crate::ring::Ring;
-use crate::store::Record;
+use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::trace::TraceKind;
 use crate::types::{Blob, NodeId};
 use crate::version::Ballot;
 
 use super::coordinate::ReplyTo;
-use super::{Node, Offer, Timer};
+use super::{ByteBudget, Node, Offer, Timer};
 
 /// Buckets of an anti-entropy digest: a one-level Merkle tree.
 const DIGEST_BUCKETS: u32 = 64;
@@ -95,9 +95,17 @@ impl Node {
 
     pub(super) fn hints_tick(&mut self) {
         self.handoffs.clear();
+        // One batch's worth per tick: hints of large values must not flood the links (each
+        // tick offers them again until their homes answer).
         let batch = self.config.batch_records_max as usize;
-        let offers: Vec<((NodeId, Blob), Record)> =
-            self.hints.iter().take(batch).map(|(slot, record)| (slot.clone(), record.clone())).collect();
+        let mut budget = ByteBudget::new(&self.config);
+        let offers: Vec<((NodeId, Blob), Record)> = self
+            .hints
+            .iter()
+            .take(batch)
+            .take_while(|((_, key), record)| budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()))
+            .map(|(slot, record)| (slot.clone(), record.clone()))
+            .collect();
         for ((home, key), record) in offers {
             let txn = self.next_txn + 1;
             self.next_txn = txn;
@@ -145,7 +153,7 @@ impl Node {
 
     pub(super) fn on_sync_request(&mut self, from: NodeId, txn: u64, for_node: NodeId, after: Option<Blob>) {
         let bit = 1u64 << for_node.0;
-        let (records, next) = self.page(after, |state| state.homes_mask & bit != 0);
+        let (records, next) = self.page(after, self.config.batch_records_max, |state| state.homes_mask & bit != 0);
         self.send(from, Message::SyncReply { txn, records, next });
     }
 
@@ -270,12 +278,41 @@ impl Node {
         if theirs.len() != mine.len() {
             return;
         }
-        let buckets: Vec<u32> = (0..DIGEST_BUCKETS).filter(|b| mine[*b as usize] != theirs[*b as usize]).collect();
-        if buckets.is_empty() {
+        let differing: Vec<u32> = (0..DIGEST_BUCKETS).filter(|b| mine[*b as usize] != theirs[*b as usize]).collect();
+        if differing.is_empty() {
             return;
         }
-        let mut entries = self.entries(from, &buckets);
-        entries.truncate(self.config.batch_records_max as usize * 4);
+        // Whole buckets while the byte budget lasts: the peer compares only the buckets listed,
+        // so a listed bucket must come with all its entries. The rest wait for a later round.
+        // A first bucket too large for one message is cut short, which only makes the peer
+        // push records this node already has (the acceptor rule ignores them).
+        let mut by_bucket: Vec<Vec<(Blob, Ballot)>> = vec![Vec::new(); DIGEST_BUCKETS as usize];
+        for (key, ballot) in self.entries(from, &differing) {
+            by_bucket[bucket_of(key.as_bytes()) as usize].push((key, ballot));
+        }
+        let entry_bytes = |(key, _): &(Blob, Ballot)| blob_wire_bytes_max(key) + 2 * WIRE_INT_BYTES_MAX;
+        let mut budget = self.config.batch_bytes_max as usize;
+        let (mut buckets, mut entries) = (Vec::new(), Vec::new());
+        for bucket in differing {
+            let listed = std::mem::take(&mut by_bucket[bucket as usize]);
+            let bytes: usize = listed.iter().map(entry_bytes).sum();
+            if !buckets.is_empty() && bytes > budget {
+                break;
+            }
+            buckets.push(bucket);
+            if bytes <= budget {
+                budget -= bytes;
+                entries.extend(listed);
+            } else {
+                entries.extend(listed.into_iter().take_while(|entry| {
+                    let bytes = entry_bytes(entry);
+                    let fits = bytes <= budget;
+                    budget = budget.saturating_sub(bytes);
+                    fits
+                }));
+                break;
+            }
+        }
         self.send(from, Message::DigestEntries { txn, buckets, entries });
     }
 
@@ -284,17 +321,26 @@ impl Node {
         let mine = self.entries(from, &buckets);
         let theirs_map: std::collections::BTreeMap<&Blob, Ballot> = theirs.iter().map(|(k, b)| (k, *b)).collect();
         let mut push = Vec::new();
+        let mut budget = ByteBudget::new(&self.config);
         for (key, ballot) in &mine {
-            if theirs_map.get(key).is_none_or(|their| their < ballot) && push.len() < batch {
+            if push.len() == batch {
+                break;
+            }
+            if theirs_map.get(key).is_none_or(|their| their < ballot) {
                 let record = self.record(key.as_bytes()).cloned().expect("listed keys have records");
+                if !budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()) {
+                    break;
+                }
                 push.push((key.clone(), record));
             }
         }
         let mine_map: std::collections::BTreeMap<&Blob, Ballot> = mine.iter().map(|(k, b)| (k, *b)).collect();
+        let mut budget = ByteBudget::new(&self.config);
         let fetch: Vec<Blob> = theirs
             .iter()
             .filter(|(key, ballot)| mine_map.get(key).is_none_or(|my| my < ballot))
             .take(batch)
+            .take_while(|(key, _)| budget.take(blob_wire_bytes_max(key)))
             .map(|(key, _)| key.clone())
             .collect();
         self.emit(TraceKind::AntiEntropy { peer: from, pushed: push.len() as u64, fetched: fetch.len() as u64 });
@@ -313,6 +359,7 @@ impl Node {
     }
 
     pub(super) fn on_fetch(&mut self, from: NodeId, keys: Vec<Blob>) {
+        let mut budget = ByteBudget::new(&self.config);
         let records: Vec<(Blob, Record)> = keys
             .into_iter()
             .take(self.config.batch_records_max as usize)
@@ -320,6 +367,7 @@ impl Node {
                 let record = self.record(key.as_bytes())?.clone();
                 Some((key, record))
             })
+            .take_while(|(key, record)| budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()))
             .collect();
         if !records.is_empty() {
             self.send(from, Message::Records { records });

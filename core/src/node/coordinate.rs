@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal};
-use crate::store::{record_writer, Record, Writer};
+use crate::store::{blob_wire_bytes_max, record_writer, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
@@ -152,6 +152,7 @@ pub(super) struct ReadRequest {
 
 pub(super) struct Scan {
     reply_to: ReplyTo,
+    /// An operation timeout after the last page that arrived.
     deadline: Micros,
     merged: BTreeMap<Blob, Record>,
     /// Per node: `None` when done, else the cursor of the page asked for and when.
@@ -1052,26 +1053,28 @@ impl Node {
     }
 
     pub(super) fn on_scan_request(&mut self, from: NodeId, txn: u64, after: Option<Blob>) {
-        let (records, next) = self.page(after, |_| true);
+        let (records, next) = self.page(after, self.config.scan_records_max, |_| true);
         self.send(from, Message::ScanReply { txn, records, next });
     }
 
-    /// One page of records after `after` that pass `keep`, and the cursor of the next page.
+    /// One page of records after `after` that pass `keep`, at most `max` of them and within
+    /// `batch_bytes_max`, and the cursor of the next page.
     pub(super) fn page(
         &self,
         after: Option<Blob>,
+        max: u32,
         keep: impl Fn(&super::KeyState) -> bool,
     ) -> (Vec<(Blob, Record)>, Option<Blob>) {
         use std::ops::Bound;
-        let max = self.config.batch_records_max as usize;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut budget = super::ByteBudget::new(&self.config);
         let mut records = Vec::new();
         for (key, state) in self.store.range((lower, Bound::Unbounded)) {
             let Some(record) = &state.slot.record else { continue };
             if !keep(state) {
                 continue;
             }
-            if records.len() == max {
+            if records.len() == max as usize || !budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()) {
                 let next = records.last().map(|(key, _): &(Blob, Record)| key.clone());
                 return (records, next);
             }
@@ -1094,6 +1097,9 @@ impl Node {
                 return;
             }
         }
+        // A scan of a large store takes many pages: it gives up only when no page has come
+        // for a whole operation timeout, not after one.
+        scan.deadline = now + self.config.operation_timeout();
         for (key, record) in records {
             let newer = scan.merged.get(&key).is_none_or(|kept| record.ballot > kept.ballot);
             if newer {

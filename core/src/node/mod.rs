@@ -579,6 +579,30 @@ impl Node {
     }
 }
 
+/// Keeps a batch of records or keys under `Config::batch_bytes_max` (by their
+/// `wire_bytes_max`): one more item fits while the budget lasts, and the first always does.
+struct ByteBudget {
+    left: u64,
+    items: usize,
+}
+
+impl ByteBudget {
+    fn new(config: &Config) -> ByteBudget {
+        ByteBudget { left: config.batch_bytes_max, items: 0 }
+    }
+
+    /// Takes `bytes` from the budget if they fit (or if nothing was taken yet).
+    fn take(&mut self, bytes: usize) -> bool {
+        let bytes = bytes as u64;
+        if self.items > 0 && bytes > self.left {
+            return false;
+        }
+        self.left = self.left.saturating_sub(bytes);
+        self.items += 1;
+        true
+    }
+}
+
 /// What offering a record to this acceptor did.
 enum Offer {
     Stored,

@@ -369,6 +369,10 @@ impl Simulation {
     }
 
     fn transmit(&mut self, from: NodeId, to: NodeId, envelope: Envelope) {
+        // What a native peer would refuse as too large must never be sent.
+        let bytes = envelope.message.wire_bytes_max() as u64;
+        let max = self.options.config.message_bytes_max();
+        assert!(bytes <= max, "{:?} of up to {bytes} bytes exceeds message_bytes_max {max}", envelope.message.kind());
         let reason = if self.cuts.contains(&(from, to)) {
             Some(DropReason::Partition)
         } else if self.rng.chance(self.loss_per_million) {

@@ -35,7 +35,8 @@ impl Cluster {
         Cluster::start_with(test, "")
     }
 
-    /// Like `start`, with `settings` (TOML lines) added to the cluster file.
+    /// Like `start`, with `settings` (TOML lines) added to the cluster file. The timeouts are
+    /// 100 ms per request and 1 s per operation unless `settings` sets them.
     pub fn start_with(test: &str, settings: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("dynamo-test-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -47,10 +48,10 @@ impl Cluster {
             .enumerate()
             .map(|(i, name)| NodeInfo { name: name.to_string(), ws: ports[2 * i], resp: ports[2 * i + 1] })
             .collect();
-        let mut text = format!(
-            "data_dir = {:?}\nrequest_timeout_ms = 100\noperation_timeout_ms = 1000\n{settings}",
-            dir.join("data")
-        );
+        let mut text = format!("data_dir = {:?}\n{settings}", dir.join("data"));
+        if !settings.contains("timeout_ms") {
+            text.push_str("request_timeout_ms = 100\noperation_timeout_ms = 1000\n");
+        }
         for node in &nodes {
             text.push_str(&format!(
                 "[[node]]\nname = \"{}\"\nws = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\n",
