@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::DIGEST_BUCKETS;
 use crate::store::WIRE_INT_BYTES_MAX;
 use crate::types::{ms, Micros};
 
@@ -214,8 +215,8 @@ impl Config {
         let key = int + self.key_bytes_max;
         let entry = key + self.record_bytes_max();
         let request = key + int + self.value_bytes_max;
-        // Fixed fields, and lists of small numbers (a digest's buckets), fit in 128 integers.
-        self.batch_bytes_max.max(entry).max(request) + key + 128 * int
+        // Fixed fields fit in 128 integers; a digest or its list of buckets in one per bucket.
+        self.batch_bytes_max.max(entry).max(request) + key + (128 + DIGEST_BUCKETS as u64) * int
     }
 
     /// How long a receiving node waits for a coordinator it forwarded to: the coordinator's

@@ -142,6 +142,10 @@ pub enum AcceptPurpose {
     Handoff,
 }
 
+/// Buckets of an anti-entropy digest (`Message::Digest`): a one-level Merkle tree over the
+/// keys two nodes share. More buckets mean fewer keys to compare when one key differs.
+pub const DIGEST_BUCKETS: u32 = 1_024;
+
 /// A message between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {

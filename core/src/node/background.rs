@@ -10,7 +10,7 @@
 //!
 //! Every copy goes through the acceptor rule (`Node::offer`), so none of this can undo a write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::message::{AcceptPurpose, Message};
 use crate::ring::Ring;
@@ -20,15 +20,16 @@ use crate::types::{Blob, NodeId};
 use crate::version::Ballot;
 
 use super::coordinate::ReplyTo;
-use super::{ByteBudget, Node, Offer, Timer};
+use super::{ByteBudget, KeyState, Node, Offer, Timer};
 
-/// Buckets of an anti-entropy digest: a one-level Merkle tree.
-const DIGEST_BUCKETS: u32 = 64;
+use crate::message::DIGEST_BUCKETS;
 
 pub(super) struct Recovery {
     /// Peers still sending: peer -> (cursor asked for, txn of the request, when asked).
     asking: Vec<(NodeId, Option<Blob>, u64, u64)>,
     done: BTreeSet<NodeId>,
+    /// The home replicas of each range this node is a home of (the ring, computed once).
+    ranges: Vec<Vec<NodeId>>,
     records: u64,
     /// `@` queries waiting for recovery to finish.
     pub(super) waiting: Vec<ReplyTo>,
@@ -38,10 +39,21 @@ pub(super) struct AntiEntropy {
     /// Peers sharing at least one range with this node, in round-robin order.
     partners: Vec<NodeId>,
     next: usize,
+    /// Per node (by index), `DIGEST_BUCKETS` sums: the digest of what this node shares with
+    /// it. Per bucket, the XOR of `entry(key, ballot)` over the keys with a record that both
+    /// store. `Node::offer` keeps it current, so a digest costs nothing to produce however
+    /// large the store.
+    sums: Vec<u64>,
+    /// The keys of the store by bucket, so that the keys of a few differing buckets are found
+    /// without a scan of the store.
+    keys: BTreeSet<(u32, Blob)>,
+    /// The bucket the next list of differing buckets starts from: it moves on past the
+    /// buckets listed last, so that none waits forever behind others that keep changing.
+    start: u32,
 }
 
 impl AntiEntropy {
-    pub(super) fn new(id: NodeId, ring: &Ring) -> AntiEntropy {
+    pub(super) fn new(id: NodeId, ring: &Ring, store: &BTreeMap<Blob, KeyState>) -> AntiEntropy {
         let mut partners: Vec<NodeId> = ring
             .ranges()
             .into_iter()
@@ -51,16 +63,51 @@ impl AntiEntropy {
             .collect();
         partners.sort();
         partners.dedup();
-        AntiEntropy { partners, next: 0 }
+        let mut anti_entropy = AntiEntropy {
+            partners,
+            next: 0,
+            sums: vec![0; DIGEST_BUCKETS as usize * ring.node_count()],
+            keys: BTreeSet::new(),
+            start: 0,
+        };
+        for (key, state) in store {
+            anti_entropy.key_added(key);
+            if let Some(record) = &state.slot.record {
+                anti_entropy.toggle(id, key, state.homes_mask, record.ballot);
+            }
+        }
+        anti_entropy
+    }
+
+    /// `key` entered the store.
+    pub(super) fn key_added(&mut self, key: &Blob) {
+        self.keys.insert((bucket_of(key.as_bytes()), key.clone()));
+    }
+
+    /// Adds `(key, ballot)` to, or removes it from, the digest of every peer that shares the
+    /// key with `id` (XOR is its own inverse). A record replaced is toggled out, its
+    /// successor in.
+    pub(super) fn toggle(&mut self, id: NodeId, key: &Blob, homes_mask: u64, ballot: Ballot) {
+        if homes_mask & (1 << id.0) == 0 {
+            return;
+        }
+        let hash = fnv(key.as_bytes());
+        let bucket = (hash % DIGEST_BUCKETS as u64) as usize;
+        let entry = mix(hash ^ mix(ballot.round) ^ ballot.node.0 as u64);
+        for (peer, sums) in self.sums.chunks_mut(DIGEST_BUCKETS as usize).enumerate() {
+            if peer != id.index() && homes_mask & (1 << peer) != 0 {
+                sums[bucket] ^= entry;
+            }
+        }
     }
 }
 
 /// FNV-1a, a stable hash for digests (the same on every platform and run).
-fn fnv(bytes: &[u8]) -> u64 {
+pub(super) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ *byte as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn mix(mut value: u64) -> u64 {
+pub(super) fn mix(mut value: u64) -> u64 {
     value ^= value >> 33;
     value = value.wrapping_mul(0xff51_afd7_ed55_8ccd);
     value ^= value >> 33;
@@ -139,7 +186,11 @@ impl Node {
     pub(super) fn start_recovery(&mut self) {
         let peers = self.recovery_peers();
         self.emit(TraceKind::RecoveryStarted { peers: peers.clone() });
-        let mut recovery = Recovery { asking: Vec::new(), done: BTreeSet::new(), records: 0, waiting: Vec::new() };
+        let id = self.id;
+        let ranges =
+            self.ring.ranges().into_iter().map(|range| range.homes).filter(|homes| homes.contains(&id)).collect();
+        let mut recovery =
+            Recovery { asking: Vec::new(), done: BTreeSet::new(), ranges, records: 0, waiting: Vec::new() };
         for peer in peers {
             self.next_txn += 1;
             let txn = self.next_txn;
@@ -190,10 +241,9 @@ impl Node {
     fn check_recovered(&mut self) {
         let Some(recovery) = &self.recovery else { return };
         let needed = (self.config.replicas - self.config.write_quorum).max(1) as usize;
-        let id = self.id;
-        let complete = self.ring.ranges().iter().filter(|range| range.homes.contains(&id)).all(|range| {
-            let others = range.homes.len() - 1;
-            let synced = range.homes.iter().filter(|home| recovery.done.contains(home)).count();
+        let complete = recovery.ranges.iter().all(|homes| {
+            let others = homes.len() - 1;
+            let synced = homes.iter().filter(|home| recovery.done.contains(home)).count();
             synced >= needed.min(others)
         });
         if complete {
@@ -234,27 +284,24 @@ impl Node {
     // ----- Anti-entropy. -----
 
     /// Per bucket, an order-independent hash of the (key, ballot) pairs both nodes store.
-    fn digest(&self, peer: NodeId) -> Vec<u64> {
-        let mask = 1u64 << self.id.0 | 1u64 << peer.0;
-        let mut buckets = vec![0u64; DIGEST_BUCKETS as usize];
-        for (key, state) in &self.store {
-            let Some(record) = &state.slot.record else { continue };
-            if state.homes_mask & mask != mask {
-                continue;
-            }
-            let entry = mix(fnv(key.as_bytes()) ^ mix(record.ballot.round) ^ record.ballot.node.0 as u64);
-            buckets[bucket_of(key.as_bytes()) as usize] ^= entry;
-        }
-        buckets
+    pub(super) fn digest(&self, peer: NodeId) -> Vec<u64> {
+        let buckets = DIGEST_BUCKETS as usize;
+        self.anti_entropy.sums[peer.index() * buckets..][..buckets].to_vec()
     }
 
-    /// The shared keys in `buckets`, with this node's ballot for each.
-    fn entries(&self, peer: NodeId, buckets: &[u32]) -> Vec<(Blob, Ballot)> {
+    /// The keys in `bucket` both nodes store with a record, with this node's ballot for each.
+    fn entries(&self, peer: NodeId, bucket: u32) -> Vec<(Blob, Ballot)> {
         let mask = 1u64 << self.id.0 | 1u64 << peer.0;
-        self.store
-            .iter()
-            .filter(|(key, state)| state.homes_mask & mask == mask && buckets.contains(&bucket_of(key.as_bytes())))
-            .filter_map(|(key, state)| Some((key.clone(), state.slot.record.as_ref()?.ballot)))
+        let first = Blob::new(&[]);
+        self.anti_entropy
+            .keys
+            .range((bucket, first.clone())..(bucket + 1, first))
+            .map(|(_, key)| key)
+            .filter_map(|key| {
+                let state = self.store.get(key)?;
+                (state.homes_mask & mask == mask).then_some(())?;
+                Some((key.clone(), state.slot.record.as_ref()?.ballot))
+            })
             .collect()
     }
 
@@ -278,7 +325,12 @@ impl Node {
         if theirs.len() != mine.len() {
             return;
         }
-        let differing: Vec<u32> = (0..DIGEST_BUCKETS).filter(|b| mine[*b as usize] != theirs[*b as usize]).collect();
+        // The differing buckets, from where the last list stopped.
+        let start = self.anti_entropy.start;
+        let differing: Vec<u32> = (0..DIGEST_BUCKETS)
+            .map(|offset| (start + offset) % DIGEST_BUCKETS)
+            .filter(|b| mine[*b as usize] != theirs[*b as usize])
+            .collect();
         if differing.is_empty() {
             return;
         }
@@ -286,15 +338,11 @@ impl Node {
         // so a listed bucket must come with all its entries. The rest wait for a later round.
         // A first bucket too large for one message is cut short, which only makes the peer
         // push records this node already has (the acceptor rule ignores them).
-        let mut by_bucket: Vec<Vec<(Blob, Ballot)>> = vec![Vec::new(); DIGEST_BUCKETS as usize];
-        for (key, ballot) in self.entries(from, &differing) {
-            by_bucket[bucket_of(key.as_bytes()) as usize].push((key, ballot));
-        }
         let entry_bytes = |(key, _): &(Blob, Ballot)| blob_wire_bytes_max(key) + 2 * WIRE_INT_BYTES_MAX;
         let mut budget = self.config.batch_bytes_max as usize;
         let (mut buckets, mut entries) = (Vec::new(), Vec::new());
         for bucket in differing {
-            let listed = std::mem::take(&mut by_bucket[bucket as usize]);
+            let listed = self.entries(from, bucket);
             let bytes: usize = listed.iter().map(entry_bytes).sum();
             if !buckets.is_empty() && bytes > budget {
                 break;
@@ -313,12 +361,18 @@ impl Node {
                 break;
             }
         }
+        let last = *buckets.last().expect("at least one bucket is listed");
+        self.anti_entropy.start = (last + 1) % DIGEST_BUCKETS;
         self.send(from, Message::DigestEntries { txn, buckets, entries });
     }
 
     pub(super) fn on_digest_entries(&mut self, from: NodeId, buckets: Vec<u32>, theirs: Vec<(Blob, Ballot)>) {
         let batch = self.config.batch_records_max as usize;
-        let mine = self.entries(from, &buckets);
+        let mine: Vec<(Blob, Ballot)> = buckets
+            .iter()
+            .filter(|bucket| **bucket < DIGEST_BUCKETS)
+            .flat_map(|bucket| self.entries(from, *bucket))
+            .collect();
         let theirs_map: std::collections::BTreeMap<&Blob, Ballot> = theirs.iter().map(|(k, b)| (k, *b)).collect();
         let mut push = Vec::new();
         let mut budget = ByteBudget::new(&self.config);

@@ -172,7 +172,7 @@ impl Node {
         debug_assert!(config.validate().is_ok(), "config is validated before nodes start");
         let node_count = ring.node_count();
         let mut round = 0;
-        let store = durable
+        let store: BTreeMap<Blob, KeyState> = durable
             .slots
             .into_iter()
             .map(|(key, slot)| {
@@ -184,7 +184,7 @@ impl Node {
         let mut node = Node {
             id,
             rng: Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15))),
-            anti_entropy: AntiEntropy::new(id, &ring),
+            anti_entropy: AntiEntropy::new(id, &ring, &store),
             config,
             ring,
             trace,
@@ -384,6 +384,7 @@ impl Node {
         if !self.store.contains_key(key) {
             let homes_mask = self.ring.homes_mask(key.as_bytes());
             self.store.insert(key.clone(), KeyState { slot: Slot::default(), homes_mask });
+            self.anti_entropy.key_added(key);
         }
         self.store.get_mut(key).expect("inserted above")
     }
@@ -455,9 +456,16 @@ impl Node {
                 tombstone: record.value.is_none(),
             });
         }
+        let id = self.id;
+        let ballot = record.ballot;
         let state = self.slot_mut(key);
-        state.slot.promised = record.ballot;
-        state.slot.record = Some(record);
+        state.slot.promised = ballot;
+        let homes_mask = state.homes_mask;
+        let replaced = state.slot.record.replace(record).map(|old| old.ballot);
+        if let Some(old) = replaced {
+            self.anti_entropy.toggle(id, key, homes_mask, old);
+        }
+        self.anti_entropy.toggle(id, key, homes_mask, ballot);
         self.dirty_slots.insert(key.clone());
         Offer::Stored
     }

@@ -551,3 +551,57 @@ fn a_read_arriving_during_a_read_round_waits_for_the_next_one() {
     let new = ClientReply::Value(Some("new".into()));
     assert_eq!(replies, vec![(2, new.clone()), (3, new)]);
 }
+
+/// The digests a node keeps up to date on every stored record equal digests computed from
+/// scratch over its store, for every peer, after records arrive, are replaced and are refused
+/// in any order, and again after a restart rebuilds them from disk.
+#[test]
+fn incremental_digests_equal_digests_computed_from_scratch() {
+    let mut h = Harness::fresh_coordinator_of("k0");
+    let mut rng = crate::types::Rng::new(5);
+    let from = h.node.ring.homes(b"k0")[1];
+    for step in 0..3_000u64 {
+        let key = format!("k{}", rng.below(200));
+        let writer = NodeId(rng.below(5) as u32);
+        let record = record_by(writer, 1 + rng.below(40), &format!("v{step}"), step);
+        h.deliver(from, Message::Records { records: vec![(Blob::from(key.as_str()), record)] });
+    }
+    // The digest's definition, over the whole store.
+    let from_scratch = |node: &Node, peer: NodeId| {
+        let mut buckets = vec![0u64; crate::message::DIGEST_BUCKETS as usize];
+        let mask = 1u64 << node.id.0 | 1u64 << peer.0;
+        for (key, state) in &node.store {
+            let Some(record) = &state.slot.record else { continue };
+            if state.homes_mask & mask == mask {
+                let hash = background::fnv(key.as_bytes());
+                let entry = background::mix(hash ^ background::mix(record.ballot.round) ^ record.ballot.node.0 as u64);
+                buckets[(hash % crate::message::DIGEST_BUCKETS as u64) as usize] ^= entry;
+            }
+        }
+        buckets
+    };
+    let peers: Vec<NodeId> = (0..5).map(NodeId).filter(|peer| *peer != h.node.id).collect();
+    let stored = h.node.store.values().filter(|state| state.slot.record.is_some()).count();
+    assert!(stored > 100, "the test stores a fair number of keys ({stored})");
+    for peer in &peers {
+        assert_eq!(h.node.digest(*peer), from_scratch(&h.node, *peer), "digest for {peer:?}");
+    }
+    // A restart rebuilds them from what is durable.
+    h.persist_all();
+    let durable = DurableState {
+        slots: h.node.store.iter().map(|(key, state)| (key.clone(), state.slot.clone())).collect(),
+        hints: BTreeMap::new(),
+    };
+    let options = NodeOptions {
+        id: h.node.id,
+        config: h.node.config.clone(),
+        ring: h.node.ring.clone(),
+        seed: 1,
+        incarnation: 1,
+        trace: false,
+    };
+    let restarted = Node::start(options, durable, Start::Fresh, 0, &mut Vec::new());
+    for peer in &peers {
+        assert_eq!(restarted.digest(*peer), h.node.digest(*peer), "digest for {peer:?} after a restart");
+    }
+}
