@@ -6,14 +6,19 @@ use dynamo_core::message::{ClientError, ClientOp, ClientReply};
 use dynamo_core::sim::{FaultAction, NetworkOptions, SimOptions, Simulation};
 use dynamo_core::types::{Blob, NodeId};
 
+/// Five nodes with fast links (0.2 to 1 ms), no faults but those a scenario makes.
+fn fast_links(seed: u64) -> SimOptions {
+    SimOptions {
+        seed,
+        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
+        ..SimOptions::default()
+    }
+}
+
 /// A five-node cluster with fast links. Anti-entropy is pushed an hour out: it would otherwise
 /// copy values between replicas behind a scenario's back and hide the mechanism under test.
 fn cluster() -> Simulation {
-    let mut options = SimOptions {
-        seed: 11,
-        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
-        ..SimOptions::default()
-    };
+    let mut options = fast_links(11);
     options.config.anti_entropy_interval_ms = 3_600_000;
     Simulation::new(options)
 }
@@ -77,11 +82,7 @@ fn pairs_of(reply: Option<ClientReply>) -> Vec<(Blob, Blob)> {
 /// operation timeout in all, so `DBSIZE` and `KEYS` failed on every large store.
 #[test]
 fn a_scan_longer_than_the_operation_timeout_completes_while_pages_keep_coming() {
-    let mut options = SimOptions {
-        seed: 12,
-        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
-        ..SimOptions::default()
-    };
+    let mut options = fast_links(12);
     options.config.anti_entropy_interval_ms = 3_600_000;
     options.config.request_timeout_ms = 20;
     options.config.operation_timeout_ms = 50;
@@ -106,11 +107,7 @@ fn a_scan_longer_than_the_operation_timeout_completes_while_pages_keep_coming() 
 /// page of 40 KiB values would be 256 times that.
 #[test]
 fn large_values_move_in_byte_bounded_batches() {
-    let mut options = SimOptions {
-        seed: 13,
-        network: NetworkOptions { latency_min_us: 200, latency_max_us: 1_000, ..NetworkOptions::default() },
-        ..SimOptions::default()
-    };
+    let mut options = fast_links(13);
     options.config.value_bytes_max = 48 << 10;
     options.config.batch_bytes_max = 100 << 10;
     options.config.anti_entropy_interval_ms = 200;

@@ -41,6 +41,19 @@ impl Harness {
         Harness { node, now: 0, out }
     }
 
+    /// This node started again (next incarnation, no tracing) from `durable`.
+    fn restarted(&self, durable: DurableState, start: Start) -> Node {
+        let options = NodeOptions {
+            id: self.node.id,
+            config: self.node.config.clone(),
+            ring: self.node.ring.clone(),
+            seed: 1,
+            incarnation: 1,
+            trace: false,
+        };
+        Node::start(options, durable, start, 0, &mut Vec::new())
+    }
+
     fn step(&mut self, input: Input) {
         self.out.clear();
         self.node.step(self.now, input, &mut self.out);
@@ -312,17 +325,7 @@ fn a_crash_loses_exactly_the_unpersisted_state() {
     assert!(batch.is_some(), "accepting is persisted");
     assert!(h.sends().is_empty(), "the ack waits for the persist");
     // A crash before the batch is durable: the restarted node does not have the record.
-    let restart = |durable: DurableState| {
-        let options = NodeOptions {
-            id: h.node.id,
-            config: h.node.config.clone(),
-            ring: h.node.ring.clone(),
-            seed: 1,
-            incarnation: 1,
-            trace: false,
-        };
-        Node::start(options, durable, Start::Recover, 0, &mut Vec::new())
-    };
+    let restart = |durable: DurableState| h.restarted(durable, Start::Recover);
     assert!(restart(DurableState::default()).record(b"k").is_none());
     // Once the batch is applied, the restarted node has it.
     let mut durable = DurableState::default();
@@ -592,15 +595,7 @@ fn incremental_digests_equal_digests_computed_from_scratch() {
         slots: h.node.store.iter().map(|(key, state)| (key.clone(), state.slot.clone())).collect(),
         hints: BTreeMap::new(),
     };
-    let options = NodeOptions {
-        id: h.node.id,
-        config: h.node.config.clone(),
-        ring: h.node.ring.clone(),
-        seed: 1,
-        incarnation: 1,
-        trace: false,
-    };
-    let restarted = Node::start(options, durable, Start::Fresh, 0, &mut Vec::new());
+    let restarted = h.restarted(durable, Start::Fresh);
     for peer in &peers {
         assert_eq!(restarted.digest(*peer), h.node.digest(*peer), "digest for {peer:?} after a restart");
     }
