@@ -44,7 +44,7 @@ const ENVELOPE_OVERHEAD_BYTES: usize = 16;
 
 /// Largest frame accepted from a peer or a client, and the most a sender puts in one: room
 /// for the largest message the core can send (`Config::message_bytes_max`), never under 8 MiB.
-pub fn frame_bytes_max(config: &Config) -> usize {
+fn frame_bytes_max(config: &Config) -> usize {
     let largest = config.message_bytes_max() as usize + ENVELOPE_OVERHEAD_BYTES + FRAME_OVERHEAD_BYTES;
     largest.max(8 << 20)
 }

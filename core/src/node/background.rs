@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::message::{AcceptPurpose, Message};
+use crate::message::{AcceptPurpose, Message, DIGEST_BUCKETS};
 use crate::ring::Ring;
 use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::trace::TraceKind;
@@ -21,8 +21,6 @@ use crate::version::Ballot;
 
 use super::coordinate::ReplyTo;
 use super::{ByteBudget, KeyState, Node, Offer, Timer};
-
-use crate::message::DIGEST_BUCKETS;
 
 pub(super) struct Recovery {
     /// Peers still sending: peer -> (cursor asked for, txn of the request, when asked).
