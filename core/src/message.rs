@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
+use crate::store::{blob_wire_bytes_max, entry_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::types::{Blob, NodeId, OpId};
 use crate::version::Ballot;
 
@@ -344,12 +344,11 @@ impl Message {
     /// `Config::message_bytes_max`, which is what a driver must accept from a peer.
     pub fn wire_bytes_max(&self) -> usize {
         const INT: usize = WIRE_INT_BYTES_MAX;
-        let record = |record: &Record| record.wire_bytes_max();
         let maybe_record = |record: &Option<Record>| INT + record.as_ref().map_or(0, Record::wire_bytes_max);
         // A refusal is a tag and a ballot; a result tag comes on top.
         let refusal = 3 * INT;
         let entries = |records: &[(Blob, Record)]| {
-            INT + records.iter().map(|(key, record)| blob_wire_bytes_max(key) + record.wire_bytes_max()).sum::<usize>()
+            INT + records.iter().map(|(key, record)| entry_wire_bytes_max(key, record)).sum::<usize>()
         };
         let cursor = |after: &Option<Blob>| INT + after.as_ref().map_or(0, blob_wire_bytes_max);
         // Every variant: its tag and txn, then what it carries.
@@ -363,7 +362,7 @@ impl Message {
                     3 * INT + refusal + result.as_ref().map_or(0, maybe_record)
                 }
                 Message::Read { key, .. } => blob_wire_bytes_max(key),
-                Message::Accept { key, record: r, .. } => blob_wire_bytes_max(key) + record(r) + 4 * INT,
+                Message::Accept { key, record, .. } => entry_wire_bytes_max(key, record) + 4 * INT,
                 Message::Accepted { result, next, .. } => {
                     2 * INT
                         + INT
@@ -375,7 +374,7 @@ impl Message {
                             NextPromise::Refused(_) => INT + refusal,
                         })
                 }
-                Message::Hint { key, record: r, .. } => INT + blob_wire_bytes_max(key) + record(r),
+                Message::Hint { key, record, .. } => INT + entry_wire_bytes_max(key, record),
                 Message::SyncRequest { after, .. } => INT + cursor(after),
                 Message::SyncReply { records, next, .. } | Message::ScanReply { records, next, .. } => {
                     entries(records) + cursor(next)

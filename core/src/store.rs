@@ -50,6 +50,11 @@ pub fn blob_wire_bytes_max(blob: &Blob) -> usize {
     WIRE_INT_BYTES_MAX + blob.len()
 }
 
+/// An upper bound of a `(key, record)` entry's encoded size, as batches carry them.
+pub fn entry_wire_bytes_max(key: &Blob, record: &Record) -> usize {
+    blob_wire_bytes_max(key) + record.wire_bytes_max()
+}
+
 impl Record {
     /// An upper bound of this record's encoded size, so that batches of records can be kept
     /// under a byte budget (`Config::batch_bytes_max`) without encoding them.

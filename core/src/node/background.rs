@@ -148,7 +148,7 @@ impl Node {
             .hints
             .iter()
             .take(batch)
-            .take_while(|((_, key), record)| budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()))
+            .take_while(|((_, key), record)| budget.take_entry(key, record))
             .map(|(slot, record)| (slot.clone(), record.clone()))
             .collect();
         for ((home, key), record) in offers {
@@ -380,7 +380,7 @@ impl Node {
             }
             if theirs_map.get(key).is_none_or(|their| their < ballot) {
                 let record = self.record(key.as_bytes()).cloned().expect("listed keys have records");
-                if !budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()) {
+                if !budget.take_entry(key, &record) {
                     break;
                 }
                 push.push((key.clone(), record));
@@ -419,7 +419,7 @@ impl Node {
                 let record = self.record(key.as_bytes())?.clone();
                 Some((key, record))
             })
-            .take_while(|(key, record)| budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()))
+            .take_while(|(key, record)| budget.take_entry(key, record))
             .collect();
         if !records.is_empty() {
             self.send(from, Message::Records { records });

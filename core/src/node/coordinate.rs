@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal};
-use crate::store::{blob_wire_bytes_max, record_writer, Record, Writer};
+use crate::store::{record_writer, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
@@ -1074,7 +1074,7 @@ impl Node {
             if !keep(state) {
                 continue;
             }
-            if records.len() == max as usize || !budget.take(blob_wire_bytes_max(key) + record.wire_bytes_max()) {
+            if records.len() == max as usize || !budget.take_entry(key, record) {
                 let next = records.last().map(|(key, _): &(Blob, Record)| key.clone());
                 return (records, next);
             }

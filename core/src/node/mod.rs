@@ -609,6 +609,11 @@ impl ByteBudget {
         self.items += 1;
         true
     }
+
+    /// Takes a `(key, record)` entry's size bound from the budget if it fits.
+    fn take_entry(&mut self, key: &Blob, record: &Record) -> bool {
+        self.take(crate::store::entry_wire_bytes_max(key, record))
+    }
 }
 
 /// What offering a record to this acceptor did.
