@@ -158,3 +158,29 @@ fn large_values_move_in_byte_bounded_batches() {
     // A scan of everything.
     assert_eq!(pairs_of(sim.execute(node, ClientOp::GlobalQuery)).len(), 120);
 }
+
+/// Disks slower than the request timeout: every persist batch takes up to 250 ms, while a
+/// round waits 100 ms for its quorum. A round that times out goes on under the same ballot
+/// and sends its phase again to the homes that have not answered, so a slow acknowledgement
+/// still counts when it comes. Restarting under a new ballot instead would fence out the
+/// answers on their way and need a new durable promise and accept every time: writes would
+/// run out their one-second operation timeout (most of them did, before).
+#[test]
+fn replicas_slower_than_the_request_timeout_still_answer_every_request() {
+    let mut options = fast_links(17);
+    options.disk_latency_max_us = 250_000;
+    options.config.anti_entropy_interval_ms = 3_600_000;
+    let mut sim = Simulation::new(options);
+    for index in 0..20 {
+        let key = format!("slow{index}");
+        let homes = sim.ring().homes(key.as_bytes());
+        // Through the coordinator, then through a node that forwards to it.
+        let entry = if index % 2 == 0 { homes[0] } else { (0..5).map(NodeId).find(|n| !homes.contains(n)).unwrap() };
+        for value in ["a", "b"] {
+            let put = ClientOp::Put { key: key.as_str().into(), value: value.into() };
+            assert_eq!(sim.execute(entry, put), Some(ClientReply::Written), "write {value} of {key}");
+        }
+        let get = ClientOp::Get { key: key.as_str().into() };
+        assert_eq!(sim.execute(entry, get), value("b"), "read of {key}");
+    }
+}

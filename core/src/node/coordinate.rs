@@ -32,6 +32,10 @@ use crate::version::{Ballot, VectorClock};
 
 use super::{Node, Timer};
 
+/// How many times a round that gets no quorum doubles its wait before sending its phase again
+/// (so at most 2^3 request timeouts between sends); the operation deadline ends it anyway.
+const ROUND_WAIT_DOUBLINGS_MAX: u32 = 3;
+
 /// Where the result of an operation goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ReplyTo {
@@ -114,6 +118,8 @@ pub(super) struct Write {
     stage: Stage,
     ballot: Ballot,
     round_until: Micros,
+    /// How many times this round's phase went out again to the homes that had not answered.
+    resent: u32,
     /// Replicas that answered this round, and their records (phase 1).
     answered: Vec<NodeId>,
     records: Vec<Record>,
@@ -138,6 +144,8 @@ pub(super) struct Read {
     deadline: Micros,
     stage: Stage,
     round_until: Micros,
+    /// As `Write::resent`.
+    resent: u32,
     answered: Vec<NodeId>,
     refused: u32,
     best: Option<Record>,
@@ -356,6 +364,7 @@ impl Node {
             stage: Stage::Prepare,
             ballot: Ballot::ZERO,
             round_until: 0,
+            resent: 0,
             answered: Vec::new(),
             records: Vec::new(),
             refused: 0,
@@ -440,6 +449,7 @@ impl Node {
         write.stage = Stage::Prepare;
         write.ballot = ballot;
         write.round_until = until;
+        write.resent = 0;
         write.answered.clear();
         write.records.clear();
         write.refused = 0;
@@ -558,6 +568,7 @@ impl Node {
         };
         write.stage = Stage::Accept;
         write.round_until = until;
+        write.resent = 0;
         write.answered.clear();
         write.refused = 0;
         write.record = Some(record.clone());
@@ -733,8 +744,7 @@ impl Node {
             Stage::Linger => return self.leave_hints(txn),
             Stage::Backoff => {}
             _ => {
-                let silent: Vec<NodeId> =
-                    write.homes.iter().filter(|home| !write.answered.contains(home)).copied().collect();
+                let silent = silent(&write.homes, &write.answered);
                 for home in silent {
                     self.suspect(home);
                 }
@@ -742,7 +752,7 @@ impl Node {
         }
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         if now < write.deadline {
-            return self.prepare_round(txn);
+            return self.write_round_again(txn);
         }
         // The round's deadline is its earliest request's: those whose time is up fail; the
         // others, which joined the round later, keep their own time and the round goes on.
@@ -753,12 +763,44 @@ impl Node {
         if let Some(deadline) = next {
             write.deadline = deadline;
             self.answer_writes(txn, replies);
-            self.prepare_round(txn);
+            self.write_round_again(txn);
         } else {
             let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
             self.write_round_over(&write.key);
             self.answer_writes(txn, replies);
         }
+    }
+
+    /// A round that timed out without a quorum goes on under the same ballot: its phase goes
+    /// out again to the homes that have not answered, and the wait doubles each time (up to
+    /// `ROUND_WAIT_DOUBLINGS_MAX` times), as TCP backs off its retransmissions. Silence is not a
+    /// refusal, so a new ballot would only fence out the answers still on their way, and make
+    /// a replica that is slow (a disk stalled, a large value in flight) redo its durable work
+    /// under each new ballot, which only slows it down further. Only refusals start a new
+    /// ballot (`retry_after_backoff`). A write that waited in backoff prepares anew.
+    fn write_round_again(&mut self, txn: u64) {
+        let now = self.now;
+        let timeout = self.config.request_timeout();
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        if !matches!(write.stage, Stage::Prepare | Stage::Accept) {
+            return self.prepare_round(txn);
+        }
+        write.resent += 1;
+        write.round_until = resend_wait_until(now, timeout, write.resent, write.deadline);
+        let until = write.round_until;
+        let silent = silent(&write.homes, &write.answered);
+        let message = match write.stage {
+            Stage::Prepare => Message::Prepare { txn, key: write.key.clone(), ballot: write.ballot },
+            _ => {
+                let Some(record) = write.record.clone() else { return self.prepare_round(txn) };
+                let next = Some(write.next);
+                Message::Accept { txn, key: write.key.clone(), record, purpose: AcceptPurpose::Write, next }
+            }
+        };
+        for home in silent {
+            self.send(home, message.clone());
+        }
+        self.schedule(until, Timer::Txn(txn));
     }
 
     /// Repairs `key` by rewriting its newest record under a fresh ballot (no new version).
@@ -801,6 +843,7 @@ impl Node {
             deadline,
             stage: Stage::Read,
             round_until: 0,
+            resent: 0,
             answered: Vec::new(),
             refused: 0,
             best: None,
@@ -815,6 +858,7 @@ impl Node {
         let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
         read.stage = Stage::Read;
         read.round_until = until;
+        read.resent = 0;
         read.answered.clear();
         read.refused = 0;
         read.best = None;
@@ -970,27 +1014,48 @@ impl Node {
             return;
         }
         if read.stage != Stage::Backoff {
-            let silent: Vec<NodeId> = read.homes.iter().filter(|home| !read.answered.contains(home)).copied().collect();
+            let silent = silent(&read.homes, &read.answered);
             for home in silent {
                 self.suspect(home);
             }
         }
         let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
         if now < read.deadline {
-            return self.read_round(txn);
+            return self.read_round_again(txn);
         }
         // Those whose time is up fail; reads that joined later keep their own time.
         let (expired, next) = take_expired(&mut read.requests, now, |request| request.deadline);
         let failure = Self::unavailable("no read quorum answered in time");
         if let Some(deadline) = next {
             read.deadline = deadline;
-            self.read_round(txn);
+            self.read_round_again(txn);
         } else if let Some(Txn::Read(read)) = self.txns.remove(&txn) {
             self.read_round_over(&read.key);
         }
         for request in expired {
             self.finish(txn, request.reply_to, failure.clone());
         }
+    }
+
+    /// As `write_round_again`: a read that timed out asks the homes that have not answered
+    /// again, in the same round, waiting twice as long each time. A read that was refused or was
+    /// repairing reads anew.
+    fn read_round_again(&mut self, txn: u64) {
+        let now = self.now;
+        let timeout = self.config.request_timeout();
+        let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
+        if read.stage != Stage::Read {
+            return self.read_round(txn);
+        }
+        read.resent += 1;
+        read.round_until = resend_wait_until(now, timeout, read.resent, read.deadline);
+        let until = read.round_until;
+        let silent = silent(&read.homes, &read.answered);
+        let key = read.key.clone();
+        for home in silent {
+            self.send(home, Message::Read { txn, key: key.clone() });
+        }
+        self.schedule(until, Timer::Txn(txn));
     }
 
     // ----- `@` and `*`. -----
@@ -1248,6 +1313,18 @@ impl Node {
 
 /// Takes the requests whose deadline is `now` or earlier out of a combined round's `requests`,
 /// and returns them with the earliest deadline of those left (`None` when none is left).
+/// The homes that have not answered a round.
+fn silent(homes: &[NodeId], answered: &[NodeId]) -> Vec<NodeId> {
+    homes.iter().filter(|home| !answered.contains(home)).copied().collect()
+}
+
+/// Until when a round waits after sending its phase again for the `resent`-th time: twice as
+/// long each time, up to `ROUND_WAIT_DOUBLINGS_MAX` doublings, and never past its deadline
+/// (when the requests whose time is up fail).
+fn resend_wait_until(now: Micros, timeout: Micros, resent: u32, deadline: Micros) -> Micros {
+    (now + (timeout << resent.min(ROUND_WAIT_DOUBLINGS_MAX))).min(deadline.max(now + 1))
+}
+
 fn take_expired<T>(requests: &mut Vec<T>, now: Micros, deadline: impl Fn(&T) -> Micros) -> (Vec<T>, Option<Micros>) {
     let (expired, live): (Vec<T>, Vec<T>) = requests.drain(..).partition(|request| deadline(request) <= now);
     *requests = live;

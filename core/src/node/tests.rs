@@ -360,8 +360,15 @@ fn a_delete_retried_by_its_own_coordinator_still_reports_what_it_removed() {
     h.persist_all();
     let first: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).collect();
     assert_eq!(first.len(), 2);
-    // Both accepts (or their acks) are lost; the coordinator's own accept of the tombstone stands.
+    // Both other homes refuse the accept (they promised a higher ballot meanwhile, to a prepare
+    // that was then abandoned); the coordinator's own accept of the tombstone stands.
     assert!(h.node.record(b"k").is_some_and(|r| r.value.is_none()));
+    let (_, tombstone) = h.accept_sent();
+    let higher = Ballot { round: ballot.round + 5, node: homes[2] };
+    for home in [homes[1], homes[2]] {
+        let result = Err(crate::message::Refusal::Promised(higher));
+        h.deliver(home, Message::Accepted { txn, ballot: tombstone.ballot, result, next: None });
+    }
     h.now += 150_000;
     h.step(Input::Tick);
     let (txn2, ballot2) = h.prepare_sent();
@@ -599,4 +606,42 @@ fn incremental_digests_equal_digests_computed_from_scratch() {
     for peer in &peers {
         assert_eq!(restarted.digest(*peer), h.node.digest(*peer), "digest for {peer:?} after a restart");
     }
+}
+
+/// A round that gets no quorum in time is not abandoned: the phase goes again, under the same
+/// ballot, to the homes that have not answered, and an answer to the first sending still
+/// counts. The waits double: the third sending comes two request timeouts after the second.
+#[test]
+fn a_round_without_a_quorum_in_time_sends_its_phase_again_under_the_same_ballot() {
+    let mut h = Harness::coordinator_of("k");
+    let homes = h.node.ring.homes(b"k");
+    let timeout = h.node.config.request_timeout();
+    h.step(put("k", "v", 1));
+    let (txn, ballot) = h.prepare_sent();
+    h.persist_all();
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
+    h.settle();
+    let (_, record) = h.accept_sent();
+    // homes[1] acknowledged the prepare but its accept is slow; homes[2] never answered.
+    h.now += timeout;
+    h.step(Input::Tick);
+    let again: Vec<(NodeId, Ballot)> = h
+        .sends()
+        .into_iter()
+        .map(|(to, m)| match m {
+            Message::Accept { record, .. } => (to, record.ballot),
+            other => panic!("only accepts go out again, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(again, vec![(homes[1], record.ballot), (homes[2], record.ballot)]);
+    h.now += timeout;
+    h.step(Input::Tick);
+    assert!(h.sends().is_empty(), "the second wait is two request timeouts");
+    h.now += timeout;
+    h.step(Input::Tick);
+    assert_eq!(h.sends().len(), 2, "the third sending");
+    // The answer to the first accept arrives at last, and completes the write.
+    h.deliver(homes[1], Message::Accepted { txn, ballot: record.ballot, result: Ok(()), next: None });
+    h.settle();
+    assert_eq!(h.replies(), vec![ClientReply::Written]);
 }
