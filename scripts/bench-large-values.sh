@@ -44,7 +44,8 @@ for name in 5554 5556 5558 5560 5562; do
 done
 ports=$(grep resp "$work/cluster.toml" | sed 's/.*:\([0-9]*\)"/\1/')
 for port in $ports; do
-  python3 - "$port" <<'PY'
+  name=$(grep -B2 "127.0.0.1:$port\"" "$work/cluster.toml" | grep name | sed 's/.*"\(.*\)"/\1/')
+  python3 - "$port" <<'PY' || { echo "node $name's log:" >&2; tail -20 "$work/$name.log" >&2; exit 1; }
 import socket, sys, time
 for _ in range(200):
     try:

@@ -8,9 +8,11 @@
 //!
 //! With `fsync = true` the commits run on their own thread (`group_commit_loop`) so the node
 //! keeps working while the disk syncs. With `fsync = false` a commit only appends to the journal
-//! in the page cache (a few microseconds), so the node task commits inline (`Storage::commit`),
-//! sparing a thread hand-off per batch. Either way a commit reaches the operating system before
-//! `Persisted`, so `kill -9` loses no acknowledged write; without fsync a power loss can.
+//! in the page cache (a few microseconds), so the node task commits small batches inline
+//! (`Storage::commit`), sparing a thread hand-off per batch, and leaves large ones (over 64 KiB,
+//! `batch_bytes`) to the thread, since those are what make fjall hold writers back while its
+//! memtables flush (`Persister` in `server.rs`). Either way a commit reaches the operating system
+//! before `Persisted`, so `kill -9` loses no acknowledged write; without fsync a power loss can.
 //!
 //! Why fjall (docs/storage.md has the measurements): a pure-Rust, crash-safe LSM tree whose
 //! write path is a journal append, which is what a replica accepting a stream of small writes
@@ -50,6 +52,9 @@ fn hint_key(home: NodeId, key: &[u8]) -> Vec<u8> {
 /// The directory inside a node's data directory that holds its database.
 const DATABASE_DIR: &str = "store";
 
+/// Handles to one database: the node task (inline commits) and the storage thread may hold one
+/// each; `Persister` in `server.rs` keeps their commits in order.
+#[derive(Clone)]
 pub struct Storage {
     db: Database,
     slots: Keyspace,
@@ -138,6 +143,16 @@ impl Storage {
     pub fn fsyncs(&self) -> bool {
         self.fsync
     }
+}
+
+/// About how many bytes committing `batch` writes: its keys and values (the other fields of a
+/// slot or hint are a few dozen bytes).
+pub fn batch_bytes(batch: &PersistBatch) -> u64 {
+    let record = |record: &Record| record.value.as_ref().map_or(0, |value| value.as_bytes().len());
+    let slots = batch.slots.iter().map(|(key, slot)| key.as_bytes().len() + slot.record.as_ref().map_or(0, record));
+    let stored = batch.hints_stored.iter().map(|(_, key, hint)| key.as_bytes().len() + record(hint));
+    let removed = batch.hints_removed.iter().map(|(_, key)| key.as_bytes().len());
+    slots.chain(stored).chain(removed).sum::<usize>() as u64
 }
 
 /// Commits `batches` or stops the process: after a failed commit nothing may be acknowledged.
