@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynamo_core::config::Config;
-use dynamo_core::message::{ClientReply, ClientRequest, Envelope};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
@@ -103,6 +103,9 @@ pub struct Handle {
     /// Recent lifecycle events (restart, recovery, suspicion, hints), replayed to a new
     /// subscriber so a page that attaches after a restart still sees the recovery.
     pub recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
+    /// KiB of client requests the node may work on at once, and the permits for them.
+    admitted_kib: u64,
+    admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl Handle {
@@ -119,15 +122,24 @@ impl Handle {
 
     /// Sends a request to the node and waits for the answer.
     pub async fn request(&self, request: ClientRequest) -> ClientReply {
+        // Admission (`ClusterFile::admitted_bytes_max`), counted in KiB and held until the
+        // answer: a request waits here, before the node starts its operation timeout, while the
+        // requests already in hold the allowance.
+        let bytes = match &request.op {
+            ClientOp::Put { key, value } => key.as_bytes().len() + value.as_bytes().len(),
+            _ => 0,
+        };
+        let cost = (bytes.div_ceil(1024).max(1) as u64).min(self.admitted_kib) as u32;
+        let Ok(_admitted) = self.admission.acquire_many(cost).await else {
+            return ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
+        };
         let (reply, answer) = oneshot::channel();
         if self.inputs.send(Event::Client { request, reply }).is_err() {
-            return ClientReply::Error(dynamo_core::message::ClientError::Unavailable {
-                reason: "the node is shutting down".into(),
-            });
+            return ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
         }
-        answer.await.unwrap_or_else(|_| {
-            ClientReply::Error(dynamo_core::message::ClientError::Unavailable { reason: "the node stopped".into() })
-        })
+        answer
+            .await
+            .unwrap_or_else(|_| ClientReply::Error(ClientError::Unavailable { reason: "the node stopped".into() }))
     }
 }
 
@@ -148,6 +160,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     // Read together, so trace times of processes on one machine agree to within microseconds.
     let epoch_micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
     let clock = Instant::now();
+    let admitted_kib = file.admitted_bytes_max.div_ceil(1024).clamp(1, u32::MAX as u64);
     let handle = Handle {
         inputs: inputs.clone(),
         traces: traces.clone(),
@@ -157,6 +170,8 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         client_ids: Arc::new(AtomicU64::new((epoch_micros << 8) | index as u64 & 0xff)),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
+        admitted_kib,
+        admission: Arc::new(tokio::sync::Semaphore::new(admitted_kib as usize)),
     };
 
     // Storage: a thread doing group commits that reports back through the input channel, and

@@ -197,6 +197,43 @@ fn many_values_of_the_largest_size_at_once() {
     assert!(owned > 10, "the restarted node owns a fair share of the keys ({owned})");
 }
 
+/// A node works on at most `admitted_bytes_max` of client requests at once; the rest wait in
+/// their connections. Here the allowance is one request, and the key's write quorum is gone (two
+/// of its three homes killed), so each write is worked on until its operation timeout (1 s)
+/// and then answered `unavailable`: three writes sent at once end one after another, the last
+/// more than two seconds in. Without admission all three ride in one round and end together
+/// after about one second.
+#[test]
+fn a_node_works_on_at_most_its_admitted_bytes_at_once() {
+    let mut cluster = Cluster::start_with("admission", "admitted_bytes_max = 1024\n");
+    let key = "admitted";
+    let names: Vec<String> = cluster.nodes.iter().map(|node| node.name.clone()).collect();
+    let homes: Vec<usize> = {
+        let mut c = cluster.redis(0, false);
+        owners(&mut c, key)[..3].iter().map(|name| names.iter().position(|n| n == name).expect("a node")).collect()
+    };
+    cluster.kill(homes[0]);
+    cluster.kill(homes[1]);
+    let start = Instant::now();
+    let ends: Vec<(Duration, String)> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..3)
+            .map(|i| {
+                let mut connection = cluster.redis(homes[2], false);
+                scope.spawn(move || {
+                    let result: redis::RedisResult<()> = connection.set(key, format!("v{i}"));
+                    (start.elapsed(), format!("{result:?}"))
+                })
+            })
+            .collect();
+        writers.into_iter().map(|writer| writer.join().expect("writer")).collect()
+    });
+    for (_, answer) in &ends {
+        assert!(answer.contains("unavailable"), "a write without its quorum fails: {answer}");
+    }
+    let last = ends.iter().map(|(end, _)| *end).max().expect("three");
+    assert!(last >= Duration::from_millis(2_500), "the writes were worked on together: {ends:?}");
+}
+
 /// Every node killed with SIGKILL at once (a power cut, a crashed host) and restarted: each
 /// acknowledged write is still there, read back through a quorum, in both durability modes.
 /// Nothing can be recovered from a peer here, so this tests storage itself.
