@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Writes of the largest values (1 MB) from many clients at once against a fresh five-node
-# cluster (fsync = false, default timeouts), counting errors, which redis-benchmark cannot:
-# it stops at the first one.
+# cluster (default timeouts and limits), counting errors, which redis-benchmark cannot: it
+# stops at the first one.
 #
 #   scripts/bench-large-values.sh [clients] [requests] [value-bytes]     (default 10 1200 1000000)
 #
 # Each client writes in a closed loop to one of 300 random keys. Prints throughput, p50, p99,
-# max and every error reply. DYNAMO_BIN picks another build of `dynamo` (to compare two).
-# Uses free ports on 127.0.0.1 and stops everything it started.
+# max and every error reply. The cluster runs with fsync = false unless FSYNC=true is set.
+# DYNAMO_BIN picks another build of `dynamo` (to compare two). Uses free ports on 127.0.0.1
+# and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-10}
 requests=${2:-1200}
 size=${3:-1000000}
+[[ "${FSYNC:-false}" =~ ^(true|false)$ ]] || { echo "FSYNC must be true or false" >&2; exit 2; }
 for n in "$clients" "$requests" "$size"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "usage: scripts/bench-large-values.sh [clients] [requests] [value-bytes]" >&2; exit 2; }
 done
@@ -32,7 +34,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 {
   echo "data_dir = \"$work/data\""
-  echo "fsync = false"
+  echo "fsync = ${FSYNC:-false}"
   for name in 5554 5556 5558 5560 5562; do
     echo "[[node]]"; echo "name = \"$name\""
     echo "ws = \"127.0.0.1:$(free_port)\""; echo "resp = \"127.0.0.1:$(free_port)\""
