@@ -18,6 +18,7 @@
 mod background;
 mod coordinate;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -380,13 +381,18 @@ impl Node {
 
     // ----- The replica role: a per-key acceptor. -----
 
+    /// One lookup: with a large store, every key comparison on the way down the tree is a
+    /// cache miss (keys live behind their own pointers), and an accept used to look its key up
+    /// nine times.
     fn slot_mut(&mut self, key: &Blob) -> &mut KeyState {
-        if !self.store.contains_key(key) {
-            let homes_mask = self.ring.homes_mask(key.as_bytes());
-            self.store.insert(key.clone(), KeyState { slot: Slot::default(), homes_mask });
-            self.anti_entropy.key_added(key);
+        match self.store.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.anti_entropy.key_added(key);
+                let homes_mask = self.ring.homes_mask(key.as_bytes());
+                entry.insert(KeyState { slot: Slot::default(), homes_mask })
+            }
         }
-        self.store.get_mut(key).expect("inserted above")
     }
 
     fn observe(&mut self, ballot: Ballot) {
@@ -402,8 +408,10 @@ impl Node {
             return Err(Refusal::Promised(promised));
         }
         if ballot > promised {
-            self.slot_mut(key).slot.promised = ballot;
             self.dirty_slots.insert(key.clone());
+            let slot = &mut self.slot_mut(key).slot;
+            slot.promised = ballot;
+            return Ok(slot.record.clone());
         }
         Ok(self.record(key.as_bytes()).cloned())
     }
