@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynamo_core::config::Config;
-use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest, Envelope};
+use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
@@ -122,14 +122,10 @@ impl Handle {
 
     /// Sends a request to the node and waits for the answer.
     pub async fn request(&self, request: ClientRequest) -> ClientReply {
-        // Admission (`ClusterFile::admitted_bytes_max`), counted in KiB and held until the
-        // answer: a request waits here, before the node starts its operation timeout, while the
-        // requests already in hold the allowance.
-        let bytes = match &request.op {
-            ClientOp::Put { key, value } => key.as_bytes().len() + value.as_bytes().len(),
-            _ => 0,
-        };
-        let cost = (bytes.div_ceil(1024).max(1) as u64).min(self.admitted_kib) as u32;
+        // Admission (`ClusterFile::admitted_bytes_max`): the request's encoded-size bound, in
+        // KiB, held until the answer. A request waits here, before the node starts its
+        // operation timeout, while the requests already in hold the allowance.
+        let cost = (request.op.wire_bytes_max().div_ceil(1024) as u64).min(self.admitted_kib) as u32;
         let Ok(_admitted) = self.admission.acquire_many(cost).await else {
             return ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
         };

@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::sync::mpsc;
 
-use dynamo_core::store::{DurableState, PersistBatch, Record, Slot};
+use dynamo_core::store::{blob_wire_bytes_max, entry_wire_bytes_max, DurableState, PersistBatch, Record, Slot};
 use dynamo_core::types::{Blob, NodeId};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -145,13 +145,15 @@ impl Storage {
     }
 }
 
-/// About how many bytes committing `batch` writes: its keys and values (the other fields of a
-/// slot or hint are a few dozen bytes).
+/// An upper bound of the bytes committing `batch` writes, by the core's wire-size bounds of its
+/// keys and records.
 pub fn batch_bytes(batch: &PersistBatch) -> u64 {
-    let record = |record: &Record| record.value.as_ref().map_or(0, |value| value.as_bytes().len());
-    let slots = batch.slots.iter().map(|(key, slot)| key.as_bytes().len() + slot.record.as_ref().map_or(0, record));
-    let stored = batch.hints_stored.iter().map(|(_, key, hint)| key.as_bytes().len() + record(hint));
-    let removed = batch.hints_removed.iter().map(|(_, key)| key.as_bytes().len());
+    let slots = batch.slots.iter().map(|(key, slot)| match &slot.record {
+        Some(record) => entry_wire_bytes_max(key, record),
+        None => blob_wire_bytes_max(key),
+    });
+    let stored = batch.hints_stored.iter().map(|(_, key, hint)| entry_wire_bytes_max(key, hint));
+    let removed = batch.hints_removed.iter().map(|(_, key)| blob_wire_bytes_max(key));
     slots.chain(stored).chain(removed).sum::<usize>() as u64
 }
 
