@@ -269,7 +269,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
             let input = match event {
                 Event::Peer { from, envelope } => Input::Message { from, envelope },
                 Event::Persisted(batch) => {
-                    driver.persister.durable = driver.persister.durable.max(batch);
+                    driver.persister.reported(batch);
                     Input::Persisted { batch }
                 }
                 Event::Client { request, reply } => {
@@ -336,6 +336,11 @@ struct Persister {
 const INLINE_COMMIT_BYTES_MAX: u64 = 64 << 10;
 
 impl Persister {
+    /// The storage thread reported every batch up to `batch` durable.
+    fn reported(&mut self, batch: u64) {
+        self.durable = self.durable.max(batch);
+    }
+
     fn persist(&mut self, batch: PersistBatch) {
         let bytes = batch_bytes(&batch);
         let thread_idle = self.durable == self.sent;
@@ -765,7 +770,7 @@ mod tests {
         persister.persist(batch(4, 100));
         assert_eq!(handed.try_iter().map(|batch| batch.seq).collect::<Vec<_>>(), vec![4], "behind batch 3");
 
-        persister.durable = 4;
+        persister.reported(4);
         persister.persist(batch(5, 100));
         assert_eq!(seqs(&persister.waiting), vec![5], "the thread is idle again");
         assert!(handed.try_recv().is_err());

@@ -133,6 +133,25 @@ pub(super) struct Write {
     next_holds_accepted: bool,
 }
 
+impl Write {
+    /// What the homes get in the round's current phase: the prepare of phase 1, or the accept
+    /// of phase 2 (with the prepare of the next ballot). Nothing in backoff or after the answer.
+    fn phase_message(&self, txn: u64) -> Option<Message> {
+        let key = self.key.clone();
+        match (self.stage, &self.record) {
+            (Stage::Prepare, _) => Some(Message::Prepare { txn, key, ballot: self.ballot }),
+            (Stage::Accept, Some(record)) => Some(Message::Accept {
+                txn,
+                key,
+                record: record.clone(),
+                purpose: AcceptPurpose::Write,
+                next: Some(self.next),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A read round on one key. Like writes, a coordinator runs at most one per key: reads that
 /// arrive meanwhile wait and share the next round, which starts after each of them arrived and
 /// ends before any is answered, so its result is a valid answer for every one of them.
@@ -455,11 +474,12 @@ impl Node {
         write.refused = 0;
         write.record = None;
         write.acked.clear();
-        let (key, homes) = (write.key.clone(), write.homes.clone());
+        let message = write.phase_message(txn).expect("a write in phase 1 has its prepare");
+        let homes = write.homes.clone();
         let needed = self.config.read_quorum;
         self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Prepare, ballot, needed });
         for home in homes {
-            self.send(home, Message::Prepare { txn, key: key.clone(), ballot });
+            self.send(home, message.clone());
         }
         self.schedule(until, Timer::Txn(txn));
     }
@@ -579,21 +599,15 @@ impl Node {
         let next = Ballot { round: self.next_round(), node: id };
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         write.next = next;
-        let (key, homes, ballot) = (write.key.clone(), write.homes.clone(), write.ballot);
+        let message = write.phase_message(txn).expect("a write in phase 2 has its record");
+        let (homes, ballot) = (write.homes.clone(), write.ballot);
         for id in recognized {
             self.emit(TraceKind::RetryRecognized { txn, id });
         }
         let needed = self.config.write_quorum;
         self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed });
         for home in homes {
-            let message = Message::Accept {
-                txn,
-                key: key.clone(),
-                record: record.clone(),
-                purpose: AcceptPurpose::Write,
-                next: Some(next),
-            };
-            self.send(home, message);
+            self.send(home, message.clone());
         }
         self.schedule(until, Timer::Txn(txn));
     }
@@ -782,21 +796,11 @@ impl Node {
         let now = self.now;
         let timeout = self.config.request_timeout();
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
-        if !matches!(write.stage, Stage::Prepare | Stage::Accept) {
-            return self.prepare_round(txn);
-        }
+        let Some(message) = write.phase_message(txn) else { return self.prepare_round(txn) };
         write.resent += 1;
         write.round_until = resend_wait_until(now, timeout, write.resent, write.deadline);
         let until = write.round_until;
         let silent = silent(&write.homes, &write.answered);
-        let message = match write.stage {
-            Stage::Prepare => Message::Prepare { txn, key: write.key.clone(), ballot: write.ballot },
-            _ => {
-                let Some(record) = write.record.clone() else { return self.prepare_round(txn) };
-                let next = Some(write.next);
-                Message::Accept { txn, key: write.key.clone(), record, purpose: AcceptPurpose::Write, next }
-            }
-        };
         for home in silent {
             self.send(home, message.clone());
         }
