@@ -191,6 +191,8 @@ impl ClusterFile {
             operation_timeout_ms: raw.operation_timeout_ms.unwrap_or(defaults.operation_timeout_ms),
             hint_handoff_interval_ms: raw.hint_handoff_interval_ms.unwrap_or(defaults.hint_handoff_interval_ms),
             anti_entropy_interval_ms: raw.anti_entropy_interval_ms.unwrap_or(defaults.anti_entropy_interval_ms),
+            // What the storage engine can hold; a longer key is refused with a clear error.
+            key_bytes_max: defaults.key_bytes_max.min(crate::storage::KEY_BYTES_MAX),
             ..defaults
         };
         config.validate().map_err(|error| FileError::Invalid { reason: error.to_string() })?;
@@ -238,6 +240,7 @@ mod tests {
         assert_eq!(file.nodes[4].resp.to_string(), "127.0.0.1:6562");
         assert_eq!(file.data_dir, PathBuf::from("data"));
         assert!(file.fsync);
+        assert_eq!(file.config.key_bytes_max, crate::storage::KEY_BYTES_MAX, "every key the core takes fits fjall");
     }
 
     #[test]

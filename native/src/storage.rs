@@ -52,12 +52,23 @@ fn hint_key(home: NodeId, key: &[u8]) -> Vec<u8> {
 /// The directory inside a node's data directory that holds its database.
 const DATABASE_DIR: &str = "store";
 
+/// The longest client key this storage holds: fjall keys are at most 65,535 bytes, and a hint's
+/// key carries a 4-byte prefix. The cluster file caps the core's `key_bytes_max` at this, so a
+/// longer key is refused at the door with a clear error rather than stopping a replica.
+pub const KEY_BYTES_MAX: u64 = u16::MAX as u64 - 4;
+
+/// fjall keys may not be empty, and the empty key is a valid client key (Redis takes it too):
+/// its slot lives in a keyspace of its own, under this one entry.
+const EMPTY_KEY_ENTRY: &[u8] = b"slot";
+
 /// Handles to one database: the node task (inline commits) and the storage thread may hold one
 /// each; `Persister` in `server.rs` keeps their commits in order.
 #[derive(Clone)]
 pub struct Storage {
     db: Database,
     slots: Keyspace,
+    /// The empty key's slot (`EMPTY_KEY_ENTRY`), which `slots` cannot hold.
+    empty_key: Keyspace,
     hints: Keyspace,
     fsync: bool,
 }
@@ -91,8 +102,10 @@ impl Storage {
             error => fail(&format!("cannot open {}", path.display()), error),
         })?;
         let slots = db.keyspace("slots", KeyspaceCreateOptions::default).map_err(|e| fail("slots keyspace", e))?;
+        let empty_key =
+            db.keyspace("empty_key", KeyspaceCreateOptions::default).map_err(|e| fail("empty_key keyspace", e))?;
         let hints = db.keyspace("hints", KeyspaceCreateOptions::default).map_err(|e| fail("hints keyspace", e))?;
-        let storage = Storage { db, slots, hints, fsync };
+        let storage = Storage { db, slots, empty_key, hints, fsync };
         let state = storage.load()?;
         Ok((storage, state))
     }
@@ -103,6 +116,10 @@ impl Storage {
             let (key, value) = entry.into_inner().map_err(|e| fail("slots scan", e))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(|e| fail("corrupt slot", e))?;
             state.slots.insert(Blob::new(&key), slot);
+        }
+        if let Some(value) = self.empty_key.get(EMPTY_KEY_ENTRY).map_err(|e| fail("empty_key read", e))? {
+            let slot: Slot = postcard::from_bytes(&value).map_err(|e| fail("corrupt slot of the empty key", e))?;
+            state.slots.insert(Blob::new(&[]), slot);
         }
         for entry in self.hints.iter() {
             let (key, value) = entry.into_inner().map_err(|e| fail("hints scan", e))?;
@@ -126,7 +143,11 @@ impl Storage {
         for batch in batches {
             for (key, slot) in &batch.slots {
                 let bytes = postcard::to_allocvec(slot).map_err(|e| fail("encode slot", e))?;
-                write.insert(&self.slots, key.as_bytes(), bytes);
+                if key.is_empty() {
+                    write.insert(&self.empty_key, EMPTY_KEY_ENTRY, bytes);
+                } else {
+                    write.insert(&self.slots, key.as_bytes(), bytes);
+                }
             }
             for (home, key, record) in &batch.hints_stored {
                 let bytes = postcard::to_allocvec(record).map_err(|e| fail("encode hint", e))?;
@@ -235,6 +256,39 @@ mod tests {
             assert_eq!(state.hints.len(), 1);
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn the_empty_key_and_the_longest_key_are_stored_and_loaded() {
+        let dir = temp_dir("key-edges");
+        let empty = Blob::new(&[]);
+        let longest = Blob::new(&vec![b'k'; KEY_BYTES_MAX as usize]);
+        let slot = |round| Slot { promised: record(round).ballot, record: Some(record(round)) };
+        let batch = PersistBatch {
+            seq: 1,
+            slots: vec![(empty.clone(), slot(4)), (longest.clone(), slot(4)), (Blob::from("k"), slot(4))],
+            hints_stored: vec![(NodeId(3), empty.clone(), record(4)), (NodeId(3), longest.clone(), record(4))],
+            hints_removed: vec![],
+        };
+        let later = PersistBatch {
+            seq: 2,
+            slots: vec![(empty.clone(), slot(6))],
+            hints_removed: vec![(NodeId(3), empty.clone())],
+            ..Default::default()
+        };
+        {
+            let (storage, _) = Storage::open(&dir, false).unwrap();
+            storage.commit(&[batch.clone(), later.clone()]).unwrap();
+        }
+        let (_, state) = Storage::open(&dir, false).unwrap();
+        let mut expected = DurableState::default();
+        expected.apply(&batch);
+        expected.apply(&later);
+        assert_eq!(state, expected);
+        assert_eq!(state.slots[&empty], slot(6));
+        assert_eq!(state.slots.len(), 3, "the empty key's entry is not mistaken for another key");
+        assert_eq!(state.hints.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -417,6 +417,20 @@ fn bad_input_never_stops_a_node() {
     let _: () = c.set("exact", vec![b'y'; 1 << 20]).unwrap();
     let back: Vec<u8> = c.get("exact").unwrap();
     assert_eq!(back.len(), 1 << 20);
+    // The empty key is a key, as in Redis; the longest key the storage holds is taken and one
+    // byte more is refused. Each of these once stopped the replicas that stored it.
+    let _: () = c.set("", "nothing").unwrap();
+    let value: String = c.get("").unwrap();
+    assert_eq!(value, "nothing");
+    let deleted: i64 = c.del("").unwrap();
+    assert_eq!(deleted, 1);
+    let longest = "k".repeat(65_531);
+    let _: () = c.set(&longest, "long").unwrap();
+    let value: String = c.get(&longest).unwrap();
+    assert_eq!(value, "long");
+    let refused: redis::RedisResult<()> = c.set(format!("{longest}k"), "long");
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("key is 65532 bytes; the limit is 65531"), "{error}");
     // Unknown commands and wrong arity.
     let mut odd = raw(&cluster, 2);
     odd.write_all(b"FROB x\r\nGET\r\n").unwrap();
