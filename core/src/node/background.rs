@@ -12,11 +12,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::message::{AcceptPurpose, Message, DIGEST_BUCKETS};
+use crate::message::{AcceptPurpose, ClientError, ClientReply, Message, DIGEST_BUCKETS};
 use crate::ring::Ring;
 use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::trace::TraceKind;
-use crate::types::{Blob, NodeId};
+use crate::types::{Blob, Micros, NodeId};
 use crate::version::Ballot;
 
 use super::coordinate::ReplyTo;
@@ -29,8 +29,9 @@ pub(super) struct Recovery {
     /// The home replicas of each range this node is a home of (the ring, computed once).
     ranges: Vec<Vec<NodeId>>,
     records: u64,
-    /// `@` queries waiting for recovery to finish.
-    pub(super) waiting: Vec<ReplyTo>,
+    /// `@` queries waiting for recovery to finish, with their deadlines: a recovery that cannot
+    /// finish (too many peers down) answers them unavailable rather than never.
+    pub(super) waiting: Vec<(ReplyTo, Micros)>,
 }
 
 pub(super) struct AntiEntropy {
@@ -247,7 +248,8 @@ impl Node {
         if complete {
             let recovery = self.recovery.take().expect("checked above");
             self.emit(TraceKind::RecoveryFinished { records: recovery.records });
-            self.answer_local_queries(recovery.waiting);
+            let waiting = recovery.waiting.into_iter().map(|(reply_to, _)| reply_to).collect();
+            self.answer_local_queries(waiting);
         }
     }
 
@@ -264,9 +266,19 @@ impl Node {
                 resend.push((asking.0, asking.1.clone(), asking.2));
             }
         }
+        let (expired, waiting) = recovery.waiting.drain(..).partition(|(_, deadline)| now >= *deadline);
+        recovery.waiting = waiting;
+        let pending = recovery.asking.len();
         for (peer, after, txn) in resend {
             self.suspect(peer);
             self.send(peer, Message::SyncRequest { txn, for_node: self.id, after });
+        }
+        for (reply_to, _) in expired {
+            let reason = format!(
+                "this node is still recovering the writes it missed ({pending} peers have not sent theirs yet); \
+                 it answers @ queries once it has them"
+            );
+            self.answer(reply_to, ClientReply::Error(ClientError::Unavailable { reason }));
         }
         self.schedule(now + timeout, Timer::Recovery);
     }

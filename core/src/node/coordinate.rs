@@ -1085,7 +1085,7 @@ impl Node {
     fn local_query(&mut self, reply_to: ReplyTo) {
         if let Some(recovery) = &mut self.recovery {
             // The seed: a recovering node copies what it missed before it serves reads.
-            recovery.waiting.push(reply_to);
+            recovery.waiting.push((reply_to, self.now + self.config.operation_timeout()));
         } else {
             let pairs = self.local_pairs();
             self.answer(reply_to, ClientReply::Pairs(pairs));
@@ -1269,8 +1269,9 @@ impl Node {
                         ClientReply::Deleted(bulk.deleted)
                     } else {
                         Self::unavailable(&format!(
-                            "deleted {} keys; {} deletes found no quorum",
-                            bulk.deleted, bulk.failed
+                            "{} keys got no write quorum in time, and each may or may not be deleted; \
+                             {} other keys were deleted",
+                            bulk.failed, bulk.deleted
                         ))
                     };
                     self.finish(txn, bulk.reply_to, reply);

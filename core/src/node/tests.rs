@@ -645,3 +645,41 @@ fn a_round_without_a_quorum_in_time_sends_its_phase_again_under_the_same_ballot(
     h.settle();
     assert_eq!(h.replies(), vec![ClientReply::Written]);
 }
+
+/// Found in review: an `@` query to a node whose recovery could not finish (two of its peers
+/// down) waited for ever; it answers unavailable after the operation timeout.
+#[test]
+fn an_at_query_during_a_recovery_that_cannot_finish_answers_unavailable_in_time() {
+    let h = Harness::fresh_coordinator_of("k");
+    let mut node = h.restarted(DurableState::default(), Start::Recover);
+    assert!(node.is_recovering());
+    let query = ClientRequest { id: OpId { client: ClientId(1), seq: 1 }, op: ClientOp::LocalQuery };
+    let mut out = Vec::new();
+    node.step(0, Input::Client { handle: 7, request: query }, &mut out);
+    let answered = |out: &[Output]| {
+        out.iter().find_map(|output| match output {
+            Output::Reply { handle: 7, reply } => Some(reply.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(answered(&out), None, "a recovering node answers @ once it has what it missed");
+    let timeout = node.config.operation_timeout();
+    let mut now = 0;
+    let mut reply = None;
+    // No peer ever answers; the node only gets its ticks.
+    while reply.is_none() && now <= 2 * timeout {
+        now = node.next_wakeup().expect("a recovering node keeps a timer");
+        out.clear();
+        node.step(now, Input::Tick, &mut out);
+        reply = answered(&out);
+    }
+    assert!(now >= timeout, "not before the operation timeout: {now}");
+    assert!(now <= timeout + node.config.request_timeout(), "within a tick of it: {now}");
+    match reply {
+        Some(ClientReply::Error(ClientError::Unavailable { reason })) => {
+            assert!(reason.contains("recovering"), "{reason}")
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(node.is_recovering(), "recovery itself carries on");
+}
