@@ -12,6 +12,7 @@
 //! disconnected and logged. Failures are never inferred from connection state.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,11 @@ use crate::storage::{batch_bytes, commit_or_exit, group_commit_loop, Storage};
 
 /// Envelopes queued for one peer before new ones are dropped.
 const LINK_QUEUE_MAX: usize = 100_000;
+/// Redial backoff of a peer link: from 20 ms, doubling to 1 s while dials fail or links fall
+/// at once; a link up for `LINK_STABLE` starts over from the minimum.
+const LINK_BACKOFF_MIN: Duration = Duration::from_millis(20);
+const LINK_BACKOFF_MAX: Duration = Duration::from_secs(1);
+const LINK_STABLE: Duration = Duration::from_secs(1);
 /// Envelopes per peer frame.
 const FRAME_ENVELOPES_MAX: usize = 512;
 /// Bytes a frame may carry besides its envelopes' messages: the frame's tag and length, and
@@ -197,6 +203,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         accepted.push(Some(sockets));
         let link = Link {
             me: me.name.clone(),
+            name: peer.name.clone(),
             cluster: config.nodes.clone(),
             peer: NodeId(peer_index as u32),
             address: peer.ws,
@@ -239,12 +246,14 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         traces,
         replies: HashMap::new(),
         next_handle: 0,
+        names: file.nodes.iter().map(|node| node.name.clone()).collect(),
         liveness: handle.liveness.clone(),
         recent: handle.recent.clone(),
         now: Box::new(now),
     };
     driver.carry_out(&mut outputs);
-    println!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start);
+    // Not println!: a closed stdout (`dynamo node ... | head -1`) must not stop the node.
+    let _ = writeln!(std::io::stdout(), "node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start);
     tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
 
     loop {
@@ -286,7 +295,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     if let Some(flag) = driver.cut.get_mut(peer.index()) {
                         *flag = cut;
                     }
-                    tracing::info!(peer = peer.0, cut, "link control");
+                    tracing::info!(peer = %file.nodes[peer.index()].name, cut, "link control");
                     next = events.try_recv().ok();
                     continue;
                 }
@@ -308,6 +317,8 @@ struct Driver {
     traces: broadcast::Sender<TraceEvent>,
     replies: HashMap<u64, oneshot::Sender<ClientReply>>,
     next_handle: u64,
+    /// Node names by index, for logs.
+    names: Vec<String>,
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
 }
@@ -430,7 +441,8 @@ impl Driver {
                             tracing::info!(peers = peers.len(), "recovery: copying the writes missed while down")
                         }
                         TraceKind::RecoveryProgress { peer, records, peer_done } => {
-                            tracing::info!(peer = peer.0, keys = records, done = peer_done, "recovery: copied keys")
+                            let peer = self.names.get(peer.index()).map_or("?", String::as_str);
+                            tracing::info!(peer, keys = records, done = peer_done, "recovery: copied keys")
                         }
                         TraceKind::RecoveryFinished { records } => {
                             tracing::info!(keys = records, "recovery finished; serving reads")
@@ -468,6 +480,8 @@ impl Driver {
 /// One peer link: dials (lower id) or waits to be dialed, then carries frames both ways.
 struct Link {
     me: String,
+    /// The peer's name, for logs.
+    name: String,
     cluster: Vec<String>,
     peer: NodeId,
     address: SocketAddr,
@@ -485,26 +499,26 @@ impl Link {
         mut outgoing: mpsc::Receiver<Envelope>,
         mut incoming: mpsc::Receiver<WebSocketStream<TcpStream>>,
     ) {
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = LINK_BACKOFF_MIN;
         loop {
+            let up = Instant::now();
             let mut ended = if self.dial {
                 match self.connect().await {
                     Ok(socket) => {
-                        backoff = Duration::from_millis(20);
-                        tracing::info!(peer = self.peer.0, "peer link up (dialed)");
+                        tracing::info!(peer = %self.name, "peer link up (dialed)");
                         self.carry(socket, &mut outgoing, &mut incoming).await
                     }
                     Err(error) => {
-                        tracing::debug!(peer = %self.address, %error, "dial failed");
+                        tracing::debug!(peer = %self.name, address = %self.address, %error, "dial failed");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        backoff = (backoff * 2).min(LINK_BACKOFF_MAX);
                         continue;
                     }
                 }
             } else {
                 match incoming.recv().await {
                     Some(socket) => {
-                        tracing::info!(peer = self.peer.0, "peer link up (accepted)");
+                        tracing::info!(peer = %self.name, "peer link up (accepted)");
                         self.carry(socket, &mut outgoing, &mut incoming).await
                     }
                     None => return,
@@ -515,10 +529,21 @@ impl Link {
                 ended = self.carry(*socket, &mut outgoing, &mut incoming).await;
             }
             if let Ended::Closed(reason) = ended {
-                tracing::warn!(peer = self.peer.0, %reason, "peer link down");
+                tracing::warn!(peer = %self.name, %reason, "peer link down");
             }
             if outgoing.is_closed() {
                 return;
+            }
+            // A link that fell at once (a peer that refuses our hello, or accepts and closes)
+            // is dialed again only after the backoff, or the two nodes would spin thousands of
+            // dials a second; one that stayed up redials at once (the peer restarted).
+            if up.elapsed() < LINK_STABLE {
+                if self.dial {
+                    tokio::time::sleep(backoff).await;
+                }
+                backoff = (backoff * 2).min(LINK_BACKOFF_MAX);
+            } else {
+                backoff = LINK_BACKOFF_MIN;
             }
         }
     }
@@ -651,6 +676,13 @@ async fn accept_ws(
                 |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                  response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                     path = request.uri().path().to_string();
+                    if path != "/peer" && path != "/client" {
+                        let mut refusal = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(
+                            format!("no WebSocket endpoint at {path}; use /client (or /peer between nodes)"),
+                        ));
+                        *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+                        return Err(refusal);
+                    }
                     // Browsers send Origin; a page from anywhere else must not drive the cluster.
                     // Clients without one (scripts, peers) are not browsers and pass.
                     if let Some(origin) = request.headers().get("origin") {
@@ -669,7 +701,9 @@ async fn accept_ws(
             let mut socket = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
             {
                 Ok(socket) => socket,
-                Err(error) => return tracing::debug!(%address, %error, "websocket handshake failed"),
+                // Whatever is not a WebSocket handshake (random bytes, a stray HTTP client) is
+                // logged and dropped; the node carries on.
+                Err(error) => return tracing::warn!(%address, %error, "websocket handshake failed; disconnected"),
             };
             if path == "/peer" {
                 let hello = match socket.next().await {
@@ -677,18 +711,27 @@ async fn accept_ws(
                     _ => None,
                 };
                 let peer = match hello {
-                    Some(PeerFrame::Hello { cluster, name, secret })
-                        if cluster == handle.file.config.nodes && secret == handle.file.secret =>
-                    {
-                        handle.file.nodes.iter().position(|node| node.name == name)
+                    Some(PeerFrame::Hello { cluster, name, secret }) => {
+                        let index = handle.file.nodes.iter().position(|node| node.name == name);
+                        if cluster != handle.file.config.nodes {
+                            Err(format!("{name} has another cluster file (nodes {})", cluster.join(", ")))
+                        } else if secret != handle.file.secret {
+                            Err(format!("{name} presented a different cluster secret"))
+                        } else {
+                            match index.map(|index| accepted.get(index).cloned().flatten()) {
+                                Some(Some(link)) => Ok(link),
+                                Some(None) => Err(format!("{name} is this node's own name")),
+                                None => Err(format!("{name:?} is not a node of this cluster")),
+                            }
+                        }
                     }
-                    _ => None,
+                    _ => Err("the first frame was not a peer hello".to_string()),
                 };
-                match peer.and_then(|index| accepted.get(index).cloned().flatten()) {
-                    Some(link) => {
+                match peer {
+                    Ok(link) => {
                         let _ = link.send(socket).await;
                     }
-                    None => tracing::warn!(%address, "peer link refused: bad hello"),
+                    Err(reason) => tracing::warn!(%address, %reason, "peer link refused"),
                 }
             } else {
                 crate::ws_client::serve(socket, handle).await;

@@ -100,8 +100,12 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
         };
-        let answer = match serde_json::from_str::<Request>(&text) {
-            Err(error) => json!({ "error": format!("bad request: {error}") }),
+        // The id of a request that parses as JSON is echoed even when the request is wrong, so
+        // that a client with several requests out knows which one failed.
+        let parsed = serde_json::from_str::<Value>(&text);
+        let id = parsed.as_ref().ok().and_then(|value| value.get("id")).cloned().unwrap_or(Value::Null);
+        let answer = match parsed.and_then(serde_json::from_value::<Request>) {
+            Err(error) => json!({ "id": id, "error": format!("bad request: {error}") }),
             Ok(Request { id, op }) => {
                 let mut answer = session.answer(op).await;
                 answer["id"] = id;

@@ -1,0 +1,94 @@
+//! The WebSocket port of a real cluster: peers that misbehave, and clients that send wrong
+//! requests or knock on the wrong path.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use support::Cluster;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Found in review: a peer that completed the WebSocket handshake and then dropped the link (a
+/// node with another cluster secret does exactly that) was dialed again at once, thousands of
+/// times a second, each time with a log line on both sides.
+#[test]
+fn a_peer_that_drops_every_link_is_dialed_with_backoff() {
+    let mut cluster = Cluster::start("dropping-peer");
+    // 5562 is dialed by the four others (the lower index dials); an impostor takes its port.
+    cluster.kill(4);
+    let listener = TcpListener::bind(("127.0.0.1", cluster.nodes[4].ws)).expect("take over 5562's port");
+    listener.set_nonblocking(true).unwrap();
+    let start = Instant::now();
+    let mut handshakes = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                if let Ok(mut socket) = tungstenite::accept(stream) {
+                    handshakes += 1;
+                    // Read the hello, then drop the link, as a node refusing it does.
+                    let _ = socket.read();
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(error) => panic!("accept: {error}"),
+        }
+    }
+    // With a backoff doubling from 20 ms to 1 s, each of the four dialers comes back about
+    // eight times in three seconds; without one, hundreds of times.
+    assert!(handshakes >= 4, "the four dialers came at all: {handshakes}");
+    assert!(handshakes <= 60, "{handshakes} handshakes in 3 s: no backoff");
+    // The cluster still serves without 5562.
+    let mut c = cluster.redis(0, false);
+    let _: () = redis::cmd("SET").arg("still").arg("here").query(&mut c).unwrap();
+}
+
+fn client(
+    cluster: &Cluster,
+    path: &str,
+) -> Result<tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>, String> {
+    let url = format!("ws://127.0.0.1:{}{path}", cluster.nodes[0].ws);
+    let (socket, _) = tungstenite::connect(url).map_err(|error| error.to_string())?;
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    Ok(socket)
+}
+
+fn ask(
+    socket: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    request: &str,
+) -> serde_json::Value {
+    socket.send(Message::Text(request.to_string())).unwrap();
+    loop {
+        match socket.read().unwrap() {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_requests_are_answered_with_their_id_and_unknown_paths_are_refused() {
+    let cluster = Cluster::start("ws-client");
+    let mut socket = client(&cluster, "/client").unwrap();
+    let answer = ask(&mut socket, r#"{"id": 10, "op": "nope"}"#);
+    assert_eq!(answer["id"], 10, "{answer}");
+    assert!(answer["error"].as_str().unwrap().starts_with("bad request"), "{answer}");
+    let answer = ask(&mut socket, r#"{"id": "x", "op": "put", "key": "k"}"#);
+    assert_eq!(answer["id"], "x", "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("value"), "{answer}");
+    let answer = ask(&mut socket, "not json");
+    assert!(answer["id"].is_null() && answer["error"].is_string(), "{answer}");
+    // The connection still serves.
+    let answer = ask(&mut socket, r#"{"id": 11, "op": "put", "key": "k", "value": "v"}"#);
+    assert_eq!(answer, serde_json::json!({ "id": 11, "reply": "Written" }));
+    // Only /client and /peer are WebSocket endpoints.
+    let Err(refused) = client(&cluster, "/whatever") else { panic!("/whatever was served") };
+    assert!(refused.contains("404"), "{refused}");
+}
