@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -98,6 +100,18 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
+                // Too large to read: the rest of the message cannot be skipped, so the connection
+                // ends, but with a close frame that says why (1009, message too big).
+                let mut reason = format!("request too large: {error}");
+                // A close frame carries at most 123 bytes of reason.
+                while reason.len() > 123 {
+                    reason.pop();
+                }
+                let frame = CloseFrame { code: CloseCode::Size, reason: reason.into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
         };
         // The id of a request that parses as JSON is echoed even when the request is wrong, so

@@ -92,3 +92,38 @@ fn wrong_requests_are_answered_with_their_id_and_unknown_paths_are_refused() {
     let Err(refused) = client(&cluster, "/whatever") else { panic!("/whatever was served") };
     assert!(refused.contains("404"), "{refused}");
 }
+
+/// Found in review: a request over the message limit closed the connection without a word.
+#[test]
+fn a_request_over_the_limit_gets_a_close_frame_that_says_so() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start("ws-too-large");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", cluster.nodes[0].ws)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = cluster.nodes[0].ws;
+    let handshake = format!(
+        "GET /client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
+    // A masked text frame that declares 64 MiB, far over any limit; its payload never comes.
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(64u64 << 20).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    stream.write_all(&header).unwrap();
+    let mut frame = [0u8; 2];
+    stream.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[0], 0x88, "a close frame");
+    let mut payload = vec![0u8; (frame[1] & 0x7f) as usize];
+    stream.read_exact(&mut payload).unwrap();
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009, "message too big");
+    let reason = String::from_utf8_lossy(&payload[2..]);
+    assert!(reason.contains("too large"), "{reason}");
+}
