@@ -388,6 +388,16 @@ async fn connection(mut stream: TcpStream, handle: Handle) {
     }
 }
 
+/// Whether `FLUSHALL`/`FLUSHDB` arguments are ones Redis accepts: none, `ASYNC` or `SYNC`.
+/// Anything else is a syntax error that must delete nothing: a typo must never flush the store.
+fn flush_arguments_valid(args: &[Vec<u8>]) -> bool {
+    match args {
+        [] => true,
+        [mode] => mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC"),
+        _ => false,
+    }
+}
+
 fn wrong_arity(command: &str) -> Reply {
     Reply::Error(format!("ERR wrong number of arguments for '{}' command", command.to_lowercase()))
 }
@@ -470,7 +480,8 @@ impl Session {
                 Ok(pairs) => Reply::Integer(pairs.len() as i64),
                 Err(reply) => reply,
             },
-            ("FLUSHALL" | "FLUSHDB", 0 | 1) => match self.call(ClientOp::GlobalDelete).await {
+            ("FLUSHALL" | "FLUSHDB", _) if !flush_arguments_valid(args) => Reply::Error("ERR syntax error".into()),
+            ("FLUSHALL" | "FLUSHDB", _) => match self.call(ClientOp::GlobalDelete).await {
                 ClientReply::Deleted(_) => Reply::ok(),
                 ClientReply::Error(error) => error_reply(&error),
                 other => Reply::Error(format!("ERR unexpected answer {other:?}")),
@@ -536,8 +547,8 @@ impl Session {
                 Reply::ok()
             }
             (
-                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "FLUSHALL"
-                | "FLUSHDB" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
+                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "DYN.LOCAL"
+                | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
                 _,
             ) => wrong_arity(&name),
             _ => {
@@ -695,6 +706,17 @@ mod tests {
         assert_eq!(encode(map.clone(), 3), "%1\r\n$5\r\nproto\r\n:3\r\n");
         assert_eq!(encode(map, 2), "*2\r\n$5\r\nproto\r\n:3\r\n");
         assert_eq!(encode(Reply::Error("ERR a\r\nb".into()), 2), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn flush_takes_only_no_argument_async_or_sync() {
+        let args = |words: &[&str]| words.iter().map(|word| word.as_bytes().to_vec()).collect::<Vec<_>>();
+        for good in [&[][..], &["ASYNC"], &["sync"], &["Async"]] {
+            assert!(flush_arguments_valid(&args(good)), "{good:?}");
+        }
+        for bad in [&["bogus"][..], &["ASYNC", "x"], &["SYNC", "SYNC"], &[""], &["ASYNCX"]] {
+            assert!(!flush_arguments_valid(&args(bad)), "{bad:?}");
+        }
     }
 
     #[test]
