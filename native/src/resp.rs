@@ -342,12 +342,23 @@ struct Session {
     protocol: u8,
     name: Option<Vec<u8>>,
     quit: bool,
+    /// MULTI was refused and no EXEC or DISCARD has come since: the commands a client sends
+    /// after MULTI are meant to run only as one transaction, so none of them may run alone.
+    transaction_refused: bool,
 }
 
 async fn connection(mut stream: TcpStream, handle: Handle) {
     let argument_max = handle.file.config.value_bytes_max.max(handle.file.config.key_bytes_max);
     let mut parser = Parser::new(argument_max);
-    let mut session = Session { client: handle.new_client(), handle, seq: 0, protocol: 2, name: None, quit: false };
+    let mut session = Session {
+        client: handle.new_client(),
+        handle,
+        seq: 0,
+        protocol: 2,
+        name: None,
+        quit: false,
+        transaction_refused: false,
+    };
     let mut input = vec![0u8; 64 << 10];
     let mut output = Vec::new();
     loop {
@@ -428,6 +439,32 @@ impl Session {
         let name = String::from_utf8_lossy(&arguments[0]).to_uppercase();
         let args = &arguments[1..];
         let key = |index: usize| Blob::new(&args[index]);
+        if self.transaction_refused {
+            // Like Redis after an error while queueing (EXECABORT): the client believes these
+            // commands are queued for EXEC; running them one by one would leave half a
+            // transaction behind, so none runs.
+            match name.as_str() {
+                "EXEC" => {
+                    self.transaction_refused = false;
+                    return Reply::Error(
+                        "EXECABORT Transaction discarded because MULTI is not supported: nothing ran".into(),
+                    );
+                }
+                "DISCARD" => {
+                    self.transaction_refused = false;
+                    return Reply::ok();
+                }
+                "MULTI" => return Reply::Error("ERR MULTI calls can not be nested".into()),
+                "QUIT" => {}
+                _ => {
+                    return Reply::Error(
+                        "ERR not executed: MULTI was refused (transactions are not supported), so nothing runs until \
+                         EXEC or DISCARD"
+                            .into(),
+                    )
+                }
+            }
+        }
         match (name.as_str(), args.len()) {
             ("PING", 0) => Reply::Simple("PONG".into()),
             ("PING", 1) => Reply::Bulk(args[0].clone()),
@@ -542,13 +579,26 @@ impl Session {
             ("AUTH", _) => {
                 Reply::Error("ERR AUTH <password> called without any password configured for the default user".into())
             }
+            ("MULTI", 0) => {
+                self.transaction_refused = true;
+                Reply::Error(
+                    "ERR transactions are not supported (no multi-key isolation): MULTI is refused and the commands \
+                     up to EXEC or DISCARD will not run"
+                        .into(),
+                )
+            }
+            ("EXEC", 0) => Reply::Error("ERR EXEC without MULTI".into()),
+            ("DISCARD", 0) => Reply::Error("ERR DISCARD without MULTI".into()),
+            ("WATCH" | "UNWATCH", _) => {
+                Reply::Error(format!("ERR {name} is not supported: there are no transactions to watch for"))
+            }
             ("QUIT", _) => {
                 self.quit = true;
                 Reply::ok()
             }
             (
-                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "DYN.LOCAL"
-                | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
+                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "MULTI" | "EXEC"
+                | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
                 _,
             ) => wrong_arity(&name),
             _ => {

@@ -57,3 +57,50 @@ fn flush_with_a_bad_argument_is_a_syntax_error_and_deletes_nothing() {
     exchange(&mut stream, b"FLUSHALL SYNC\r\n", "+OK\r\n");
     assert_eq!(dbsize(&mut c), 0);
 }
+
+/// Reads until `count` lines (each ending in CRLF) arrived; fewer when the connection closes
+/// or the read times out.
+fn read_lines(stream: &mut TcpStream, count: usize) -> Vec<String> {
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 4096];
+    while answer.windows(2).filter(|pair| pair == b"\r\n").count() < count {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => answer.extend_from_slice(&buffer[..read]),
+        }
+    }
+    String::from_utf8_lossy(&answer).split_terminator("\r\n").map(str::to_string).collect()
+}
+
+#[test]
+fn nothing_sent_after_a_refused_multi_runs() {
+    let cluster = Cluster::start("respmulti");
+    let mut c = cluster.redis(0, false);
+    // What redis-py's default pipeline writes at once.
+    let mut stream = raw(&cluster, 0);
+    stream.write_all(b"MULTI\r\nSET tx1 a\r\nDEL kept\r\nEXEC\r\nGET tx1\r\n").unwrap();
+    let lines = read_lines(&mut stream, 5);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines[0].starts_with("-ERR transactions are not supported"), "{lines:?}");
+    assert!(lines[1].starts_with("-ERR not executed") && lines[2].starts_with("-ERR not executed"), "{lines:?}");
+    assert!(lines[3].starts_with("-EXECABORT"), "{lines:?}");
+    assert_eq!(lines[4], "$-1", "EXEC left the refused state and tx1 was never written");
+    // DISCARD leaves the state too, and what follows runs again.
+    let _: () = c.set("kept", "1").unwrap();
+    stream.write_all(b"MULTI\r\nDEL kept\r\nDISCARD\r\nEXISTS kept\r\nEXEC\r\nDISCARD\r\n").unwrap();
+    let lines = read_lines(&mut stream, 6);
+    assert!(lines[1].starts_with("-ERR not executed"), "{lines:?}");
+    assert_eq!(lines[2..], ["+OK", ":1", "-ERR EXEC without MULTI", "-ERR DISCARD without MULTI"]);
+    // A client library's atomic pipeline fails as a whole and leaves nothing behind.
+    let result: redis::RedisResult<()> = redis::pipe().atomic().set("tx2", "b").del("kept").query(&mut c);
+    assert!(result.is_err());
+    let tx2: Option<String> = c.get("tx2").unwrap();
+    assert_eq!(tx2, None);
+    let kept: Option<String> = c.get("kept").unwrap();
+    assert_eq!(kept.as_deref(), Some("1"));
+    for command in ["WATCH kept", "UNWATCH"] {
+        stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        let lines = read_lines(&mut stream, 1);
+        assert!(lines[0].starts_with("-ERR") && lines[0].contains("not supported"), "{lines:?}");
+    }
+}
