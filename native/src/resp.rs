@@ -26,6 +26,9 @@ const INLINE_BYTES_MAX: usize = 64 << 10;
 /// The longest a connection waits for the node's answer (the node answers long before).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a request may be pending before the replies computed ahead of it are sent.
+const FLUSH_AFTER: Duration = Duration::from_millis(1);
+
 /// One parsed unit of input.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -370,7 +373,28 @@ async fn connection(mut stream: TcpStream, handle: Handle) {
         loop {
             match parser.next() {
                 Ok(Some(Parsed::Command(arguments))) => {
-                    let reply = session.execute(arguments).await;
+                    let reply = {
+                        let pending = session.execute(arguments);
+                        tokio::pin!(pending);
+                        if output.is_empty() {
+                            pending.await
+                        } else {
+                            // Replies already computed must not wait behind a slow request (one
+                            // whose quorum is down takes the whole operation timeout). Flushing only
+                            // once a request has been pending a while keeps a fast pipeline at one
+                            // write per batch of commands, not one per command.
+                            match tokio::time::timeout(FLUSH_AFTER, &mut pending).await {
+                                Ok(reply) => reply,
+                                Err(_) => {
+                                    if stream.write_all(&output).await.is_err() {
+                                        return;
+                                    }
+                                    output.clear();
+                                    pending.await
+                                }
+                            }
+                        }
+                    };
                     reply.encode(session.protocol, &mut output);
                     if session.quit {
                         let _ = stream.write_all(&output).await;

@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Commands;
 use support::Cluster;
@@ -103,4 +103,33 @@ fn nothing_sent_after_a_refused_multi_runs() {
         let lines = read_lines(&mut stream, 1);
         assert!(lines[0].starts_with("-ERR") && lines[0].contains("not supported"), "{lines:?}");
     }
+}
+
+/// The index of the node called `name`.
+fn node_index(cluster: &Cluster, name: &str) -> usize {
+    cluster.nodes.iter().position(|node| node.name == name).expect("a node of the cluster")
+}
+
+#[test]
+fn replies_ahead_of_a_slow_request_are_not_held_back() {
+    let mut cluster = Cluster::start("respflushearly");
+    // Two of the key's three homes down: no write quorum, so SET waits out the operation
+    // timeout (1 s) before it answers -ERR unavailable.
+    let owners: Vec<String> = redis::cmd("DYN.OWNERS").arg("q3").query(&mut cluster.redis(0, false)).unwrap();
+    let homes: Vec<usize> = owners[..3].iter().map(|name| node_index(&cluster, name)).collect();
+    let via = (0..5).find(|index| !homes[..2].contains(index)).expect("a node that stays up");
+    cluster.kill(homes[0]);
+    cluster.kill(homes[1]);
+    let mut stream = raw(&cluster, via);
+    let start = Instant::now();
+    stream.write_all(b"PING\r\nSET q3 y\r\nPING\r\n").unwrap();
+    let mut first = [0u8; 7];
+    stream.read_exact(&mut first).unwrap();
+    let first_at = start.elapsed();
+    let rest = read_lines(&mut stream, 2);
+    let slow_at = start.elapsed();
+    assert_eq!(&first, b"+PONG\r\n");
+    assert!(rest[0].starts_with("-ERR unavailable") && rest[1] == "+PONG", "{rest:?}");
+    assert!(slow_at > Duration::from_millis(500), "the SET was slow, as this test needs ({slow_at:?})");
+    assert!(first_at < Duration::from_millis(200), "the first PONG came after {first_at:?}, the SET after {slow_at:?}");
 }
