@@ -8,10 +8,12 @@
 //! `-ERR protocol error` and only that connection is closed. Nothing a client sends can stop
 //! the node.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest};
-use dynamo_core::types::{Blob, OpId};
+use dynamo_core::types::{Blob, ClientId, OpId};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -26,6 +28,8 @@ const INLINE_BYTES_MAX: usize = 64 << 10;
 /// The longest a connection waits for the node's answer (the node answers long before).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Requests of one multi-key command (DEL, EXISTS, MGET) in flight at once.
+const KEYS_IN_FLIGHT_MAX: usize = 64;
 /// How long a request may be pending before the replies computed ahead of it are sent.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
@@ -337,11 +341,22 @@ pub async fn serve(listener: TcpListener, handle: Handle) {
     }
 }
 
+/// One client session of the core: its id and the last sequence number it used. The core
+/// allows a session one request outstanding at a time (see `ClientId`).
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    client: ClientId,
+    seq: u64,
+}
+
 /// One client connection.
 struct Session {
     handle: Handle,
-    client: dynamo_core::types::ClientId,
+    client: ClientId,
     seq: u64,
+    /// Further client sessions of this connection, made (at most `KEYS_IN_FLIGHT_MAX - 1`) when
+    /// a multi-key command first needs them and kept for the next one.
+    spare: Vec<Lane>,
     protocol: u8,
     name: Option<Vec<u8>>,
     quit: bool,
@@ -357,6 +372,7 @@ async fn connection(mut stream: TcpStream, handle: Handle) {
         client: handle.new_client(),
         handle,
         seq: 0,
+        spare: Vec::new(),
         protocol: 2,
         name: None,
         quit: false,
@@ -441,14 +457,79 @@ fn error_reply(error: &ClientError) -> Reply {
     Reply::Error(format!("ERR {error}"))
 }
 
+/// Sends one request to the node and waits (boundedly) for its answer.
+async fn answer(handle: &Handle, request: ClientRequest) -> ClientReply {
+    match tokio::time::timeout(ANSWER_TIMEOUT, handle.request(request)).await {
+        Ok(reply) => reply,
+        Err(_) => ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }),
+    }
+}
+
 impl Session {
     async fn call(&mut self, op: ClientOp) -> ClientReply {
         self.seq += 1;
-        let request = ClientRequest { id: OpId { client: self.client, seq: self.seq }, op };
-        match tokio::time::timeout(ANSWER_TIMEOUT, self.handle.request(request)).await {
-            Ok(reply) => reply,
-            Err(_) => ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }),
+        answer(&self.handle, ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }).await
+    }
+
+    /// The single-key requests of one command, up to `KEYS_IN_FLIGHT_MAX` at once; their
+    /// answers in the order of `ops`, or the first error (after which no further request
+    /// starts, and those already started are waited for).
+    ///
+    /// The core allows one outstanding request per client session, so each request in flight
+    /// uses a session of its own: this connection's, then spare ones. A command's requests are
+    /// for different keys (callers remove duplicates where running a request twice at once
+    /// would differ from running it twice in a row), and the command's reply does not depend on
+    /// their order, so running them side by side answers what running them in turn would.
+    async fn call_many(&mut self, ops: Vec<ClientOp>) -> Result<Vec<ClientReply>, ClientError> {
+        let handle = self.handle.clone();
+        let mut free = vec![Lane { client: self.client, seq: self.seq }];
+        free.append(&mut self.spare);
+        let mut replies: Vec<Option<ClientReply>> = (0..ops.len()).map(|_| None).collect();
+        let mut failed = None;
+        let mut in_flight = FuturesUnordered::new();
+        let mut ops = ops.into_iter().enumerate();
+        loop {
+            while failed.is_none() && in_flight.len() < KEYS_IN_FLIGHT_MAX {
+                let Some((index, op)) = ops.next() else { break };
+                let mut lane = free.pop().unwrap_or_else(|| Lane { client: handle.new_client(), seq: 0 });
+                lane.seq += 1;
+                let request = ClientRequest { id: OpId { client: lane.client, seq: lane.seq }, op };
+                let handle = &handle;
+                in_flight.push(async move { (index, lane, answer(handle, request).await) });
+            }
+            let Some((index, lane, reply)) = in_flight.next().await else { break };
+            free.push(lane);
+            match reply {
+                ClientReply::Error(error) => {
+                    failed.get_or_insert(error);
+                }
+                reply => replies[index] = Some(reply),
+            }
         }
+        for lane in free {
+            if lane.client == self.client {
+                self.seq = lane.seq;
+            } else {
+                self.spare.push(lane);
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(replies.into_iter().map(|reply| reply.expect("every request was answered")).collect()),
+        }
+    }
+
+    /// The values of `keys`, in order (reads of one key named twice may run side by side).
+    async fn gets(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Blob>>, Reply> {
+        let ops = keys.iter().map(|key| ClientOp::Get { key: Blob::new(key) }).collect();
+        let replies = self.call_many(ops).await.map_err(|error| error_reply(&error))?;
+        replies
+            .into_iter()
+            .map(|reply| match reply {
+                ClientReply::Value(value) => Ok(value),
+                other => Err(Reply::Error(format!("ERR unexpected answer {other:?}"))),
+            })
+            .collect()
     }
 
     async fn pairs(&mut self, op: ClientOp) -> Result<Vec<(Blob, Blob)>, Reply> {
@@ -506,27 +587,43 @@ impl Session {
                 other => Reply::Error(format!("ERR unexpected answer {other:?}")),
             },
             ("DEL" | "UNLINK", n) if n >= 1 => {
-                let mut deleted = 0;
-                for index in 0..n {
-                    match self.call(ClientOp::Delete { key: key(index) }).await {
-                        ClientReply::Deleted(count) => deleted += count as i64,
-                        ClientReply::Error(error) => return error_reply(&error),
-                        other => return Reply::Error(format!("ERR unexpected answer {other:?}")),
+                // A key named twice is deleted once: in turn, its second delete would find
+                // nothing and count 0 (Redis: `DEL a a` is 1), and two deletes of one key at
+                // once would race each other.
+                let mut seen = BTreeSet::new();
+                let ops = args
+                    .iter()
+                    .filter(|argument| seen.insert(argument.as_slice()))
+                    .map(|argument| ClientOp::Delete { key: Blob::new(argument) })
+                    .collect();
+                match self.call_many(ops).await {
+                    Ok(replies) => {
+                        let mut deleted = 0;
+                        for reply in replies {
+                            match reply {
+                                ClientReply::Deleted(count) => deleted += count as i64,
+                                other => return Reply::Error(format!("ERR unexpected answer {other:?}")),
+                            }
+                        }
+                        Reply::Integer(deleted)
                     }
+                    Err(error) => error_reply(&error),
                 }
-                Reply::Integer(deleted)
             }
-            ("EXISTS", n) if n >= 1 => {
-                let mut found = 0;
-                for index in 0..n {
-                    match self.call(ClientOp::Get { key: key(index) }).await {
-                        ClientReply::Value(value) => found += value.is_some() as i64,
-                        ClientReply::Error(error) => return error_reply(&error),
-                        other => return Reply::Error(format!("ERR unexpected answer {other:?}")),
-                    }
-                }
-                Reply::Integer(found)
-            }
+            // Every key counts as often as it is named, as in Redis.
+            ("EXISTS", n) if n >= 1 => match self.gets(args).await {
+                Ok(values) => Reply::Integer(values.iter().filter(|value| value.is_some()).count() as i64),
+                Err(reply) => reply,
+            },
+            ("MGET", n) if n >= 1 => match self.gets(args).await {
+                Ok(values) => Reply::Array(
+                    values
+                        .into_iter()
+                        .map(|value| value.map_or(Reply::Null, |value| Reply::Bulk(value.as_bytes().to_vec())))
+                        .collect(),
+                ),
+                Err(reply) => reply,
+            },
             ("KEYS", 1) => match self.pairs(ClientOp::GlobalQuery).await {
                 Ok(pairs) => Reply::Array(
                     pairs
@@ -621,8 +718,8 @@ impl Session {
                 Reply::ok()
             }
             (
-                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "DBSIZE" | "MULTI" | "EXEC"
-                | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
+                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "MGET" | "DBSIZE" | "MULTI"
+                | "EXEC" | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
                 _,
             ) => wrong_arity(&name),
             _ => {

@@ -133,3 +133,54 @@ fn replies_ahead_of_a_slow_request_are_not_held_back() {
     assert!(slow_at > Duration::from_millis(500), "the SET was slow, as this test needs ({slow_at:?})");
     assert!(first_at < Duration::from_millis(200), "the first PONG came after {first_at:?}, the SET after {slow_at:?}");
 }
+
+/// Average time of one request of `command` on a key, then `rest`, sent alone (its reply
+/// awaited before the next).
+fn one_at_a_time(c: &mut redis::Connection, command: &str, rest: &[&str]) -> Duration {
+    let rounds = 100;
+    let start = Instant::now();
+    for i in 0..rounds {
+        let _: redis::Value = redis::cmd(command).arg(format!("calibrate{i}")).arg(rest).query(c).unwrap();
+    }
+    start.elapsed() / rounds
+}
+
+#[test]
+fn multi_key_commands_run_their_keys_side_by_side() {
+    let cluster = Cluster::start("respmultikey");
+    let mut c = cluster.redis(0, false);
+    let count = 3000;
+    let keys: Vec<String> = (0..count).map(|i| format!("many{i}")).collect();
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.set(key, "v").ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+
+    // Counted as Redis counts: EXISTS every time a key is named, DEL each key once.
+    let exists: i64 = redis::cmd("EXISTS").arg("many0").arg("many0").arg("absent").arg("many1").query(&mut c).unwrap();
+    assert_eq!(exists, 3);
+    let values: Vec<Option<String>> = redis::cmd("MGET").arg("many1").arg("absent").arg("many0").query(&mut c).unwrap();
+    assert_eq!(values, [Some("v".to_string()), None, Some("v".to_string())]);
+    let deleted: i64 = redis::cmd("DEL").arg("many0").arg("many0").arg("absent").query(&mut c).unwrap();
+    assert_eq!(deleted, 1);
+
+    // One at a time, EXISTS of `count` keys would take `count` reads; side by side a fraction.
+    let read = one_at_a_time(&mut c, "GET", &[]);
+    let start = Instant::now();
+    let exists: i64 = redis::cmd("EXISTS").arg(&keys).query(&mut c).unwrap();
+    let took = start.elapsed();
+    assert_eq!(exists, count - 1);
+    assert!(took < read * count as u32 / 4, "EXISTS of {count} keys took {took:?}, one read {read:?}");
+    let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(values.iter().filter(|value| value.as_deref() == Some("v")).count() as i64, count - 1);
+    assert_eq!(values[0], None, "replies in the order of the keys");
+
+    let write = one_at_a_time(&mut c, "SET", &["v"]);
+    let start = Instant::now();
+    let deleted: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).unwrap();
+    let took = start.elapsed();
+    assert_eq!(deleted, count - 1);
+    assert!(took < write * count as u32 / 4, "DEL of {count} keys took {took:?}, one write {write:?}");
+    assert_eq!(dbsize(&mut c), 100, "only the calibration keys are left");
+}
