@@ -140,8 +140,7 @@ impl Parser {
             }
             return Ok(None);
         };
-        let words: Vec<Vec<u8>> =
-            line.split(|byte| byte.is_ascii_whitespace()).filter(|word| !word.is_empty()).map(<[u8]>::to_vec).collect();
+        let words = split_arguments(line)?;
         self.start = after;
         if words.is_empty() {
             return self.next();
@@ -188,6 +187,91 @@ impl Parser {
             return self.next();
         }
         Ok(Some(Parsed::Command(arguments)))
+    }
+}
+
+/// Splits an inline command line into arguments exactly as Redis' `sdssplitargs` does: words
+/// separated by spaces; in double quotes `\n \r \t \b \a` and `\xHH` escapes (any other escaped
+/// byte stands for itself); in single quotes only `\'`. A quote may open mid-word (`a"b c"` is
+/// `ab c`). A closing quote must be followed by a space or the end of the line, and an unclosed
+/// quote is an error: guessing what the client meant could store the wrong value.
+pub fn split_arguments(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    const UNBALANCED: ProtocolError = ProtocolError("unbalanced quotes in request");
+    // Redis works on a C string: the line ends at its first NUL byte.
+    let line = &line[..line.iter().position(|byte| *byte == 0).unwrap_or(line.len())];
+    let at = |index: usize| line.get(index).copied().unwrap_or(0);
+    // C's isspace, which Redis uses around arguments.
+    let space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
+    let mut arguments = Vec::new();
+    let mut p = 0;
+    loop {
+        while p < line.len() && space(line[p]) {
+            p += 1;
+        }
+        if p == line.len() {
+            return Ok(arguments);
+        }
+        let (mut double, mut single) = (false, false);
+        let mut current = Vec::new();
+        loop {
+            if double {
+                match (at(p), at(p + 1)) {
+                    (b'\\', b'x') if hex(at(p + 2)).is_some() && hex(at(p + 3)).is_some() => {
+                        current.push(hex(at(p + 2)).expect("checked") * 16 + hex(at(p + 3)).expect("checked"));
+                        p += 3;
+                    }
+                    (b'\\', escaped) if escaped != 0 => {
+                        current.push(match escaped {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        p += 1;
+                    }
+                    (b'"', next) => {
+                        if next != 0 && !space(next) {
+                            return Err(UNBALANCED);
+                        }
+                        p += 1;
+                        break;
+                    }
+                    (0, _) => return Err(UNBALANCED),
+                    (byte, _) => current.push(byte),
+                }
+            } else if single {
+                match (at(p), at(p + 1)) {
+                    (b'\\', b'\'') => {
+                        current.push(b'\'');
+                        p += 1;
+                    }
+                    (b'\'', next) => {
+                        if next != 0 && !space(next) {
+                            return Err(UNBALANCED);
+                        }
+                        p += 1;
+                        break;
+                    }
+                    (0, _) => return Err(UNBALANCED),
+                    (byte, _) => current.push(byte),
+                }
+            } else {
+                match at(p) {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        p = (p + 1).min(line.len());
+                        break;
+                    }
+                    b'"' => double = true,
+                    b'\'' => single = true,
+                    byte => current.push(byte),
+                }
+            }
+            p += 1;
+        }
+        arguments.push(current);
     }
 }
 
@@ -877,6 +961,27 @@ mod tests {
         assert_eq!(encode(map.clone(), 3), "%1\r\n$5\r\nproto\r\n:3\r\n");
         assert_eq!(encode(map, 2), "*2\r\n$5\r\nproto\r\n:3\r\n");
         assert_eq!(encode(Reply::Error("ERR a\r\nb".into()), 2), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn inline_commands_split_like_redis_sdssplitargs() {
+        let check = |line: &str, expected: &[&[u8]]| {
+            let words = split_arguments(line.as_bytes()).expect(line);
+            assert_eq!(words, expected.iter().map(|word| word.to_vec()).collect::<Vec<_>>(), "{line:?}");
+        };
+        check("SET inl \"a b\"", &[b"SET", b"inl", b"a b"]);
+        check("ECHO \"a\\x41\"", &[b"ECHO", b"aA"]);
+        check("ECHO \"\\n\\r\\t\\b\\a\\\\\\\"\\q\"", &[b"ECHO", b"\n\r\t\x08\x07\\\"q"]);
+        check("ECHO \"\\x4\"", &[b"ECHO", b"x4"]);
+        check("ECHO 'a\\'b'", &[b"ECHO", b"a'b"]);
+        check("ECHO 'a\\nb'", &[b"ECHO", b"a\\nb"]);
+        check("  GET\tk  ", &[b"GET", b"k"]);
+        check("ECHO \"\" ''", &[b"ECHO", b"", b""]);
+        check("ECHO a\"b c\"", &[b"ECHO", b"ab c"]);
+        check("", &[]);
+        for bad in ["ECHO \"abc", "ECHO 'abc", "ECHO \"abc\"d", "ECHO 'a'b", "ECHO \"a\\\""] {
+            assert_eq!(split_arguments(bad.as_bytes()), Err(ProtocolError("unbalanced quotes in request")), "{bad:?}");
+        }
     }
 
     #[test]

@@ -184,3 +184,18 @@ fn multi_key_commands_run_their_keys_side_by_side() {
     assert!(took < write * count as u32 / 4, "DEL of {count} keys took {took:?}, one write {write:?}");
     assert_eq!(dbsize(&mut c), 100, "only the calibration keys are left");
 }
+
+#[test]
+fn inline_commands_honour_quotes_and_refuse_unbalanced_ones() {
+    let cluster = Cluster::start("respinline");
+    let mut stream = raw(&cluster, 0);
+    exchange(&mut stream, b"SET inl \"a b\"\r\nGET inl\r\n", "+OK\r\n$3\r\na b\r\n");
+    exchange(&mut stream, b"ECHO \"a\\x41\" 'it\\'s'\r\n", "-ERR wrong number of arguments for 'echo' command\r\n");
+    exchange(&mut stream, b"ECHO \"a\\x41\"\r\n", "$2\r\naA\r\n");
+    let closing = "-ERR protocol error: unbalanced quotes in request\r\n";
+    exchange(&mut stream, b"SET inl \"abc\r\n", closing);
+    assert_eq!(read_exactly(&mut stream, 1), "", "the connection is closed");
+    let mut c = cluster.redis(0, false);
+    let kept: String = c.get("inl").unwrap();
+    assert_eq!(kept, "a b", "the unbalanced SET did not run");
+}
