@@ -718,6 +718,24 @@ impl Session {
                 ),
                 Err(reply) => reply,
             },
+            ("SCAN", n) if n >= 1 => self.scan(args).await,
+            ("TYPE", 1) => match self.gets(args).await {
+                Ok(values) => Reply::Simple(if values[0].is_some() { "string" } else { "none" }.into()),
+                Err(reply) => reply,
+            },
+            // No key ever expires here: -1 is "exists without expiry", -2 "does not exist".
+            ("TTL" | "PTTL", 1) => match self.gets(args).await {
+                Ok(values) => Reply::Integer(if values[0].is_some() { -1 } else { -2 }),
+                Err(reply) => reply,
+            },
+            ("TIME", 0) => {
+                // This node's wall clock, as Redis answers; nothing in the store depends on it.
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Reply::Array(vec![
+                    Reply::text(&now.as_secs().to_string()),
+                    Reply::text(&now.subsec_micros().to_string()),
+                ])
+            }
             ("DBSIZE", 0) => match self.pairs(ClientOp::GlobalQuery).await {
                 Ok(pairs) => Reply::Integer(pairs.len() as i64),
                 Err(reply) => reply,
@@ -802,8 +820,9 @@ impl Session {
                 Reply::ok()
             }
             (
-                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "MGET" | "DBSIZE" | "MULTI"
-                | "EXEC" | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.OWNERS" | "SELECT",
+                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "MGET" | "TYPE" | "TTL"
+                | "PTTL" | "TIME" | "DBSIZE" | "MULTI" | "EXEC" | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL"
+                | "DYN.OWNERS" | "SELECT",
                 _,
             ) => wrong_arity(&name),
             _ => {
@@ -816,6 +835,46 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`. The store has no cheap cursor over
+    /// its keys, so the first call answers every matching key at once with the next cursor 0,
+    /// which ends the iteration: valid SCAN semantics (every key present throughout is returned
+    /// at least once), with COUNT only a hint, as in Redis. Any other cursor was never handed
+    /// out and is refused.
+    async fn scan(&mut self, args: &[Vec<u8>]) -> Reply {
+        if args[0] != b"0" {
+            return Reply::Error("ERR invalid cursor".into());
+        }
+        let mut pattern: &[u8] = b"*";
+        let mut strings = true;
+        let mut index = 1;
+        while index < args.len() {
+            let option = String::from_utf8_lossy(&args[index]).to_uppercase();
+            let Some(value) = args.get(index + 1) else { return Reply::Error("ERR syntax error".into()) };
+            match option.as_str() {
+                "MATCH" => pattern = value,
+                "COUNT" => match std::str::from_utf8(value).ok().and_then(|text| text.parse::<i64>().ok()) {
+                    Some(count) if count >= 1 => {}
+                    Some(_) => return Reply::Error("ERR syntax error".into()),
+                    None => return Reply::Error("ERR value is not an integer or out of range".into()),
+                },
+                // Every value here is a string: another type matches no key.
+                "TYPE" => strings = value.eq_ignore_ascii_case(b"string"),
+                _ => return Reply::Error("ERR syntax error".into()),
+            }
+            index += 2;
+        }
+        let pairs = match self.pairs(ClientOp::GlobalQuery).await {
+            Ok(pairs) => pairs,
+            Err(reply) => return reply,
+        };
+        let keys = pairs
+            .into_iter()
+            .filter(|(key, _)| strings && glob(pattern, key.as_bytes()))
+            .map(|(key, _)| Reply::Bulk(key.as_bytes().to_vec()))
+            .collect();
+        Reply::Array(vec![Reply::text("0"), Reply::Array(keys)])
     }
 
     fn hello(&mut self, args: &[Vec<u8>]) -> Reply {

@@ -199,3 +199,35 @@ fn inline_commands_honour_quotes_and_refuse_unbalanced_ones() {
     let kept: String = c.get("inl").unwrap();
     assert_eq!(kept, "a b", "the unbalanced SET did not run");
 }
+
+#[test]
+fn scan_type_ttl_and_time_answer_as_tools_expect() {
+    let cluster = Cluster::start("respscan");
+    let mut c = cluster.redis(0, false);
+    for i in 0..25 {
+        let _: () = c.set(format!("scan:{i}"), "v").unwrap();
+    }
+    let _: () = c.set("other", "v").unwrap();
+    // What redis-py's scan_iter and `redis-cli --scan` do: follow the cursor until it is 0.
+    let mut found: Vec<String> = c.scan_match("scan:*").unwrap().collect();
+    found.sort();
+    let mut expected: Vec<String> = (0..25).map(|i| format!("scan:{i}")).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    let (cursor, keys): (String, Vec<String>) =
+        redis::cmd("SCAN").arg("0").arg("COUNT").arg(5).arg("TYPE").arg("string").query(&mut c).unwrap();
+    assert_eq!((cursor.as_str(), keys.len()), ("0", 26));
+    let (_, keys): (String, Vec<String>) = redis::cmd("SCAN").arg("0").arg("TYPE").arg("list").query(&mut c).unwrap();
+    assert!(keys.is_empty());
+    let mut stream = raw(&cluster, 0);
+    exchange(&mut stream, b"SCAN 17\r\n", "-ERR invalid cursor\r\n");
+    exchange(&mut stream, b"SCAN abc\r\n", "-ERR invalid cursor\r\n");
+    exchange(&mut stream, b"SCAN 0 MATCH\r\n", "-ERR syntax error\r\n");
+    exchange(&mut stream, b"SCAN 0 COUNT x\r\n", "-ERR value is not an integer or out of range\r\n");
+    exchange(&mut stream, b"SCAN 0 COUNT 0\r\n", "-ERR syntax error\r\n");
+    exchange(&mut stream, b"TYPE other\r\nTYPE absent\r\n", "+string\r\n+none\r\n");
+    exchange(&mut stream, b"TTL other\r\nPTTL other\r\nTTL absent\r\nPTTL absent\r\n", ":-1\r\n:-1\r\n:-2\r\n:-2\r\n");
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query(&mut c).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(seconds.abs_diff(now) < 5 && micros < 1_000_000, "{seconds} {micros}");
+}
