@@ -151,8 +151,13 @@ impl Parser {
     fn array(&mut self) -> Result<Option<Parsed>, ProtocolError> {
         let Some((mut at, line)) = self.line(self.start) else { return Ok(None) };
         let count = Self::number(&line[1..])?;
-        if !(0..=ARGUMENTS_MAX as i64).contains(&count) {
+        if count > ARGUMENTS_MAX as i64 {
             return Err(ProtocolError("invalid multibulk length"));
+        }
+        if count <= 0 {
+            // `*0` and `*-1` are empty requests; Redis ignores them without a reply.
+            self.start = at;
+            return self.next();
         }
         let mut arguments = Vec::with_capacity(count.min(64) as usize);
         for index in 0..count as u64 {
@@ -533,6 +538,25 @@ fn flush_arguments_valid(args: &[Vec<u8>]) -> bool {
     }
 }
 
+/// Redis' text for an unknown command, byte for byte (clients and tests match on it): the name
+/// and then each argument quoted and followed by a space, until 128 bytes of arguments are shown.
+fn unknown_command(arguments: &[Vec<u8>]) -> String {
+    const SHOWN_BYTES_MAX: usize = 128;
+    let name = String::from_utf8_lossy(&arguments[0]);
+    let mut shown = String::new();
+    for argument in &arguments[1..] {
+        if shown.len() >= SHOWN_BYTES_MAX {
+            break;
+        }
+        let text = String::from_utf8_lossy(argument);
+        let room = SHOWN_BYTES_MAX - shown.len();
+        let cut = (0..=room.min(text.len())).rev().find(|at| text.is_char_boundary(*at)).unwrap_or(0);
+        shown.push_str(&format!("'{}' ", &text[..cut]));
+    }
+    let name_cut = (0..=SHOWN_BYTES_MAX.min(name.len())).rev().find(|at| name.is_char_boundary(*at)).unwrap_or(0);
+    format!("ERR unknown command '{}', with args beginning with: {shown}", &name[..name_cut])
+}
+
 fn wrong_arity(command: &str) -> Reply {
     Reply::Error(format!("ERR wrong number of arguments for '{}' command", command.to_lowercase()))
 }
@@ -825,15 +849,7 @@ impl Session {
                 | "DYN.OWNERS" | "SELECT",
                 _,
             ) => wrong_arity(&name),
-            _ => {
-                let shown: Vec<String> =
-                    args.iter().take(3).map(|arg| format!("'{}'", String::from_utf8_lossy(arg))).collect();
-                Reply::Error(format!(
-                    "ERR unknown command '{}', with args beginning with: {}",
-                    String::from_utf8_lossy(&arguments[0]),
-                    shown.join(" ")
-                ))
-            }
+            _ => Reply::Error(unknown_command(&arguments)),
         }
     }
 
@@ -879,10 +895,11 @@ impl Session {
 
     fn hello(&mut self, args: &[Vec<u8>]) -> Reply {
         if let Some(version) = args.first() {
-            match version.as_slice() {
-                b"2" => self.protocol = 2,
-                b"3" => self.protocol = 3,
-                _ => return Reply::Error("NOPROTO unsupported protocol version".into()),
+            match std::str::from_utf8(version).ok().and_then(|text| text.parse::<i64>().ok()) {
+                Some(2) => self.protocol = 2,
+                Some(3) => self.protocol = 3,
+                Some(_) => return Reply::Error("NOPROTO unsupported protocol version".into()),
+                None => return Reply::Error("ERR Protocol version is not an integer or out of range".into()),
             }
         }
         let mut index = 1;
@@ -1041,6 +1058,22 @@ mod tests {
         for bad in ["ECHO \"abc", "ECHO 'abc", "ECHO \"abc\"d", "ECHO 'a'b", "ECHO \"a\\\""] {
             assert_eq!(split_arguments(bad.as_bytes()), Err(ProtocolError("unbalanced quotes in request")), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn empty_requests_are_ignored_and_unknown_commands_are_named_as_redis_does() {
+        let mut parser = Parser::new(1024);
+        parser.feed(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(parse_all(&mut parser), vec![command(&["PING"])]);
+        let args = |words: &[&str]| words.iter().map(|word| word.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(unknown_command(&args(&["x"])), "ERR unknown command 'x', with args beginning with: ");
+        assert_eq!(
+            unknown_command(&args(&["foo", "a", "b"])),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        let long = "y".repeat(200);
+        let text = unknown_command(&args(&["foo", &long, "z"]));
+        assert_eq!(text, format!("ERR unknown command 'foo', with args beginning with: '{}' ", "y".repeat(128)));
     }
 
     #[test]

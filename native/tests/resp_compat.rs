@@ -231,3 +231,13 @@ fn scan_type_ttl_and_time_answer_as_tools_expect() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!(seconds.abs_diff(now) < 5 && micros < 1_000_000, "{seconds} {micros}");
 }
+
+#[test]
+fn small_replies_match_redis_byte_for_byte() {
+    let cluster = Cluster::start("respsmall");
+    let mut stream = raw(&cluster, 0);
+    exchange(&mut stream, b"*-1\r\n*0\r\nPING\r\n", "+PONG\r\n");
+    exchange(&mut stream, b"FOO a b\r\n", "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
+    exchange(&mut stream, b"HELLO abc\r\n", "-ERR Protocol version is not an integer or out of range\r\n");
+    exchange(&mut stream, b"HELLO 4\r\n", "-NOPROTO unsupported protocol version\r\n");
+}
