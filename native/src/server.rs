@@ -95,6 +95,19 @@ pub enum Event {
     },
 }
 
+/// Client ids step by this, so that their low byte stays the node's index: the ids of two nodes
+/// never meet, however many clients each serves. (With a step of 1, a node's counter ran into
+/// the ids of a node started a few hundred microseconds later, and two clients sharing an id
+/// could have a new write taken for a retry of the other's.)
+const CLIENT_ID_STRIDE: u64 = 256;
+
+/// The first client id of node `index` started at `epoch_micros`: the start time above the index.
+/// A restarted node starts above every id of its earlier life unless that life handed out more
+/// than one client per microsecond it ran.
+fn first_client_id(epoch_micros: u64, index: usize) -> u64 {
+    (epoch_micros << 8) | (index as u64 & 0xff)
+}
+
 /// What connections need to reach the node.
 #[derive(Clone)]
 pub struct Handle {
@@ -115,10 +128,10 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// A client session id unique across the cluster and across restarts of this process:
-    /// the wall clock at start (in microseconds) and the node id seed it, a counter follows.
+    /// A client session id unique across the cluster and across restarts of this process (see
+    /// `first_client_id`).
     pub fn new_client(&self) -> ClientId {
-        ClientId(self.client_ids.fetch_add(1, Ordering::Relaxed))
+        ClientId(self.client_ids.fetch_add(CLIENT_ID_STRIDE, Ordering::Relaxed))
     }
 
     /// Per node: whether this node currently suspects it.
@@ -169,7 +182,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         ring: ring.clone(),
         file: file.clone(),
         id,
-        client_ids: Arc::new(AtomicU64::new((epoch_micros << 8) | index as u64 & 0xff)),
+        client_ids: Arc::new(AtomicU64::new(first_client_id(epoch_micros, index))),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
         admitted_kib,
@@ -818,5 +831,16 @@ mod tests {
         assert_eq!(seqs(&persister.waiting), vec![5], "the thread is idle again");
         assert!(handed.try_recv().is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn client_ids_of_different_nodes_never_meet() {
+        let ids = |start: u64, index: usize| {
+            (0..100_000u64).map(move |k| super::first_client_id(start, index) + k * super::CLIENT_ID_STRIDE)
+        };
+        let first: std::collections::BTreeSet<u64> = ids(1_700_000_000_000_000, 0).collect();
+        for (start, index) in [(1_700_000_000_000_001, 1), (1_700_000_000_000_000, 4), (1_700_000_000_000_390, 2)] {
+            assert!(ids(start, index).all(|id| !first.contains(&id)), "node {index} started at {start}");
+        }
     }
 }
