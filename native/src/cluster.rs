@@ -1,5 +1,11 @@
 //! `dynamo cluster`: starts every node of a cluster file as a child process, prints their
-//! addresses, restarts nothing on its own, and stops them all on Ctrl-C.
+//! addresses, says the cluster is running only once every node reported ready, restarts nothing
+//! on its own, and stops them all on Ctrl-C. A node that dies is reaped and reported (name, pid,
+//! exit code or signal); when every node has died on its own, the supervisor exits with 1.
+//!
+//! The nodes' standard output goes through the supervisor, which copies it line by line: that
+//! is how it learns that a node is ready (the node's `node NAME ready:` line, printed once its
+//! ports are bound), and a node never writes to a pipe nobody reads.
 //!
 //! With `--http ADDR` it also serves the visualizer (`--web DIR`, the built `web/dist`) and a
 //! small control API on that address: `GET /api/cluster` (nodes, addresses, liveness, config)
@@ -8,10 +14,13 @@
 //! index.html); requests without it are refused with 401. Everything binds to 127.0.0.1 unless
 //! told otherwise.
 
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
+use std::process::{Child, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -24,6 +33,13 @@ use crate::cluster_file::{ClusterFile, DEFAULT};
 
 /// Largest HTTP request head or body accepted by the control server.
 const HTTP_BYTES_MAX: usize = 64 << 10;
+
+/// How long the nodes may take, all together, to report ready at start. A node loads its whole
+/// store before it binds its ports, so a large data directory needs a generous bound.
+const READY_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// How often the supervisor looks for children that died.
+const REAP_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct Options {
     pub config: Option<PathBuf>,
@@ -38,35 +54,119 @@ fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
+/// One node's process, as far as the supervisor knows.
+enum Slot {
+    /// Not started yet, or stopped by the supervisor (control API kill, shutdown).
+    Stopped,
+    Running(Child),
+    /// Ended on its own; already reaped and reported.
+    Exited,
+}
+
 struct Supervisor {
     file: ClusterFile,
     path: PathBuf,
     exe: PathBuf,
     extra_origin: Option<String>,
-    children: Mutex<Vec<Option<Child>>>,
+    children: Mutex<Vec<Slot>>,
+    /// Where the stdout readers send the index of a node that printed its ready line. Only
+    /// startup listens; later ready lines (restarts) are just copied to stdout.
+    ready: Sender<usize>,
     token: String,
     web: PathBuf,
 }
 
 impl Supervisor {
     fn spawn(&self, index: usize) -> std::io::Result<Child> {
+        let name = self.file.nodes[index].name.clone();
         let mut command = Command::new(&self.exe);
-        command.arg("node").arg("--config").arg(&self.path).arg("--name").arg(&self.file.nodes[index].name);
+        command.arg("node").arg("--config").arg(&self.path).arg("--name").arg(&name);
         // The child exits when this pipe closes, that is when this process is gone.
-        command.arg("--supervised").stdin(std::process::Stdio::piped());
+        command.arg("--supervised").stdin(Stdio::piped()).stdout(Stdio::piped());
         if let Some(origin) = &self.extra_origin {
             command.arg("--allow-origin").arg(origin);
         }
-        command.spawn()
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let ready = self.ready.clone();
+        let reader = std::thread::Builder::new()
+            .name(format!("stdout of {name}"))
+            .spawn(move || copy_stdout(stdout, &name, index, ready));
+        if let Err(error) = reader {
+            // Without its reader nobody would learn that the node is ready: do not leave it running.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
+        Ok(child)
     }
 
     fn stop_all(&self) {
         let mut children = self.children.lock().expect("children lock");
-        for child in children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for slot in children.iter_mut() {
+            if let Slot::Running(child) = slot {
+                let _ = child.kill();
+                let _ = child.wait();
+                *slot = Slot::Stopped;
+            }
         }
-        children.iter_mut().for_each(|child| *child = None);
+    }
+
+    /// Reaps every child that has ended on its own (a zombie otherwise) and says which, with
+    /// its pid and how it ended. Returns whether every node has now ended on its own; nodes
+    /// stopped through the control API do not count, since whoever stopped them can restart them.
+    fn reap(&self) -> bool {
+        let mut children = self.children.lock().expect("children lock");
+        for (node, slot) in self.file.nodes.iter().zip(children.iter_mut()) {
+            let Slot::Running(child) = slot else { continue };
+            if let Ok(Some(status)) = child.try_wait() {
+                crate::say(format_args!("node {} (pid {}) {}", node.name, child.id(), ending(status)));
+                *slot = Slot::Exited;
+            }
+        }
+        children.iter().all(|slot| matches!(slot, Slot::Exited))
+    }
+
+    /// Waits (at most `READY_WAIT_MAX`) until every node printed its ready line, or ended.
+    /// The error names the nodes that ended or never became ready.
+    fn wait_ready(&self, ready: &Receiver<usize>) -> Result<(), String> {
+        let deadline = Instant::now() + READY_WAIT_MAX;
+        let mut up = vec![false; self.file.nodes.len()];
+        loop {
+            match ready.recv_timeout(REAP_INTERVAL) {
+                Ok(index) => up[index] = true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the supervisor holds a sender"),
+            }
+            while let Ok(index) = ready.try_recv() {
+                up[index] = true;
+            }
+            self.reap();
+            let children = self.children.lock().expect("children lock");
+            let names = |wanted: &dyn Fn(usize, &Slot) -> bool| -> Vec<&str> {
+                let nodes = self.file.nodes.iter().zip(children.iter()).enumerate();
+                nodes
+                    .filter(|(index, (_, slot))| wanted(*index, slot))
+                    .map(|(_, (node, _))| node.name.as_str())
+                    .collect()
+            };
+            let exited = names(&|_, slot| matches!(slot, Slot::Exited));
+            let waiting = names(&|index, slot| !up[index] && matches!(slot, Slot::Running(_)));
+            if !waiting.is_empty() && Instant::now() < deadline {
+                continue;
+            }
+            if !exited.is_empty() {
+                return Err(format!("the cluster did not start: {} exited", nodes_phrase(&exited)));
+            }
+            if !waiting.is_empty() {
+                return Err(format!(
+                    "the cluster did not start: {} did not report ready within {} s",
+                    nodes_phrase(&waiting),
+                    READY_WAIT_MAX.as_secs()
+                ));
+            }
+            return Ok(());
+        }
     }
 
     fn index_of(&self, name: &str) -> Result<usize, String> {
@@ -74,21 +174,49 @@ impl Supervisor {
     }
 
     fn cluster_json(&self) -> Value {
-        let mut children = self.children.lock().expect("children lock");
+        self.reap();
+        let children = self.children.lock().expect("children lock");
         let nodes: Vec<Value> = self
             .file
             .nodes
             .iter()
-            .zip(children.iter_mut())
-            .map(|(node, child)| {
-                let up = match child {
-                    Some(process) => matches!(process.try_wait(), Ok(None)),
-                    None => false,
-                };
+            .zip(children.iter())
+            .map(|(node, slot)| {
+                let up = matches!(slot, Slot::Running(_));
                 json!({ "name": node.name, "ws": node.ws.to_string(), "resp": node.resp.to_string(), "up": up })
             })
             .collect();
         json!({ "nodes": nodes, "config": self.file.config })
+    }
+}
+
+/// "node 5554" or "nodes 5554, 5556".
+fn nodes_phrase(names: &[&str]) -> String {
+    let plural = if names.len() == 1 { "" } else { "s" };
+    format!("node{plural} {}", names.join(", "))
+}
+
+/// How a child ended, for a person: "exited with code 1", "was killed by signal 9 (SIGKILL)".
+fn ending(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        // std's Display names the signal ("signal: 9 (SIGKILL)").
+        None => format!("was killed by {}", status.to_string().replacen("signal: ", "signal ", 1)),
+    }
+}
+
+/// Copies a node's standard output to ours, line by line, and tells `ready` when the node
+/// prints its ready line (server.rs prints `node NAME ready: ...` once its ports are bound).
+/// Ends when the node closes its stdout, that is when it exits.
+fn copy_stdout(stdout: ChildStdout, name: &str, index: usize, ready: Sender<usize>) {
+    let ready_line = format!("node {name} ready:");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        crate::say(format_args!("{line}"));
+        if line.starts_with(&ready_line) {
+            // After startup nobody listens any more; a restarted node's line is only copied.
+            let _ = ready.send(index);
+        }
     }
 }
 
@@ -111,9 +239,11 @@ pub fn run(options: Options) -> ExitCode {
         Ok(token) => token,
         Err(error) => return crate::usage_error(&format!("cannot read /dev/urandom: {error}")),
     };
+    let (ready, readiness) = std::sync::mpsc::channel();
     let supervisor = Arc::new(Supervisor {
         extra_origin: options.http.map(|address| format!("http://{address}")),
-        children: Mutex::new((0..file.nodes.len()).map(|_| None).collect()),
+        children: Mutex::new((0..file.nodes.len()).map(|_| Slot::Stopped).collect()),
+        ready,
         file,
         path,
         exe,
@@ -124,7 +254,7 @@ pub fn run(options: Options) -> ExitCode {
         match supervisor.spawn(index) {
             Ok(child) => {
                 println!("node {}: resp {}  ws://{}/client  (pid {})", node.name, node.resp, node.ws, child.id());
-                supervisor.children.lock().expect("children lock")[index] = Some(child);
+                supervisor.children.lock().expect("children lock")[index] = Slot::Running(child);
             }
             Err(error) => {
                 eprintln!("dynamo: cannot start node {}: {error}", node.name);
@@ -133,6 +263,12 @@ pub fn run(options: Options) -> ExitCode {
             }
         }
     }
+    if let Err(error) = supervisor.wait_ready(&readiness) {
+        eprintln!("dynamo: {error}; stopping the rest");
+        supervisor.stop_all();
+        return ExitCode::from(1);
+    }
+    drop(readiness);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async {
@@ -154,8 +290,22 @@ pub fn run(options: Options) -> ExitCode {
             tokio::spawn(serve_http(listener, supervisor.clone()));
         }
         println!("cluster of {} nodes running; Ctrl-C stops it", supervisor.file.nodes.len());
-        let _ = tokio::signal::ctrl_c().await;
-        ExitCode::SUCCESS
+        let all_exited = async {
+            let mut interval = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                interval.tick().await;
+                if supervisor.reap() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+            () = all_exited => {
+                eprintln!("dynamo: every node has exited");
+                ExitCode::from(1)
+            }
+        }
     });
     println!("stopping");
     supervisor.stop_all();
@@ -292,24 +442,26 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
     let result = match action {
         Action::Kill { node } => supervisor.index_of(&node).map(|index| {
             let mut children = supervisor.children.lock().expect("children lock");
-            if let Some(mut child) = children[index].take() {
+            if let Slot::Running(child) = &mut children[index] {
                 // SIGKILL: the node gets no chance to flush anything.
                 let _ = child.kill();
                 let _ = child.wait();
+                children[index] = Slot::Stopped;
             }
             println!("killed node {node}");
         }),
         Action::Restart { node } => match supervisor.index_of(&node) {
             Ok(index) => {
+                // A node that just died is reported before it is replaced.
+                supervisor.reap();
                 let mut children = supervisor.children.lock().expect("children lock");
-                let running = children[index].as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)));
-                if running {
+                if matches!(children[index], Slot::Running(_)) {
                     Err(format!("node {node} is running"))
                 } else {
                     match supervisor.spawn(index) {
                         Ok(child) => {
                             println!("restarted node {node} (pid {})", child.id());
-                            children[index] = Some(child);
+                            children[index] = Slot::Running(child);
                             Ok(())
                         }
                         Err(error) => Err(format!("cannot start node {node}: {error}")),

@@ -98,13 +98,21 @@ fn main() -> ExitCode {
             match runtime.block_on(node).unwrap_or_else(|panic| Err(panic.to_string())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("dynamo: {error}");
+                    // Under `dynamo cluster` every node writes to the same stderr: say which.
+                    eprintln!("dynamo: node {name}: {error}");
                     ExitCode::from(1)
                 }
             }
         }
         Command::Cluster { config, http, web } => cluster::run(cluster::Options { config, http, web }),
     }
+}
+
+/// Prints one informational line on stdout. A closed stdout (`dynamo ... | head`) must not
+/// panic or stop anything: the line is for a person who has stopped listening, so it is dropped.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// A problem with what the user gave us: one line, exit code 2.
