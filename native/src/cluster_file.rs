@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use dynamo_core::config::{Config, Consistency};
 use serde::Deserialize;
+use toml::Spanned;
 
-/// One `[[node]]` entry.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `[[node]]` entry, its addresses resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeEntry {
     pub name: String,
     /// Peer links and the WebSocket client API.
@@ -22,13 +22,23 @@ pub struct NodeEntry {
     pub resp: SocketAddr,
 }
 
+/// One `[[node]]` entry as written: the addresses stay text, with their place in the file, so
+/// that a bad one is reported with its node, its field and its line.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    ws: Spanned<String>,
+    resp: Spanned<String>,
+}
+
 /// The file as written. Keys other than `data_dir` and `[[node]]` are optional tuning.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
-    node: Vec<NodeEntry>,
+    node: Vec<RawNode>,
     replicas: Option<u32>,
     read_quorum: Option<u32>,
     write_quorum: Option<u32>,
@@ -73,19 +83,48 @@ pub struct ClusterFile {
 
 #[derive(Debug)]
 pub enum FileError {
-    Unreadable { path: PathBuf, reason: String },
-    Syntax { path: PathBuf, reason: String },
-    Invalid { reason: String },
-    UnknownNode { name: String, known: Vec<String> },
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+    },
+    /// `at` is the line and column (from 1) where the TOML parser stopped, when it knows.
+    Syntax {
+        path: PathBuf,
+        at: Option<(usize, usize)>,
+        reason: String,
+    },
+    /// A node's `ws` or `resp` that is no usable address, at line and column `at`.
+    Address {
+        path: PathBuf,
+        at: (usize, usize),
+        node: String,
+        field: &'static str,
+        reason: String,
+    },
+    Invalid {
+        reason: String,
+    },
+    UnknownNode {
+        name: String,
+        known: Vec<String>,
+    },
 }
 
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileError::Unreadable { path, reason } => write!(f, "cannot read {}: {reason}", path.display()),
-            FileError::Syntax { path, reason } => {
+            FileError::Syntax { path, at, reason } => {
                 let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-                write!(f, "{} is not a valid cluster file: {reason}", path.display())
+                match at {
+                    Some((line, column)) => {
+                        write!(f, "{}:{line}:{column}: not a valid cluster file: {reason}", path.display())
+                    }
+                    None => write!(f, "{} is not a valid cluster file: {reason}", path.display()),
+                }
+            }
+            FileError::Address { path, at: (line, column), node, field, reason } => {
+                write!(f, "{}:{line}:{column}: {field} of node {node}: {reason}", path.display())
             }
             FileError::Invalid { reason } => write!(f, "invalid cluster file: {reason}"),
             FileError::UnknownNode { name, known } => {
@@ -96,6 +135,42 @@ impl fmt::Display for FileError {
 }
 
 impl std::error::Error for FileError {}
+
+/// Line and column (both from 1, the column in characters) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    // The parser's offsets fall on character boundaries; anything else counts the whole text.
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
+/// Parses a node address: an IP address with its port, or a host name with its port, resolved
+/// now. A host name becomes its first IPv4 address if it has one, else its first address:
+/// "localhost" is then 127.0.0.1 wherever the resolver lists ::1 first, like the default
+/// origins and every example. Port 0 is refused: peers dial the port written here.
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    let address = match text.parse::<SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let addresses: Vec<SocketAddr> = text
+                .to_socket_addrs()
+                .map_err(|error| format!("{text:?} is neither IP:port nor a host:port that resolves: {error}"))?
+                .collect();
+            let first = addresses.iter().find(|address| address.is_ipv4()).or(addresses.first());
+            *first.ok_or_else(|| format!("{text:?}: the host name resolves to no address"))?
+        }
+    };
+    if address.port() == 0 {
+        return Err(format!("{text:?} has port 0; give a fixed port, since peers dial the one written here"));
+    }
+    Ok(address)
+}
+
+/// A wildcard address (0.0.0.0, [::]) takes its port on every address of its family, so the
+/// same port on a specific address of that family cannot be bound as well.
+fn collide(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.is_ipv4() == b.is_ipv4() && a.ip().is_unspecified() != b.ip().is_unspecified()
+}
 
 /// 8 MiB: eight writes of the largest value at once. Thirty clients writing 1 MB values on the
 /// two-core test machine got 0 or 1 errors in 1,200 writes with 8 MiB, 5 and 16 with 16 MiB,
@@ -157,18 +232,41 @@ impl ClusterFile {
 
     /// Parses `text`; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<ClusterFile, FileError> {
-        let raw: Raw = toml::from_str(text)
-            .map_err(|error| FileError::Syntax { path: path.to_path_buf(), reason: error.message().to_string() })?;
+        let raw: Raw = toml::from_str(text).map_err(|error| FileError::Syntax {
+            path: path.to_path_buf(),
+            at: error.span().map(|span| line_column(text, span.start)),
+            reason: error.message().to_string(),
+        })?;
+        let mut nodes = Vec::with_capacity(raw.node.len());
         let mut seen: BTreeMap<SocketAddr, String> = BTreeMap::new();
         for node in &raw.node {
-            for (kind, address) in [("ws", node.ws), ("resp", node.resp)] {
-                let user = format!("{} of node {}", kind, node.name);
+            let mut address_of = |field: &'static str, written: &Spanned<String>| {
+                let address = resolve(written.get_ref()).map_err(|reason| FileError::Address {
+                    path: path.to_path_buf(),
+                    at: line_column(text, written.span().start),
+                    node: node.name.clone(),
+                    field,
+                    reason,
+                })?;
+                let user = format!("{field} of node {}", node.name);
+                if let Some((other, previous)) = seen.iter().find(|(other, _)| collide(address, **other)) {
+                    return Err(FileError::Invalid {
+                        reason: format!(
+                            "{user} ({address}) and {previous} ({other}) use the same port, and a wildcard \
+                             address takes it on every address of its family"
+                        ),
+                    });
+                }
                 if let Some(previous) = seen.insert(address, user.clone()) {
                     return Err(FileError::Invalid {
                         reason: format!("address {address} is used twice ({previous} and {user})"),
                     });
                 }
-            }
+                Ok(address)
+            };
+            let ws = address_of("ws", &node.ws)?;
+            let resp = address_of("resp", &node.resp)?;
+            nodes.push(NodeEntry { name: node.name.clone(), ws, resp });
         }
         let defaults = Config::default();
         let consistency = match raw.consistency.as_deref() {
@@ -181,7 +279,7 @@ impl ClusterFile {
             }
         };
         let config = Config {
-            nodes: raw.node.iter().map(|node| node.name.clone()).collect(),
+            nodes: nodes.iter().map(|node: &NodeEntry| node.name.clone()).collect(),
             replicas: raw.replicas.unwrap_or(defaults.replicas),
             read_quorum: raw.read_quorum.unwrap_or(defaults.read_quorum),
             write_quorum: raw.write_quorum.unwrap_or(defaults.write_quorum),
@@ -196,6 +294,15 @@ impl ClusterFile {
             ..defaults
         };
         config.validate().map_err(|error| FileError::Invalid { reason: error.to_string() })?;
+        if config.request_timeout_ms > config.operation_timeout_ms {
+            return Err(FileError::Invalid {
+                reason: format!(
+                    "request_timeout_ms = {} is greater than operation_timeout_ms = {}; an operation must \
+                     allow at least one request timeout",
+                    config.request_timeout_ms, config.operation_timeout_ms
+                ),
+            });
+        }
         if raw.admitted_bytes_max == Some(0) {
             return Err(FileError::Invalid { reason: "admitted_bytes_max must be greater than zero".into() });
         }
@@ -206,7 +313,7 @@ impl ClusterFile {
         allowed_origins.extend(raw.allowed_origins.unwrap_or_default());
         Ok(ClusterFile {
             data_dir: raw.data_dir,
-            nodes: raw.node,
+            nodes,
             config,
             fsync: raw.fsync.unwrap_or(true),
             admitted_bytes_max: raw.admitted_bytes_max.unwrap_or(ADMITTED_BYTES_MAX_DEFAULT),
@@ -262,6 +369,32 @@ mod tests {
                 "admitted_bytes_max must be greater than zero",
             ),
             (DEFAULT.replace("\"linearizable\"", "\"strong\""), "consistency = \"strong\""),
+            // Where a syntax error is, as line:column.
+            (DEFAULT.replace("data_dir = \"data\"", "data_dir = "), "test.toml:2:12: not a valid cluster file"),
+            (DEFAULT.replace("tokens_per_node = 1", "tokens_per_node = \"one\""), "test.toml:9:19: "),
+            // Addresses: which node, which field, which line; what is wrong.
+            (
+                DEFAULT.replace("127.0.0.1:11112", "127.0.0.1"),
+                "test.toml:27:6: ws of node 5556: \"127.0.0.1\" is neither IP:port nor a host:port that resolves",
+            ),
+            (
+                DEFAULT.replace("127.0.0.1:6558", "127.0.0.1:99999"),
+                "test.toml:33:8: resp of node 5558: \"127.0.0.1:99999\"",
+            ),
+            (DEFAULT.replace("127.0.0.1:6560", "127.0.0.1:0"), "resp of node 5560: \"127.0.0.1:0\" has port 0"),
+            (DEFAULT.replace("127.0.0.1:6560", "[::]:0"), "resp of node 5560: \"[::]:0\" has port 0"),
+            (
+                DEFAULT.replace("127.0.0.1:6556", "0.0.0.0:6554"),
+                "resp of node 5556 (0.0.0.0:6554) and resp of node 5554 (127.0.0.1:6554) use the same port",
+            ),
+            (
+                DEFAULT.replace("127.0.0.1:11108", "0.0.0.0:11112").replace("127.0.0.1:6554", "[::]:6554"),
+                "ws of node 5556 (127.0.0.1:11112) and ws of node 5554 (0.0.0.0:11112) use the same port",
+            ),
+            (
+                DEFAULT.replace("request_timeout_ms = 100", "request_timeout_ms = 1001"),
+                "request_timeout_ms = 1001 is greater than operation_timeout_ms = 1000",
+            ),
         ];
         for (text, expected) in cases {
             let error = parse(&text).unwrap_err();
@@ -271,5 +404,25 @@ mod tests {
         let file = parse(DEFAULT).unwrap();
         assert!(file.index_of("9999").unwrap_err().to_string().contains("\"9999\" is not in the cluster file"));
         assert_eq!(file.index_of("5558").unwrap(), 2);
+    }
+
+    #[test]
+    fn addresses_may_be_host_names_or_wildcards() {
+        // Host names resolve when the file loads, to an IPv4 address where there is one.
+        let file = parse(&DEFAULT.replace("127.0.0.1:11108", "localhost:11108")).unwrap();
+        assert_eq!(file.nodes[0].ws.to_string(), "127.0.0.1:11108");
+        // A wildcard and a specific address of the other family do not collide, nor do two
+        // specific addresses on one port.
+        let text = DEFAULT.replace("127.0.0.1:11108", "[::]:6556").replace("127.0.0.1:11112", "127.0.0.2:6556");
+        let file = parse(&text).unwrap();
+        assert_eq!(file.nodes[0].ws.to_string(), "[::]:6556");
+    }
+
+    #[test]
+    fn line_column_counts_from_one_in_characters() {
+        assert_eq!(line_column("ab\ncé\nd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncé\nd", 3), (2, 1));
+        assert_eq!(line_column("ab\ncé\nd", 7), (3, 1));
+        assert_eq!(line_column("ab\ncé\nd", 6), (2, 3));
     }
 }
