@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-use dynamo_core::config::{Config, Consistency};
+use dynamo_core::config::{Config, ConfigError, Consistency};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -293,7 +293,17 @@ impl ClusterFile {
             key_bytes_max: defaults.key_bytes_max.min(crate::storage::KEY_BYTES_MAX),
             ..defaults
         };
-        config.validate().map_err(|error| FileError::Invalid { reason: error.to_string() })?;
+        config.validate().map_err(|error| FileError::Invalid {
+            reason: match error {
+                // The core's advice spells the setting its own way (the enum variant); in this
+                // file the value is lowercase, and the advice must work when pasted.
+                ConfigError::QuorumsDoNotIntersect { read, write, replicas } => format!(
+                    "R + W must exceed N for linearizable consistency, but R = {read}, W = {write}, N = {replicas}; \
+                     set consistency = \"eventual\" to run it anyway"
+                ),
+                other => other.to_string(),
+            },
+        })?;
         if config.request_timeout_ms > config.operation_timeout_ms {
             return Err(FileError::Invalid {
                 reason: format!(
@@ -362,6 +372,8 @@ mod tests {
         let cases = [
             (DEFAULT.replace("6556", "6554"), "address 127.0.0.1:6554 is used twice"),
             (DEFAULT.replace("write_quorum = 2", "write_quorum = 1"), "R + W must exceed N"),
+            // The advice, pasted into the file, is accepted.
+            (DEFAULT.replace("write_quorum = 2", "write_quorum = 1"), "set consistency = \"eventual\" to run it"),
             (DEFAULT.replace("data_dir = \"data\"", "data_dir = "), "not a valid cluster file"),
             (DEFAULT.replace("fsync = true", "fsync = true\ncolour = 1"), "unknown field `colour`"),
             (
@@ -401,6 +413,8 @@ mod tests {
             assert!(error.contains(expected), "{error:?} should contain {expected:?}");
             assert!(!error.contains('\n'), "one line: {error:?}");
         }
+        let eventual = DEFAULT.replace("write_quorum = 2", "write_quorum = 1");
+        assert!(parse(&eventual.replace("\"linearizable\"", "\"eventual\"")).is_ok(), "the advice works");
         let file = parse(DEFAULT).unwrap();
         assert!(file.index_of("9999").unwrap_err().to_string().contains("\"9999\" is not in the cluster file"));
         assert_eq!(file.index_of("5558").unwrap(), 2);
