@@ -253,7 +253,13 @@ pub fn run(options: Options) -> ExitCode {
     for (index, node) in supervisor.file.nodes.iter().enumerate() {
         match supervisor.spawn(index) {
             Ok(child) => {
-                println!("node {}: resp {}  ws://{}/client  (pid {})", node.name, node.resp, node.ws, child.id());
+                crate::say(format_args!(
+                    "node {}: resp {}  ws://{}/client  (pid {})",
+                    node.name,
+                    node.resp,
+                    node.ws,
+                    child.id()
+                ));
                 supervisor.children.lock().expect("children lock")[index] = Slot::Running(child);
             }
             Err(error) => {
@@ -286,10 +292,10 @@ pub fn run(options: Options) -> ExitCode {
                     supervisor.web.display()
                 );
             }
-            println!("visualizer and control API on http://{address}/");
+            crate::say(format_args!("visualizer and control API on http://{address}/"));
             tokio::spawn(serve_http(listener, supervisor.clone()));
         }
-        println!("cluster of {} nodes running; Ctrl-C stops it", supervisor.file.nodes.len());
+        crate::say(format_args!("cluster of {} nodes running; Ctrl-C stops it", supervisor.file.nodes.len()));
         let all_exited = async {
             let mut interval = tokio::time::interval(REAP_INTERVAL);
             loop {
@@ -307,7 +313,7 @@ pub fn run(options: Options) -> ExitCode {
             }
         }
     });
-    println!("stopping");
+    crate::say(format_args!("stopping"));
     supervisor.stop_all();
     code
 }
@@ -448,7 +454,7 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
                 let _ = child.wait();
                 children[index] = Slot::Stopped;
             }
-            println!("killed node {node}");
+            crate::say(format_args!("killed node {node}"));
         }),
         Action::Restart { node } => match supervisor.index_of(&node) {
             Ok(index) => {
@@ -460,7 +466,7 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
                 } else {
                     match supervisor.spawn(index) {
                         Ok(child) => {
-                            println!("restarted node {node} (pid {})", child.id());
+                            crate::say(format_args!("restarted node {node} (pid {})", child.id()));
                             children[index] = Slot::Running(child);
                             Ok(())
                         }

@@ -68,7 +68,8 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Config => {
-            print!("{}", cluster_file::DEFAULT);
+            // `dynamo config | head` is fine: what was not read was not wanted.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), cluster_file::DEFAULT.as_bytes());
             ExitCode::SUCCESS
         }
         Command::Node { config, name, allow_origin, supervised } => {

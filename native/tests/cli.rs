@@ -3,8 +3,8 @@
 //! failed; informational output to a closed stdout panics nothing. Every process runs on
 //! 127.0.0.1 with free ports, every wait is bounded, and whatever a test starts is killed.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -148,13 +148,21 @@ impl Drop for Supervisor {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in &self.pids {
-            signal(*pid, "KILL");
+            kill_if_dynamo(*pid);
         }
     }
 }
 
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+}
+
+/// SIGKILL to `pid` if it is still a dynamo process (a node left behind), not a process that
+/// got the number of one already gone.
+fn kill_if_dynamo(pid: u32) {
+    if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == "dynamo") {
+        signal(pid, "KILL");
+    }
 }
 
 /// Waits at most `WAIT_MAX` for `child` to exit.
@@ -231,4 +239,71 @@ fn supervisor_on_a_busy_port_names_the_node_and_exits_non_zero() {
     for pid in supervisor.pids.clone() {
         assert_eq!(process_state(pid), None, "pid {pid} stopped and reaped");
     }
+}
+
+/// A pipe whose reading end is already closed: any write to it fails with EPIPE.
+fn closed_stdout() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Stdio::from(writer)
+}
+
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+}
+
+#[test]
+fn config_with_stdout_closed_does_not_panic() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dynamo")).arg("config").stdout(closed_stdout()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn cluster_with_stdout_closed_runs_and_ctrl_c_stops_it_with_0() {
+    let ports = free_ports(10);
+    let setup = Setup::new("closed", &ports);
+    let stderr = setup.dir.join("stderr.log");
+    let mut supervisor = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .arg("cluster")
+        .arg("--config")
+        .arg(&setup.config)
+        .stdin(Stdio::null())
+        .stdout(closed_stdout())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    // The nodes are children of the supervisor's main thread.
+    let children = format!("/proc/{0}/task/{0}/children", supervisor.id());
+    let node_pids = || -> Vec<u32> {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        text.split_whitespace().map(|pid| pid.parse().unwrap()).collect()
+    };
+    let deadline = Instant::now() + WAIT_MAX;
+    let pids = loop {
+        let pids = node_pids();
+        let up = (0..5).all(|index| answers_ping(ports[2 * index + 1]));
+        if pids.len() == 5 && up {
+            break pids;
+        }
+        if Instant::now() > deadline || supervisor.try_wait().unwrap().is_some() {
+            let _ = supervisor.kill();
+            let _ = supervisor.wait();
+            pids.iter().for_each(|pid| kill_if_dynamo(*pid));
+            panic!("five nodes answering PING ({pids:?}); stderr: {}", std::fs::read_to_string(&stderr).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    signal(supervisor.id(), "INT");
+    let status = wait_exit(&mut supervisor);
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    let left: Vec<u32> = pids.iter().copied().filter(|pid| process_state(*pid).is_some()).collect();
+    left.iter().for_each(|pid| kill_if_dynamo(*pid));
+    assert_eq!(status.code(), Some(0), "Ctrl-C is a clean stop; stderr: {log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(left.is_empty(), "nodes {left:?} outlived their supervisor or were not reaped");
 }
