@@ -7,6 +7,7 @@ mod server;
 mod storage;
 mod ws_client;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,12 +60,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The nodes of one `dynamo cluster` share its stderr: each node's log lines carry its name.
+    let prefix = match &cli.command {
+        Command::Node { name, .. } => format!("[{name}] "),
+        _ => String::new(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Colour codes are for a person at a terminal; in a file or a pipe they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(Prefixed { prefix })
         .init();
     match cli.command {
         Command::Config => {
@@ -106,6 +114,39 @@ fn main() -> ExitCode {
             }
         }
         Command::Cluster { config, http, web } => cluster::run(cluster::Options { config, http, web }),
+    }
+}
+
+/// Log output: stderr, each line starting with `prefix`.
+struct Prefixed {
+    prefix: String,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Prefixed {
+    type Writer = PrefixedLine<'a>;
+
+    fn make_writer(&'a self) -> PrefixedLine<'a> {
+        PrefixedLine { prefix: &self.prefix }
+    }
+}
+
+struct PrefixedLine<'a> {
+    prefix: &'a str,
+}
+
+impl std::io::Write for PrefixedLine<'_> {
+    /// The formatter hands over one whole event per write; prefix and event go out in one
+    /// write, so lines of processes sharing the stderr do not cut into each other.
+    fn write(&mut self, event: &[u8]) -> std::io::Result<usize> {
+        let mut line = Vec::with_capacity(self.prefix.len() + event.len());
+        line.extend_from_slice(self.prefix.as_bytes());
+        line.extend_from_slice(event);
+        std::io::stderr().lock().write_all(&line)?;
+        Ok(event.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -72,6 +72,7 @@ impl Supervisor {
             .arg("cluster")
             .arg("--config")
             .arg(&setup.config)
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -215,6 +216,25 @@ fn supervisor_reaps_and_reports_dead_children_then_exits_when_all_are_gone() {
     for pid in pids {
         assert_eq!(process_state(pid), None, "pid {pid} reaped");
     }
+}
+
+#[test]
+fn node_logs_say_which_node_and_carry_no_colour_codes() {
+    let setup = Setup::new("logs", &free_ports(10));
+    let mut supervisor = Supervisor::start(&setup);
+    supervisor.expect_line("cluster of 5 nodes running");
+    let deadline = Instant::now() + WAIT_MAX;
+    let mut log = supervisor.stderr();
+    // Every node logs "ready" at info level right after printing its ready line.
+    while !NAMES
+        .iter()
+        .all(|name| log.lines().any(|line| line.starts_with(&format!("[{name}] ")) && line.contains("ready")))
+    {
+        assert!(Instant::now() < deadline, "every node's \"ready\" log line, prefixed with its name:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+        log = supervisor.stderr();
+    }
+    assert!(!log.contains('\x1b'), "stderr is a file, not a terminal: no colour codes:\n{log}");
 }
 
 #[test]
