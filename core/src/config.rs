@@ -125,7 +125,7 @@ impl fmt::Display for ConfigError {
             ConfigError::QuorumsDoNotIntersect { read, write, replicas } => write!(
                 f,
                 "R + W must exceed N for linearizable consistency, but R = {read}, W = {write}, \
-                 N = {replicas}; set consistency = \"Eventual\" to run it anyway"
+                 N = {replicas}; choose eventual consistency to run it anyway"
             ),
             ConfigError::ZeroLimit { name } => write!(f, "{name} must be greater than zero"),
         }

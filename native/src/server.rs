@@ -12,7 +12,6 @@
 //! disconnected and logged. Failures are never inferred from connection state.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -265,8 +264,9 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         now: Box::new(now),
     };
     driver.carry_out(&mut outputs);
-    // Not println!: a closed stdout (`dynamo node ... | head -1`) must not stop the node.
-    let _ = writeln!(std::io::stdout(), "node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start);
+    // Not println!: a closed stdout (`dynamo node ... | head -1`) must not stop the node. The
+    // supervisor (`dynamo cluster`) waits for this line's "node NAME ready:".
+    crate::say(format_args!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start));
     tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
 
     loop {

@@ -327,3 +327,35 @@ fn cluster_with_stdout_closed_runs_and_ctrl_c_stops_it_with_0() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(left.is_empty(), "nodes {left:?} outlived their supervisor or were not reaped");
 }
+
+#[test]
+fn a_node_with_stdout_closed_prints_its_ready_line_into_nothing_and_serves() {
+    let ports = free_ports(10);
+    let setup = Setup::new("node-closed", &ports);
+    let stderr = setup.dir.join("stderr.log");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["node", "--config"])
+        .arg(&setup.config)
+        .args(["--name", NAMES[0]])
+        .stdin(Stdio::null())
+        .stdout(closed_stdout())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT_MAX;
+    while !answers_ping(ports[1]) {
+        if Instant::now() > deadline || node.try_wait().unwrap().is_some() {
+            let _ = node.kill();
+            let _ = node.wait();
+            panic!("the node answers PING; stderr: {}", std::fs::read_to_string(&stderr).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Past its ready line: still running, nothing panicked.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(node.try_wait().unwrap().is_none(), "still running");
+    let _ = node.kill();
+    let _ = node.wait();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}
