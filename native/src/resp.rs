@@ -790,7 +790,7 @@ impl Session {
                 let ring = &self.handle.ring;
                 Reply::Array(ring.preference(&args[0]).iter().map(|node| Reply::text(ring.name(*node))).collect())
             }
-            ("INFO", _) => Reply::Bulk(self.info().into_bytes()),
+            ("INFO", _) => Reply::Bulk(self.info(args).into_bytes()),
             ("HELLO", _) => self.hello(args),
             ("CLIENT", n) if n >= 1 => self.client(args),
             ("SELECT", 1) => {
@@ -939,35 +939,56 @@ impl Session {
         }
     }
 
-    fn info(&self) -> String {
+    /// `INFO [section ...]`: every section, or those named (any case); unknown names add nothing,
+    /// as in Redis. Peers and ring tokens get a field each (`peer_5556:ws=...,state=trusted`), so
+    /// that clients that parse INFO into a map (redis-py) keep all of them.
+    fn info(&self, wanted: &[Vec<u8>]) -> String {
         let file = &self.handle.file;
         let config = &file.config;
         let me = &file.nodes[self.handle.id.index()];
         let suspected = self.handle.suspected();
-        let mut text = String::new();
-        text.push_str("# Server\r\nredis_version:7.2.0\r\nserver_name:dynamo\r\n");
-        text.push_str(&format!("dynamo_version:{}\r\n", env!("CARGO_PKG_VERSION")));
-        text.push_str(&format!("node:{}\r\nws:{}\r\nresp:{}\r\n", me.name, me.ws, me.resp));
-        text.push_str("\r\n# Replication\r\n");
-        text.push_str(&format!(
+        let mut server = String::from("redis_version:7.2.0\r\nserver_name:dynamo\r\n");
+        server.push_str(&format!("dynamo_version:{}\r\n", env!("CARGO_PKG_VERSION")));
+        server.push_str(&format!("node:{}\r\nws:{}\r\nresp:{}\r\n", me.name, me.ws, me.resp));
+        let replication = format!(
             "replicas:{}\r\nread_quorum:{}\r\nwrite_quorum:{}\r\ntokens_per_node:{}\r\nconsistency:{:?}\r\n",
             config.replicas, config.read_quorum, config.write_quorum, config.tokens_per_node, config.consistency
-        ));
-        text.push_str("\r\n# Ring\r\n");
-        for token in self.handle.ring.tokens() {
-            text.push_str(&format!(
-                "token:{} node:{}\r\n",
-                dynamo_core::ring::position_hex(&token.position),
-                self.handle.ring.name(token.node)
-            ));
-        }
-        text.push_str("\r\n# Peers\r\n");
-        for (index, node) in file.nodes.iter().enumerate() {
-            if index == self.handle.id.index() {
-                continue;
+        );
+        let ring: String = self
+            .handle
+            .ring
+            .tokens()
+            .iter()
+            .enumerate()
+            .map(|(index, token)| {
+                format!(
+                    "token_{index}:position={},node={}\r\n",
+                    dynamo_core::ring::position_hex(&token.position),
+                    self.handle.ring.name(token.node)
+                )
+            })
+            .collect();
+        let peers: String = file
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != self.handle.id.index())
+            .map(|(index, node)| {
+                let state = if suspected.get(index).copied().unwrap_or(false) { "suspected" } else { "trusted" };
+                format!("peer_{}:ws={},state={state}\r\n", node.name, node.ws)
+            })
+            .collect();
+        let sections = [("Server", server), ("Replication", replication), ("Ring", ring), ("Peers", peers)];
+        let named = |name: &str| wanted.iter().any(|wanted| wanted.eq_ignore_ascii_case(name.as_bytes()));
+        let all = wanted.is_empty() || ["all", "default", "everything"].into_iter().any(named);
+        let mut text = String::new();
+        for (name, body) in sections {
+            if all || named(name) {
+                if !text.is_empty() {
+                    text.push_str("\r\n");
+                }
+                text.push_str(&format!("# {name}\r\n{body}"));
             }
-            let state = if suspected.get(index).copied().unwrap_or(false) { "suspected" } else { "trusted" };
-            text.push_str(&format!("peer:{} ws:{} state:{state}\r\n", node.name, node.ws));
         }
         text
     }

@@ -83,7 +83,10 @@ fn every_command_over_resp2_and_resp3() {
         let list = owners(&mut c, "key1");
         assert_eq!(list.len(), 5, "the whole preference list, coordinator first: {list:?}");
         let info: String = redis::cmd("INFO").query(&mut c).unwrap();
-        assert!(info.contains("node:5554") && info.contains("read_quorum:2") && info.contains("peer:5556"), "{info}");
+        assert!(
+            info.contains("node:5554") && info.contains("read_quorum:2") && info.contains("peer_5556:ws="),
+            "{info}"
+        );
         // Pipelining.
         let mut pipe = redis::pipe();
         for i in 0..50 {

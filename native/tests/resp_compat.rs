@@ -241,3 +241,31 @@ fn small_replies_match_redis_byte_for_byte() {
     exchange(&mut stream, b"HELLO abc\r\n", "-ERR Protocol version is not an integer or out of range\r\n");
     exchange(&mut stream, b"HELLO 4\r\n", "-NOPROTO unsupported protocol version\r\n");
 }
+
+/// Found in review: `INFO <section>` returned everything, and clients that parse INFO into a map
+/// (redis-py) kept only the last of the repeated `peer:` lines.
+#[test]
+fn info_answers_the_sections_asked_for_with_a_field_per_peer() {
+    let cluster = Cluster::start("respinfo");
+    let mut c = cluster.redis(0, false);
+    let info = |c: &mut redis::Connection, sections: &[&str]| -> String {
+        redis::cmd("INFO").arg(sections).query(c).expect("INFO")
+    };
+    let all = info(&mut c, &[]);
+    for header in ["# Server\r\n", "# Replication\r\n", "# Ring\r\n", "# Peers\r\n"] {
+        assert!(all.contains(header), "{all}");
+    }
+    assert_eq!(info(&mut c, &["everything"]), all);
+    let replication = info(&mut c, &["REPLICATION"]);
+    assert!(replication.starts_with("# Replication\r\n") && replication.contains("read_quorum:2\r\n"), "{replication}");
+    assert!(!replication.contains("# Server"), "{replication}");
+    assert_eq!(info(&mut c, &["nosuchsection"]), "");
+    let two = info(&mut c, &["server", "peers"]);
+    assert!(two.contains("node:5554\r\n") && two.contains("# Peers") && !two.contains("# Ring"), "{two}");
+    for peer in ["5556", "5558", "5560", "5562"] {
+        assert!(two.contains(&format!("peer_{peer}:ws=127.0.0.1:")), "{two}");
+    }
+    assert!(two.contains(",state=trusted\r\n"), "{two}");
+    let ring = info(&mut c, &["ring"]);
+    assert_eq!(ring.matches("token_").count(), 5, "one token per node by default: {ring}");
+}
