@@ -1,15 +1,20 @@
 //! The WebSocket JSON API (`ws://host:port/client`) for browsers and scripts.
 //!
 //! Requests are JSON objects `{"id": 1, "op": "put", "key": "k", "value": "v"}`; each gets one
-//! answer `{"id": 1, "reply": ...}` with the core's `ClientReply` as JSON. `{"op":
+//! answer `{"id": 1, "reply": ...}` with the core's `ClientReply` as JSON. Operations run side
+//! by side and are answered as they finish; those on one key run in the order sent (`serve`). `{"op":
 //! "subscribe"}` streams the node's trace events as `{"trace": {...}}`. A subscriber that falls
 //! behind loses events (reported as `{"dropped": n}`), never slows the node. Link control
 //! (`cut`, `heal`, `heal_all`) needs the cluster secret. Every message is documented in
 //! docs/protocol.md.
 
-use dynamo_core::message::{ClientOp, ClientRequest};
+use std::collections::VecDeque;
+
+use dynamo_core::message::{ClientOp, ClientReply, ClientRequest};
 use dynamo_core::trace::TraceEvent;
 use dynamo_core::types::{Blob, ClientId, NodeId, OpId};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,21 +75,91 @@ struct Request {
     op: Op,
 }
 
+/// Client operations of one connection in flight or waiting at once. While that many are out,
+/// the connection reads no more requests (they wait in the socket), so a client cannot make the
+/// node hold an unbounded queue.
+const OPERATIONS_MAX: usize = 64;
+
+/// What an operation reads or writes: one key, or the whole store (`@`, `*` and their deletes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    Key(Blob),
+    Store,
+}
+
+impl Scope {
+    fn of(op: &ClientOp) -> Scope {
+        op.key().map_or(Scope::Store, |key| Scope::Key(key.clone()))
+    }
+
+    fn overlaps(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Key(one), Scope::Key(other)) => one == other,
+            _ => true,
+        }
+    }
+}
+
+/// A client session of the core. The core allows a session one request outstanding at a time
+/// (`ClientId`), so each operation in flight uses a lane of its own.
+struct Lane {
+    client: ClientId,
+    seq: u64,
+}
+
+/// An operation answered by the node: its token, the request's id, its lane, the reply.
+type Done = (u64, Value, Lane, ClientReply);
+
 /// One connection's state.
 struct Session {
     handle: Handle,
-    client: ClientId,
-    seq: u64,
     traces: Option<Receiver<TraceEvent>>,
+    /// Lanes not in use.
+    lanes: Vec<Lane>,
+    /// Operations sent before an operation still unanswered that they overlap, in arrival order.
+    waiting: VecDeque<(Value, ClientOp)>,
+    /// The scopes of the operations in flight, by token.
+    running: Vec<(u64, Scope)>,
+    next_token: u64,
 }
 
+/// What a connection waits for next.
+enum Next {
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Answered(Done),
+    Trace(Result<TraceEvent, RecvError>),
+}
+
+/// Serves one client connection. Operations run side by side (up to `OPERATIONS_MAX`) and each
+/// is answered, with its id, when the node answers it, so a request for a key whose quorum is
+/// down does not hold up the others. Operations on one key, and those that cover the whole
+/// store, still run in the order they were sent: a client that sends a put and then a get of the
+/// same key without waiting reads its own write, as it would have one at a time.
 pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
     let (mut sink, mut stream) = socket.split();
-    let mut session = Session { client: handle.new_client(), handle, seq: 0, traces: None };
+    let mut session = Session {
+        lanes: Vec::new(),
+        handle,
+        traces: None,
+        waiting: VecDeque::new(),
+        running: Vec::new(),
+        next_token: 0,
+    };
+    let mut in_flight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
     loop {
-        let message = tokio::select! {
-            message = stream.next() => message,
+        let room = in_flight.len() + session.waiting.len() < OPERATIONS_MAX;
+        let next = tokio::select! {
+            frame = stream.next(), if room => Next::Frame(frame),
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => Next::Answered(done),
             event = async { session.traces.as_mut().expect("guarded").recv().await }, if session.traces.is_some() => {
+                Next::Trace(event)
+            }
+            // Unreachable: with no room, an operation is in flight (the first one waiting
+            // overlaps nothing before it, so it runs).
+            else => return,
+        };
+        let text = match next {
+            Next::Trace(event) => {
                 let text = match event {
                     Ok(event) => json!({ "trace": event }).to_string(),
                     Err(RecvError::Lagged(count)) => json!({ "dropped": count }).to_string(),
@@ -95,12 +170,19 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
                 }
                 continue;
             }
-        };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
+            Next::Answered((token, id, lane, reply)) => {
+                session.running.retain(|(running, _)| *running != token);
+                session.lanes.push(lane);
+                session.start_ready(&mut in_flight);
+                if sink.send(Message::Text(json!({ "id": id, "reply": reply }).to_string())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Next::Frame(Some(Ok(Message::Text(text)))) => text,
+            Next::Frame(Some(Ok(Message::Binary(bytes)))) => String::from_utf8_lossy(&bytes).into_owned(),
+            Next::Frame(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => continue,
+            Next::Frame(Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error)))) => {
                 // Too large to read: the rest of the message cannot be skipped, so the connection
                 // ends, but with a close frame that says why (1009, message too big).
                 let mut reason = format!("request too large: {error}");
@@ -112,7 +194,7 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 return;
             }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+            Next::Frame(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return,
         };
         // The id of a request that parses as JSON is echoed even when the request is wrong, so
         // that a client with several requests out knows which one failed.
@@ -120,11 +202,17 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         let id = parsed.as_ref().ok().and_then(|value| value.get("id")).cloned().unwrap_or(Value::Null);
         let answer = match parsed.and_then(serde_json::from_value::<Request>) {
             Err(error) => json!({ "id": id, "error": format!("bad request: {error}") }),
-            Ok(Request { id, op }) => {
-                let mut answer = session.answer(op).await;
-                answer["id"] = id;
-                answer
-            }
+            Ok(Request { id, op }) => match session.answer(op).await {
+                Ok(mut answer) => {
+                    answer["id"] = id;
+                    answer
+                }
+                Err(op) => {
+                    session.waiting.push_back((id, op));
+                    session.start_ready(&mut in_flight);
+                    continue;
+                }
+            },
         };
         if sink.send(Message::Text(answer.to_string())).await.is_err() {
             return;
@@ -165,35 +253,63 @@ impl Session {
         }
     }
 
-    async fn answer(&mut self, op: Op) -> Value {
-        let op = match op {
+    /// Starts, in arrival order, every waiting operation that overlaps no operation in flight
+    /// and no earlier waiting one.
+    fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Done>>) {
+        let mut index = 0;
+        while index < self.waiting.len() {
+            let scope = Scope::of(&self.waiting[index].1);
+            let blocked = self.running.iter().any(|(_, running)| running.overlaps(&scope))
+                || self.waiting.iter().take(index).any(|(_, earlier)| Scope::of(earlier).overlaps(&scope));
+            if blocked {
+                index += 1;
+                continue;
+            }
+            let (id, op) = self.waiting.remove(index).expect("index is within waiting");
+            let mut lane = self.lanes.pop().unwrap_or_else(|| Lane { client: self.handle.new_client(), seq: 0 });
+            lane.seq += 1;
+            let token = self.next_token;
+            self.next_token += 1;
+            self.running.push((token, scope));
+            let handle = self.handle.clone();
+            in_flight.push(Box::pin(async move {
+                let reply = handle.request(ClientRequest { id: OpId { client: lane.client, seq: lane.seq }, op }).await;
+                (token, id, lane, reply)
+            }));
+        }
+    }
+
+    /// The answer of a request the connection answers itself, or the client operation to send
+    /// to the node.
+    async fn answer(&mut self, op: Op) -> Result<Value, ClientOp> {
+        Err(match op {
             Op::Subscribe => {
                 self.traces = Some(self.handle.traces.subscribe());
-                return json!({ "subscribed": true });
+                return Ok(json!({ "subscribed": true }));
             }
             Op::Owners { key } => {
                 let ring = &self.handle.ring;
                 let names: Vec<&str> = ring.preference(key.as_bytes()).iter().map(|node| ring.name(*node)).collect();
-                return json!({ "owners": names });
+                return Ok(json!({ "owners": names }));
             }
             Op::Inspect => {
                 let (reply, snapshot) = tokio::sync::oneshot::channel();
                 let _ = self.handle.inputs.send(Event::Inspect(reply));
-                return match snapshot.await {
+                return Ok(match snapshot.await {
                     Ok(snapshot) => json!({ "inspect": snapshot }),
                     Err(_) => json!({ "error": "the node stopped" }),
-                };
+                });
             }
-            Op::Cut { peer, secret } => return self.cut(&peer, &secret, true),
-            Op::Heal { peer, secret } => return self.cut(&peer, &secret, false),
+            Op::Cut { peer, secret } => return Ok(self.cut(&peer, &secret, true)),
+            Op::Heal { peer, secret } => return Ok(self.cut(&peer, &secret, false)),
             Op::HealAll { secret } => {
                 if !self.authorized(&secret) {
-                    return json!({ "error": "wrong or missing cluster secret" });
+                    return Ok(json!({ "error": "wrong or missing cluster secret" }));
                 }
                 for index in 0..self.handle.file.nodes.len() {
                     let _ = self.handle.inputs.send(Event::Cut { peer: NodeId(index as u32), cut: false });
                 }
-                return json!({ "ok": true });
+                return Ok(json!({ "ok": true }));
             }
             Op::Get { key } => ClientOp::Get { key },
             Op::Put { key, value } => ClientOp::Put { key, value },
@@ -202,9 +318,6 @@ impl Session {
             Op::Global => ClientOp::GlobalQuery,
             Op::LocalDelete => ClientOp::LocalDelete,
             Op::GlobalDelete => ClientOp::GlobalDelete,
-        };
-        self.seq += 1;
-        let reply = self.handle.request(ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }).await;
-        json!({ "reply": reply })
+        })
     }
 }

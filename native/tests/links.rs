@@ -47,10 +47,9 @@ fn a_peer_that_drops_every_link_is_dialed_with_backoff() {
     let _: () = redis::cmd("SET").arg("still").arg("here").query(&mut c).unwrap();
 }
 
-fn client(
-    cluster: &Cluster,
-    path: &str,
-) -> Result<tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>, String> {
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+fn client(cluster: &Cluster, path: &str) -> Result<Socket, String> {
     let url = format!("ws://127.0.0.1:{}{path}", cluster.nodes[0].ws);
     let (socket, _) = tungstenite::connect(url).map_err(|error| error.to_string())?;
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
@@ -59,10 +58,7 @@ fn client(
     Ok(socket)
 }
 
-fn ask(
-    socket: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-    request: &str,
-) -> serde_json::Value {
+fn ask(socket: &mut Socket, request: &str) -> serde_json::Value {
     socket.send(Message::Text(request.to_string())).unwrap();
     loop {
         match socket.read().unwrap() {
@@ -126,4 +122,62 @@ fn a_request_over_the_limit_gets_a_close_frame_that_says_so() {
     assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009, "message too big");
     let reason = String::from_utf8_lossy(&payload[2..]);
     assert!(reason.contains("too large"), "{reason}");
+}
+
+/// Found in review: a connection answered one request at a time, so a request for a key whose
+/// quorum was down held up every request sent after it, for the whole operation timeout.
+#[test]
+fn a_slow_operation_holds_up_only_those_on_its_key() {
+    let mut cluster = Cluster::start("ws-concurrent");
+    let mut socket = client(&cluster, "/client").unwrap();
+    let owners = |socket: &mut Socket, key: &str| -> Vec<String> {
+        let answer = ask(socket, &serde_json::json!({ "op": "owners", "key": key }).to_string());
+        answer["owners"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect()
+    };
+    // Down: two homes of "slow" other than 5554, whose socket this is.
+    let homes = owners(&mut socket, "slow");
+    let down: Vec<usize> = (1..5).filter(|index| homes[..3].contains(&cluster.nodes[*index].name)).take(2).collect();
+    assert_eq!(down.len(), 2, "two homes of 'slow' besides 5554: {homes:?}");
+    // A key with at most one home down stays available.
+    let down_names: Vec<String> = down.iter().map(|index| cluster.nodes[*index].name.clone()).collect();
+    let fast = (0..100)
+        .map(|i| format!("fast{i}"))
+        .find(|key| owners(&mut socket, key)[..3].iter().filter(|home| down_names.contains(home)).count() <= 1)
+        .expect("a key with a write quorum");
+    for index in &down {
+        cluster.kill(*index);
+    }
+    let start = Instant::now();
+    for (id, request) in [
+        (1, serde_json::json!({ "id": 1, "op": "put", "key": "slow", "value": "x" })),
+        (2, serde_json::json!({ "id": 2, "op": "put", "key": fast, "value": "a" })),
+        (3, serde_json::json!({ "id": 3, "op": "put", "key": fast, "value": "b" })),
+        (4, serde_json::json!({ "id": 4, "op": "get", "key": fast })),
+        (5, serde_json::json!({ "id": 5, "op": "inspect" })),
+    ] {
+        assert_eq!(request["id"], id);
+        socket.send(Message::Text(request.to_string())).unwrap();
+    }
+    let mut order = Vec::new();
+    let mut answers = std::collections::BTreeMap::new();
+    while order.len() < 5 {
+        let answer: serde_json::Value = match socket.read().unwrap() {
+            Message::Text(text) => serde_json::from_str(&text).unwrap(),
+            _ => continue,
+        };
+        let id = answer["id"].as_u64().unwrap();
+        order.push((id, start.elapsed()));
+        answers.insert(id, answer);
+    }
+    let at = |id: u64| order.iter().find(|(answered, _)| *answered == id).unwrap().1;
+    // The slow put times out (unavailable) after everything else was answered.
+    assert_eq!(order.last().unwrap().0, 1, "{order:?}");
+    assert!(answers[&1]["reply"]["Error"]["Unavailable"].is_object(), "{}", answers[&1]);
+    for id in 2..=5 {
+        assert!(at(id) < at(1), "answer {id} waited for the slow put: {order:?}");
+    }
+    // The same key's operations ran in the order sent: the get reads the second put.
+    assert!(at(2) <= at(3) && at(3) <= at(4), "{order:?}");
+    assert_eq!(answers[&4]["reply"], serde_json::json!({ "Value": "b" }), "{}", answers[&4]);
+    assert!(answers[&5]["inspect"].is_object(), "{}", answers[&5]);
 }
