@@ -12,12 +12,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest};
-use dynamo_core::types::{Blob, ClientId, OpId};
+use dynamo_core::types::Blob;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::Handle;
+use crate::server::{Handle, Lane};
 
 /// Arguments per command.
 const ARGUMENTS_MAX: u64 = 1 << 20;
@@ -430,19 +430,11 @@ pub async fn serve(listener: TcpListener, handle: Handle) {
     }
 }
 
-/// One client session of the core: its id and the last sequence number it used. The core
-/// allows a session one request outstanding at a time (see `ClientId`).
-#[derive(Clone, Copy, Debug)]
-struct Lane {
-    client: ClientId,
-    seq: u64,
-}
-
 /// One client connection.
 struct Session {
     handle: Handle,
-    client: ClientId,
-    seq: u64,
+    /// The connection's own client session.
+    lane: Lane,
     /// Further client sessions of this connection, made (at most `KEYS_IN_FLIGHT_MAX - 1`) when
     /// a multi-key command first needs them and kept for the next one.
     spare: Vec<Lane>,
@@ -458,9 +450,8 @@ async fn connection(mut stream: TcpStream, handle: Handle) {
     let argument_max = handle.file.config.value_bytes_max.max(handle.file.config.key_bytes_max);
     let mut parser = Parser::new(argument_max);
     let mut session = Session {
-        client: handle.new_client(),
+        lane: handle.new_lane(),
         handle,
-        seq: 0,
         spare: Vec::new(),
         protocol: 2,
         name: None,
@@ -575,8 +566,8 @@ async fn answer(handle: &Handle, request: ClientRequest) -> ClientReply {
 
 impl Session {
     async fn call(&mut self, op: ClientOp) -> ClientReply {
-        self.seq += 1;
-        answer(&self.handle, ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }).await
+        let request = self.lane.request(op);
+        answer(&self.handle, request).await
     }
 
     /// The single-key requests of one command, up to `KEYS_IN_FLIGHT_MAX` at once; their
@@ -590,7 +581,7 @@ impl Session {
     /// their order, so running them side by side answers what running them in turn would.
     async fn call_many(&mut self, ops: Vec<ClientOp>) -> Result<Vec<ClientReply>, ClientError> {
         let handle = self.handle.clone();
-        let mut free = vec![Lane { client: self.client, seq: self.seq }];
+        let mut free = vec![self.lane];
         free.append(&mut self.spare);
         let mut replies: Vec<Option<ClientReply>> = (0..ops.len()).map(|_| None).collect();
         let mut failed = None;
@@ -599,9 +590,8 @@ impl Session {
         loop {
             while failed.is_none() && in_flight.len() < KEYS_IN_FLIGHT_MAX {
                 let Some((index, op)) = ops.next() else { break };
-                let mut lane = free.pop().unwrap_or_else(|| Lane { client: handle.new_client(), seq: 0 });
-                lane.seq += 1;
-                let request = ClientRequest { id: OpId { client: lane.client, seq: lane.seq }, op };
+                let mut lane = free.pop().unwrap_or_else(|| handle.new_lane());
+                let request = lane.request(op);
                 let handle = &handle;
                 in_flight.push(async move { (index, lane, answer(handle, request).await) });
             }
@@ -615,8 +605,8 @@ impl Session {
             }
         }
         for lane in free {
-            if lane.client == self.client {
-                self.seq = lane.seq;
+            if lane.client == self.lane.client {
+                self.lane = lane;
             } else {
                 self.spare.push(lane);
             }
@@ -918,7 +908,7 @@ impl Session {
             (Reply::text("server"), Reply::text("redis")),
             (Reply::text("version"), Reply::text("7.2.0")),
             (Reply::text("proto"), Reply::Integer(self.protocol as i64)),
-            (Reply::text("id"), Reply::Integer((self.client.0 & 0x7fff_ffff) as i64)),
+            (Reply::text("id"), Reply::Integer((self.lane.client.0 & 0x7fff_ffff) as i64)),
             (Reply::text("mode"), Reply::text("standalone")),
             (Reply::text("role"), Reply::text("master")),
             (Reply::text("modules"), Reply::Array(Vec::new())),
@@ -934,7 +924,7 @@ impl Session {
                 Reply::ok()
             }
             ("GETNAME", 1) => self.name.clone().map_or(Reply::Null, Reply::Bulk),
-            ("ID", 1) => Reply::Integer((self.client.0 & 0x7fff_ffff) as i64),
+            ("ID", 1) => Reply::Integer((self.lane.client.0 & 0x7fff_ffff) as i64),
             _ => Reply::Error(format!("ERR unsupported CLIENT subcommand '{sub}'")),
         }
     }

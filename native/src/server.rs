@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynamo_core::config::Config;
-use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
 use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
-use dynamo_core::types::{ClientId, NodeId};
+use dynamo_core::types::{ClientId, NodeId, OpId};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
@@ -107,6 +107,24 @@ fn first_client_id(epoch_micros: u64, index: usize) -> u64 {
     (epoch_micros << 8) | (index as u64 & 0xff)
 }
 
+/// A client session of the core as a connection uses it: its id and the last sequence number it
+/// used. The core allows a session one request outstanding at a time (`ClientId`), so a
+/// connection with several requests out at once uses a lane for each, and keeps its lanes for
+/// the next ones.
+#[derive(Clone, Copy, Debug)]
+pub struct Lane {
+    pub client: ClientId,
+    seq: u64,
+}
+
+impl Lane {
+    /// The next request of this session.
+    pub fn request(&mut self, op: ClientOp) -> ClientRequest {
+        self.seq += 1;
+        ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }
+    }
+}
+
 /// What connections need to reach the node.
 #[derive(Clone)]
 pub struct Handle {
@@ -131,6 +149,11 @@ impl Handle {
     /// `first_client_id`).
     pub fn new_client(&self) -> ClientId {
         ClientId(self.client_ids.fetch_add(CLIENT_ID_STRIDE, Ordering::Relaxed))
+    }
+
+    /// A new client session for a connection (see `Lane`).
+    pub fn new_lane(&self) -> Lane {
+        Lane { client: self.new_client(), seq: 0 }
     }
 
     /// Per node: whether this node currently suspects it.

@@ -10,9 +10,9 @@
 
 use std::collections::VecDeque;
 
-use dynamo_core::message::{ClientOp, ClientReply, ClientRequest};
+use dynamo_core::message::{ClientOp, ClientReply};
 use dynamo_core::trace::TraceEvent;
-use dynamo_core::types::{Blob, ClientId, NodeId, OpId};
+use dynamo_core::types::{Blob, NodeId};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::{Event, Handle};
+use crate::server::{Event, Handle, Lane};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -100,13 +100,6 @@ impl Scope {
     }
 }
 
-/// A client session of the core. The core allows a session one request outstanding at a time
-/// (`ClientId`), so each operation in flight uses a lane of its own.
-struct Lane {
-    client: ClientId,
-    seq: u64,
-}
-
 /// An operation answered by the node: its token, the request's id, its lane, the reply.
 type Done = (u64, Value, Lane, ClientReply);
 
@@ -114,7 +107,7 @@ type Done = (u64, Value, Lane, ClientReply);
 struct Session {
     handle: Handle,
     traces: Option<Receiver<TraceEvent>>,
-    /// Lanes not in use.
+    /// Client sessions not in use: each operation in flight has one of its own (`Lane`).
     lanes: Vec<Lane>,
     /// Operations sent before an operation still unanswered that they overlap, in arrival order.
     waiting: VecDeque<(Value, ClientOp)>,
@@ -266,14 +259,14 @@ impl Session {
                 continue;
             }
             let (id, op) = self.waiting.remove(index).expect("index is within waiting");
-            let mut lane = self.lanes.pop().unwrap_or_else(|| Lane { client: self.handle.new_client(), seq: 0 });
-            lane.seq += 1;
+            let mut lane = self.lanes.pop().unwrap_or_else(|| self.handle.new_lane());
+            let request = lane.request(op);
             let token = self.next_token;
             self.next_token += 1;
             self.running.push((token, scope));
             let handle = self.handle.clone();
             in_flight.push(Box::pin(async move {
-                let reply = handle.request(ClientRequest { id: OpId { client: lane.client, seq: lane.seq }, op }).await;
+                let reply = handle.request(request).await;
                 (token, id, lane, reply)
             }));
         }
