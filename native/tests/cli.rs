@@ -3,6 +3,8 @@
 //! failed; informational output to a closed stdout panics nothing. Every process runs on
 //! 127.0.0.1 with free ports, every wait is bounded, and whatever a test starts is killed.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -10,16 +12,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use support::free_ports;
+
 const NAMES: [&str; 5] = ["5554", "5556", "5558", "5560", "5562"];
 
 /// Generous for a debug build starting five nodes on a busy machine; a healthy start takes
 /// about a second.
 const WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
-}
 
 /// A temporary directory with a five-node cluster file on `ports` (ws, resp per node).
 struct Setup {

@@ -2,18 +2,17 @@
 //! refused, kill / restart / cut / heal work on real processes, foreign browser origins are
 //! refused, and no node outlives a supervisor killed with SIGKILL.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use support::free_ports;
 
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
-}
+use serde_json::Value;
 
 struct Supervisor {
     child: Child,

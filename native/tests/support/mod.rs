@@ -23,7 +23,7 @@ pub struct Cluster {
 }
 
 /// Ports that were free a moment ago (bound and released together, so they are distinct).
-fn free_ports(count: usize) -> Vec<u16> {
+pub fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
     listeners.iter().map(|listener| listener.local_addr().expect("local address").port()).collect()
