@@ -217,16 +217,17 @@ pub fn split_arguments(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
         if p == line.len() {
             return Ok(arguments);
         }
-        let (mut double, mut single) = (false, false);
+        // The quote the current word is inside, if any.
+        let mut quote: Option<u8> = None;
         let mut current = Vec::new();
         loop {
-            if double {
-                match (at(p), at(p + 1)) {
-                    (b'\\', b'x') if hex(at(p + 2)).is_some() && hex(at(p + 3)).is_some() => {
+            match quote {
+                Some(open) => match (at(p), at(p + 1)) {
+                    (b'\\', b'x') if open == b'"' && hex(at(p + 2)).is_some() && hex(at(p + 3)).is_some() => {
                         current.push(hex(at(p + 2)).expect("checked") * 16 + hex(at(p + 3)).expect("checked"));
                         p += 3;
                     }
-                    (b'\\', escaped) if escaped != 0 => {
+                    (b'\\', escaped) if open == b'"' && escaped != 0 => {
                         current.push(match escaped {
                             b'n' => b'\n',
                             b'r' => b'\r',
@@ -237,23 +238,11 @@ pub fn split_arguments(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
                         });
                         p += 1;
                     }
-                    (b'"', next) => {
-                        if next != 0 && !space(next) {
-                            return Err(UNBALANCED);
-                        }
-                        p += 1;
-                        break;
-                    }
-                    (0, _) => return Err(UNBALANCED),
-                    (byte, _) => current.push(byte),
-                }
-            } else if single {
-                match (at(p), at(p + 1)) {
-                    (b'\\', b'\'') => {
+                    (b'\\', b'\'') if open == b'\'' => {
                         current.push(b'\'');
                         p += 1;
                     }
-                    (b'\'', next) => {
+                    (byte, next) if byte == open => {
                         if next != 0 && !space(next) {
                             return Err(UNBALANCED);
                         }
@@ -262,17 +251,15 @@ pub fn split_arguments(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
                     }
                     (0, _) => return Err(UNBALANCED),
                     (byte, _) => current.push(byte),
-                }
-            } else {
-                match at(p) {
+                },
+                None => match at(p) {
                     b' ' | b'\n' | b'\r' | b'\t' | 0 => {
                         p = (p + 1).min(line.len());
                         break;
                     }
-                    b'"' => double = true,
-                    b'\'' => single = true,
+                    open @ (b'"' | b'\'') => quote = Some(open),
                     byte => current.push(byte),
-                }
+                },
             }
             p += 1;
         }
