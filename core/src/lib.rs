@@ -1,5 +1,6 @@
 //! dynamo-core: every decision a Dynamo node makes, with no IO.
 pub mod checker;
+pub mod client;
 pub mod config;
 pub mod history;
 pub mod message;

@@ -138,6 +138,9 @@ impl Slot {
 pub struct PersistBatch {
     /// Increasing per node incarnation; `Input::Persisted` names the highest batch made durable.
     pub seq: u64,
+    /// The node's new incarnation, in the first batch of each life (`Node::start`).
+    #[serde(default)]
+    pub incarnation: Option<u64>,
     pub slots: Vec<(Blob, Slot)>,
     /// Hints stored for another node (`home`); a later entry for the same pair replaces it.
     pub hints_stored: Vec<(NodeId, Blob, Record)>,
@@ -146,13 +149,19 @@ pub struct PersistBatch {
 
 impl PersistBatch {
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.hints_stored.is_empty() && self.hints_removed.is_empty()
+        self.incarnation.is_none()
+            && self.slots.is_empty()
+            && self.hints_stored.is_empty()
+            && self.hints_removed.is_empty()
     }
 }
 
 /// Everything a node keeps across a crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DurableState {
+    /// The node's incarnation: 0 for a node that never started, then one more for every start.
+    #[serde(default)]
+    pub incarnation: u64,
     pub slots: BTreeMap<Blob, Slot>,
     pub hints: BTreeMap<(NodeId, Blob), Record>,
 }
@@ -162,6 +171,9 @@ impl DurableState {
     /// and removes the same hint (the node cancels one with the other), so the order of the two
     /// lists does not matter.
     pub fn apply(&mut self, batch: &PersistBatch) {
+        if let Some(incarnation) = batch.incarnation {
+            self.incarnation = incarnation;
+        }
         for (key, slot) in &batch.slots {
             self.slots.insert(key.clone(), slot.clone());
         }
@@ -217,5 +229,8 @@ mod tests {
         let slot = Slot { promised: Ballot { round: 3, node: NodeId(1) }, record: None };
         state.apply(&PersistBatch { seq: 1, slots: vec![(Blob::from("k"), slot.clone())], ..Default::default() });
         assert_eq!(state.slots[&Blob::from("k")], slot);
+        assert_eq!(state.incarnation, 0, "a batch without an incarnation leaves it");
+        state.apply(&PersistBatch { seq: 2, incarnation: Some(3), ..Default::default() });
+        assert_eq!(state.incarnation, 3);
     }
 }

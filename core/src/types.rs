@@ -27,6 +27,22 @@ impl NodeId {
     }
 }
 
+/// Bits of a node-minted id (message, transaction, client) that hold the node's incarnation,
+/// above everything else. A node's incarnation is durable state of the core (`Node::start`
+/// bumps it and persists the bump before any message leaves), so no id of one life of a node is
+/// handed out again in a later one, whatever the wall clock says.
+pub const INCARNATION_BITS: u32 = 24;
+
+/// The last incarnation a node may reach: the all-ones value is reserved for the ids of the
+/// core's own repair writes. A node that has restarted this often refuses to start.
+pub const INCARNATION_MAX: u64 = (1 << INCARNATION_BITS) - 2;
+
+/// The first message or transaction id of `incarnation`: the incarnation in the top bits, a
+/// counter below.
+pub const fn incarnation_base(incarnation: u64) -> u64 {
+    incarnation << (64 - INCARNATION_BITS)
+}
+
 /// A client session. Each client numbers its requests with increasing sequence numbers and
 /// keeps at most one request outstanding, which makes `(client, seq)` a unique request id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -119,8 +119,11 @@ fn large_values_move_in_byte_bounded_batches() {
     let put = |index: usize| ClientOp::Put { key: format!("big{index}").as_str().into(), value: value.clone() };
     let node = sim.ring().homes(b"big0")[0];
 
-    // Recovery: a home replica restarts after missing writes and syncs them in pages.
+    // Recovery: a home replica restarts after missing writes and syncs them in pages. It crashes
+    // once it has started (its first batch, the new incarnation, is durable): a node that never
+    // got that far has nothing on disk and starts as a new one.
     let down = sim.ring().homes(b"big0")[1];
+    sim.run_until(sim.now() + 50_000);
     sim.fault(FaultAction::Crash(down));
     for index in 0..60 {
         assert_eq!(sim.execute(node, put(index)), Some(ClientReply::Written), "write {index}");

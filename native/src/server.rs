@@ -13,13 +13,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dynamo_core::client::ClientIds;
 use dynamo_core::config::Config;
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest, Envelope};
-use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
+use dynamo_core::node::{Input, Node, NodeOptions, Output};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
 use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
@@ -94,19 +94,6 @@ pub enum Event {
     },
 }
 
-/// Client ids step by this, so that their low byte stays the node's index: the ids of two nodes
-/// never meet, however many clients each serves. (With a step of 1, a node's counter ran into
-/// the ids of a node started a few hundred microseconds later, and two clients sharing an id
-/// could have a new write taken for a retry of the other's.)
-const CLIENT_ID_STRIDE: u64 = 256;
-
-/// The first client id of node `index` started at `epoch_micros`: the start time above the index.
-/// A restarted node starts above every id of its earlier life unless that life handed out more
-/// than one client per microsecond it ran.
-fn first_client_id(epoch_micros: u64, index: usize) -> u64 {
-    (epoch_micros << 8) | (index as u64 & 0xff)
-}
-
 /// A client session of the core as a connection uses it: its id and the last sequence number it
 /// used. The core allows a session one request outstanding at a time (`ClientId`), so a
 /// connection with several requests out at once uses a lane for each, and keeps its lanes for
@@ -133,7 +120,10 @@ pub struct Handle {
     pub ring: Arc<Ring>,
     pub file: Arc<ClusterFile>,
     pub id: NodeId,
-    client_ids: Arc<AtomicU64>,
+    /// This node incarnation's client ids (`Node::take_client_ids`).
+    client_ids: Arc<std::sync::Mutex<ClientIds>>,
+    /// This node's incarnation, for INFO.
+    pub incarnation: u64,
     /// Which peers this node suspects.
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
     /// Recent lifecycle events (restart, recovery, suspicion, hints), replayed to a new
@@ -145,10 +135,10 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// A client session id unique across the cluster and across restarts of this process (see
-    /// `first_client_id`).
+    /// A client session id unique across the cluster and across restarts of this node: the core
+    /// makes it from the node's durable incarnation.
     pub fn new_client(&self) -> ClientId {
-        ClientId(self.client_ids.fetch_add(CLIENT_ID_STRIDE, Ordering::Relaxed))
+        self.client_ids.lock().expect("client ids lock").mint()
     }
 
     /// A new client session for a connection (see `Lane`).
@@ -188,7 +178,6 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     let config = file.config.clone();
     let ring = Arc::new(Ring::new(&config.nodes, config.tokens_per_node, config.replicas));
     let dir = file.data_dir.join(&me.name);
-    let existed = Storage::exists(&dir);
     let (storage, durable) = Storage::open(&dir, file.fsync)?;
     tracing::info!(node = %me.name, keys = durable.slots.len(), hints = durable.hints.len(), "storage loaded");
 
@@ -197,6 +186,17 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     // Read together, so trace times of processes on one machine agree to within microseconds.
     let epoch_micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
     let clock = Instant::now();
+    // Microseconds since the UNIX epoch, but monotonic: trace events of different processes on
+    // one machine share a timeline, and time never goes backwards for the core. Nothing the
+    // core makes durable or puts in an id depends on it.
+    let now = move || epoch_micros + clock.elapsed().as_micros() as u64;
+    // The node starts (its new incarnation is in the first persist batch, which the driver
+    // carries out below, before any message can leave); nothing has left the process yet.
+    let options =
+        NodeOptions { id, config: config.clone(), ring: ring.clone(), seed: epoch_micros ^ index as u64, trace: true };
+    let mut outputs = Vec::new();
+    let mut node = Node::start(options, durable, now(), &mut outputs)?;
+    let start = node.started();
     let admitted_kib = file.admitted_bytes_max.div_ceil(1024).clamp(1, u32::MAX as u64);
     let handle = Handle {
         inputs: inputs.clone(),
@@ -204,7 +204,8 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         ring: ring.clone(),
         file: file.clone(),
         id,
-        client_ids: Arc::new(AtomicU64::new(first_client_id(epoch_micros, index))),
+        client_ids: Arc::new(std::sync::Mutex::new(node.take_client_ids())),
+        incarnation: node.incarnation(),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
         admitted_kib,
@@ -256,23 +257,6 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     tokio::spawn(accept_ws(ws, handle.clone(), Arc::new(accepted)));
     tokio::spawn(crate::resp::serve(resp, handle.clone()));
 
-    let start = if existed { Start::Recover } else { Start::Fresh };
-    let options = NodeOptions {
-        id,
-        config,
-        ring,
-        seed: epoch_micros ^ index as u64,
-        // Message and transaction ids are `incarnation << 40 | counter`: the incarnation must fit
-        // in 24 bits. Milliseconds modulo 2^24 differ between restarts unless exactly 4.66 hours
-        // apart to the millisecond.
-        incarnation: (epoch_micros / 1_000) & 0xff_ffff,
-        trace: true,
-    };
-    // Microseconds since the UNIX epoch, but monotonic: trace events of different processes on
-    // one machine share a timeline, and time never goes backwards for the core.
-    let now = move || epoch_micros + clock.elapsed().as_micros() as u64;
-    let mut outputs = Vec::new();
-    let mut node = Node::start(options, durable, start, now(), &mut outputs);
     let mut driver = Driver {
         id,
         cut: vec![false; file.nodes.len()],
@@ -290,7 +274,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
     // Not println!: a closed stdout (`dynamo node ... | head -1`) must not stop the node. The
     // supervisor (`dynamo cluster`) waits for this line's "node NAME ready:".
     crate::say(format_args!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, start));
-    tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, "ready");
+    tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, ?start, incarnation = node.incarnation(), "ready");
 
     loop {
         driver.commit_inline(&mut node, now(), &mut outputs);
@@ -820,7 +804,7 @@ mod tests {
             writers: Vec::new().into(),
         };
         let slot = Slot { promised: record.ballot, record: Some(record) };
-        PersistBatch { seq, slots: vec![(Blob::from("k"), slot)], hints_stored: vec![], hints_removed: vec![] }
+        PersistBatch { seq, slots: vec![(Blob::from("k"), slot)], ..PersistBatch::default() }
     }
 
     /// Without fsync, small batches wait for the node task's inline commit and large ones go to
@@ -854,16 +838,5 @@ mod tests {
         assert_eq!(seqs(&persister.waiting), vec![5], "the thread is idle again");
         assert!(handed.try_recv().is_err());
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn client_ids_of_different_nodes_never_meet() {
-        let ids = |start: u64, index: usize| {
-            (0..100_000u64).map(move |k| super::first_client_id(start, index) + k * super::CLIENT_ID_STRIDE)
-        };
-        let first: std::collections::BTreeSet<u64> = ids(1_700_000_000_000_000, 0).collect();
-        for (start, index) in [(1_700_000_000_000_001, 1), (1_700_000_000_000_000, 4), (1_700_000_000_000_390, 2)] {
-            assert!(ids(start, index).all(|id| !first.contains(&id)), "node {index} started at {start}");
-        }
     }
 }

@@ -61,6 +61,10 @@ pub const KEY_BYTES_MAX: u64 = u16::MAX as u64 - 4;
 /// its slot lives in a keyspace of its own, under this one entry.
 const EMPTY_KEY_ENTRY: &[u8] = b"slot";
 
+/// The node's incarnation (`DurableState::incarnation`, 8 bytes big-endian) in the `meta`
+/// keyspace. Absent in a data directory written before incarnations were stored: 0.
+const INCARNATION_ENTRY: &[u8] = b"incarnation";
+
 /// Handles to one database: the node task (inline commits) and the storage thread may hold one
 /// each; `Persister` in `server.rs` keeps their commits in order.
 #[derive(Clone)]
@@ -70,15 +74,12 @@ pub struct Storage {
     /// The empty key's slot (`EMPTY_KEY_ENTRY`), which `slots` cannot hold.
     empty_key: Keyspace,
     hints: Keyspace,
+    /// Node-wide state that is not a key's: the incarnation.
+    meta: Keyspace,
     fsync: bool,
 }
 
 impl Storage {
-    /// Whether `dir` holds a node's database (the node then recovers rather than starting fresh).
-    pub fn exists(dir: &Path) -> bool {
-        dir.join(DATABASE_DIR).exists()
-    }
-
     /// Opens (or creates) the database in `dir` and loads everything it holds.
     pub fn open(dir: &Path, fsync: bool) -> Result<(Storage, DurableState), StorageError> {
         let legacy = dir.join("dynamo.redb");
@@ -105,13 +106,18 @@ impl Storage {
         let empty_key =
             db.keyspace("empty_key", KeyspaceCreateOptions::default).map_err(|e| fail("empty_key keyspace", e))?;
         let hints = db.keyspace("hints", KeyspaceCreateOptions::default).map_err(|e| fail("hints keyspace", e))?;
-        let storage = Storage { db, slots, empty_key, hints, fsync };
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(|e| fail("meta keyspace", e))?;
+        let storage = Storage { db, slots, empty_key, hints, meta, fsync };
         let state = storage.load()?;
         Ok((storage, state))
     }
 
     fn load(&self) -> Result<DurableState, StorageError> {
         let mut state = DurableState::default();
+        if let Some(value) = self.meta.get(INCARNATION_ENTRY).map_err(|e| fail("meta read", e))? {
+            let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| StorageError("corrupt incarnation".into()))?;
+            state.incarnation = u64::from_be_bytes(bytes);
+        }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(|e| fail("slots scan", e))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(|e| fail("corrupt slot", e))?;
@@ -141,6 +147,9 @@ impl Storage {
         let mode = if self.fsync { PersistMode::SyncData } else { PersistMode::Buffer };
         let mut write = self.db.batch().durability(Some(mode));
         for batch in batches {
+            if let Some(incarnation) = batch.incarnation {
+                write.insert(&self.meta, INCARNATION_ENTRY, incarnation.to_be_bytes());
+            }
             for (key, slot) in &batch.slots {
                 let bytes = postcard::to_allocvec(slot).map_err(|e| fail("encode slot", e))?;
                 if key.is_empty() {
@@ -229,6 +238,7 @@ mod tests {
             let slot = Slot { promised: record(4).ballot, record: Some(record(4)) };
             let batch = PersistBatch {
                 seq: 1,
+                incarnation: Some(7),
                 slots: vec![(Blob::from("k"), slot.clone())],
                 hints_stored: vec![(NodeId(3), Blob::from("h"), record(4)), (NodeId(1), Blob::from("x"), record(4))],
                 hints_removed: vec![],
@@ -243,7 +253,7 @@ mod tests {
             {
                 let (storage, state) = Storage::open(&dir, fsync).unwrap();
                 assert!(state.slots.is_empty());
-                assert!(Storage::exists(&dir));
+                assert!(dir.join(DATABASE_DIR).exists());
                 storage.commit(std::slice::from_ref(&batch)).unwrap();
                 storage.commit(std::slice::from_ref(&later)).unwrap();
             }
@@ -254,6 +264,7 @@ mod tests {
             assert_eq!(state, expected, "fsync = {fsync}");
             assert_eq!(state.slots[&Blob::from("k")], newer);
             assert_eq!(state.hints.len(), 1);
+            assert_eq!(state.incarnation, 7);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -266,6 +277,7 @@ mod tests {
         let slot = |round| Slot { promised: record(round).ballot, record: Some(record(round)) };
         let batch = PersistBatch {
             seq: 1,
+            incarnation: None,
             slots: vec![(empty.clone(), slot(4)), (longest.clone(), slot(4)), (Blob::from("k"), slot(4))],
             hints_stored: vec![(NodeId(3), empty.clone(), record(4)), (NodeId(3), longest.clone(), record(4))],
             hints_removed: vec![],
@@ -309,7 +321,7 @@ mod tests {
         let error = Storage::open(&dir, true).err().expect("refused");
         assert!(error.0.contains("older dynamo"), "{error}");
         assert_eq!(std::fs::read(dir.join("dynamo.redb")).unwrap(), b"old bytes");
-        assert!(!Storage::exists(&dir));
+        assert!(!dir.join(DATABASE_DIR).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

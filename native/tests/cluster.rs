@@ -143,6 +143,59 @@ fn a_killed_node_recovers_the_writes_it_missed() {
     assert!(log.contains("recovery: copied keys") && log.contains("recovery finished"), "recovery is logged:\n{log}");
 }
 
+/// The ids of the messages node `index` sends while `work` runs, read from its trace stream.
+fn message_ids_sent_during(cluster: &Cluster, index: usize, work: impl FnOnce()) -> Vec<u64> {
+    use tokio_tungstenite::tungstenite::{self, Message};
+    let url = format!("ws://127.0.0.1:{}/client", cluster.nodes[index].ws);
+    let (mut socket, _) = tungstenite::connect(url).expect("the WebSocket API answers");
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    socket.send(Message::Text(r#"{"op":"subscribe"}"#.into())).unwrap();
+    work();
+    let mut ids = Vec::new();
+    while let Ok(frame) = socket.read() {
+        let Message::Text(text) = frame else { continue };
+        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(id) = frame["trace"]["kind"]["MessageSent"]["id"].as_u64() {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn incarnation(connection: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("server").query(connection).expect("INFO");
+    let line = info.lines().find_map(|line| line.strip_prefix("incarnation:")).expect("INFO names the incarnation");
+    line.trim().parse().expect("a number")
+}
+
+/// The incarnation is durable state of the node, one more on every start, and every id the node
+/// makes carries it: a restarted node sends no message id of its earlier life again. (It came
+/// from the wall clock before, so a clock set back could repeat ids; `dynamo-core`'s
+/// `a_restart_with_the_clock_set_back_reuses_no_id` sets the clock back.)
+#[test]
+fn a_restarted_node_takes_the_next_incarnation_and_reuses_no_message_id() {
+    let mut cluster = Cluster::start("incarnation");
+    let node = 1;
+    let mut seen = std::collections::BTreeSet::new();
+    for life in 1..=3 {
+        let mut c = cluster.redis(node, false);
+        assert_eq!(incarnation(&mut c), life);
+        let ids = message_ids_sent_during(&cluster, node, || {
+            for i in 0..30 {
+                let _: () = c.set(format!("life{life}-{i}"), "v").unwrap();
+            }
+        });
+        assert!(ids.len() >= 30, "life {life}: {} messages seen", ids.len());
+        for id in ids {
+            assert!(seen.insert(id), "life {life} sent message id {id} again");
+        }
+        cluster.kill(node);
+        cluster.restart(node);
+    }
+}
+
 /// Many values of the largest size (1 MiB) at once: a frame never outgrows the peer's limit
 /// (a batch of large messages is split across frames), a link keeps reading while it writes,
 /// and recovery and `*` scans move large records in pages bounded in bytes. Before, a

@@ -24,12 +24,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::ClientIds;
 use crate::config::Config;
 use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
 use crate::trace::{TraceEvent, TraceKind};
-use crate::types::{Blob, Micros, NodeId, Rng};
+use crate::types::{incarnation_base, Blob, Micros, NodeId, Rng, INCARNATION_MAX};
 use crate::version::Ballot;
 
 use background::{AntiEntropy, Recovery};
@@ -64,14 +65,36 @@ pub enum Output {
     Trace(TraceEvent),
 }
 
-/// How a node starts.
+/// How a node started, as `Node::start` decided from what survived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Start {
-    /// A new cluster: nothing was ever written, nothing to recover.
+    /// A node that never ran: nothing was ever written here, nothing to recover.
     Fresh,
     /// A restart: before serving reads, copy the writes missed while down.
     Recover,
 }
+
+/// Why a node cannot start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The node has started `INCARNATION_MAX` times: its ids would repeat.
+    IncarnationsExhausted { incarnation: u64 },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::IncarnationsExhausted { incarnation } => write!(
+                f,
+                "this node has started {incarnation} times, the most its ids allow; \
+                 its data must be rebuilt under a new data directory"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// What a node is built from.
 #[derive(Clone, Debug)]
@@ -82,8 +105,6 @@ pub struct NodeOptions {
     pub ring: Arc<Ring>,
     /// Seed of the node's random choices (backoff, anti-entropy partner order).
     pub seed: u64,
-    /// Counts restarts; keeps message ids unique across them.
-    pub incarnation: u64,
     /// Whether to emit trace events (off for fast simulation).
     pub trace: bool,
 }
@@ -116,6 +137,13 @@ pub struct Node {
 
     /// The highest ballot round this node has seen; new ballots go above it.
     round: u64,
+    /// This life's incarnation (durable, one more than the last), in every id the node makes.
+    incarnation: u64,
+    /// The new incarnation is not in a persist batch yet (only at start).
+    incarnation_unpersisted: bool,
+    /// Whether `take_client_ids` has handed out this incarnation's client ids.
+    client_ids_taken: bool,
+    start: Start,
     store: BTreeMap<Blob, KeyState>,
     hints: BTreeMap<(NodeId, Blob), Record>,
 
@@ -161,16 +189,28 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds a node from what survived (`durable`; empty for a fresh node) and starts it.
+    /// Builds a node from what survived (`durable`; empty for a node that never ran) and starts
+    /// it. The node's incarnation goes up by one and is in the first persist batch; no message
+    /// or reply leaves before that batch is durable, so ids of this life never repeat those of
+    /// an earlier one, even if the node crashes at once. A node that ran before (its durable
+    /// state is not empty) recovers what it missed before serving reads.
     pub fn start(
         options: NodeOptions,
         durable: DurableState,
-        start: Start,
         now: Micros,
         out: &mut Vec<Output>,
-    ) -> Node {
-        let NodeOptions { id, config, ring, seed, incarnation, trace } = options;
+    ) -> Result<Node, StartError> {
+        let NodeOptions { id, config, ring, seed, trace } = options;
         debug_assert!(config.validate().is_ok(), "config is validated before nodes start");
+        if durable.incarnation >= INCARNATION_MAX {
+            return Err(StartError::IncarnationsExhausted { incarnation: durable.incarnation });
+        }
+        let incarnation = durable.incarnation + 1;
+        let start = if durable.incarnation == 0 && durable.slots.is_empty() && durable.hints.is_empty() {
+            Start::Fresh
+        } else {
+            Start::Recover
+        };
         let node_count = ring.node_count();
         let mut round = 0;
         let store: BTreeMap<Blob, KeyState> = durable
@@ -191,6 +231,10 @@ impl Node {
             trace,
             now,
             round,
+            incarnation,
+            incarnation_unpersisted: true,
+            client_ids_taken: false,
+            start,
             store,
             hints: durable.hints,
             dirty_slots: BTreeSet::new(),
@@ -202,8 +246,8 @@ impl Node {
             pending_traces: Vec::new(),
             held: VecDeque::new(),
             local: VecDeque::new(),
-            next_message: incarnation << 40,
-            next_txn: incarnation << 40,
+            next_message: incarnation_base(incarnation),
+            next_txn: incarnation_base(incarnation),
             txns: BTreeMap::new(),
             timers: BTreeSet::new(),
             next_timer: 0,
@@ -226,7 +270,29 @@ impl Node {
         let ae_delay = node.rng.between(1, node.config.anti_entropy_interval_ms * 1_000);
         node.schedule(now + ae_delay, Timer::AntiEntropy);
         node.flush(out);
-        node
+        debug_assert_eq!(node.persist_issued, Node::START_BATCH, "the incarnation is in the first batch");
+        Ok(node)
+    }
+
+    /// The persist batch holding a node's incarnation: every output waits for it.
+    const START_BATCH: u64 = 1;
+
+    /// This life's client ids, for the driver's `SessionPool`. Handed out once: two pools
+    /// drawing from one incarnation's ids would give two sessions the same id.
+    pub fn take_client_ids(&mut self) -> ClientIds {
+        assert!(!self.client_ids_taken, "a node incarnation's client ids are handed out once");
+        self.client_ids_taken = true;
+        ClientIds::of(self.id, self.incarnation)
+    }
+
+    /// This life's incarnation: one more than the last life's.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// How the node started: fresh, or recovering what it missed.
+    pub fn started(&self) -> Start {
+        self.start
     }
 
     pub fn id(&self) -> NodeId {
@@ -502,7 +568,8 @@ impl Node {
         } else {
             let id = self.next_message;
             self.next_message += 1;
-            let need = if message.reveals_state() { self.batch_of_current_changes() } else { 0 };
+            // Every message carries ids of this incarnation, so none leaves before it is durable.
+            let need = if message.reveals_state() { self.batch_of_current_changes() } else { Node::START_BATCH };
             self.pending.push((need, Output::Send { to, envelope: Envelope { id, message } }));
         }
     }
@@ -520,7 +587,10 @@ impl Node {
 
     /// Whether this step changed state that no persist batch holds yet.
     fn has_unpersisted_changes(&self) -> bool {
-        !self.dirty_slots.is_empty() || !self.hints_stored.is_empty() || !self.hints_removed.is_empty()
+        self.incarnation_unpersisted
+            || !self.dirty_slots.is_empty()
+            || !self.hints_stored.is_empty()
+            || !self.hints_removed.is_empty()
     }
 
     fn emit(&mut self, kind: TraceKind) {
@@ -547,8 +617,10 @@ impl Node {
                     (key, slot)
                 })
                 .collect();
+            let incarnation = std::mem::take(&mut self.incarnation_unpersisted).then_some(self.incarnation);
             out.push(Output::Persist(PersistBatch {
                 seq: self.persist_issued,
+                incarnation,
                 slots,
                 hints_stored: std::mem::take(&mut self.hints_stored),
                 hints_removed: std::mem::take(&mut self.hints_removed),
@@ -559,7 +631,8 @@ impl Node {
                 // Depends on nothing still in flight (a request, or state already durable).
                 self.release(output, out);
             } else {
-                debug_assert!(self.held.back().is_none_or(|held| held.0 <= need), "needs grow");
+                // A request held only for the start batch waits behind what is held already.
+                let need = need.max(self.held.back().map_or(0, |held| held.0));
                 self.held.push_back((need, output));
             }
         }

@@ -17,12 +17,13 @@ impl Harness {
     /// The seed ring; the node is the coordinator (first home) of `key`, and has promised a
     /// ballot of another home for it before, so its writes there run both phases.
     fn coordinator_of(key: &str) -> Harness {
-        let mut durable = DurableState::default();
-        let ring = Ring::new(&Config::default().nodes, 1, 3);
-        let other = ring.homes(key.as_bytes())[1];
-        let promised = Ballot { round: 2, node: other };
-        durable.slots.insert(Blob::from(key), Slot { promised, record: None });
-        Harness::home_of(key, 0, durable)
+        let mut h = Harness::home_of(key, 0, DurableState::default());
+        let other = h.node.ring.homes(key.as_bytes())[1];
+        let ballot = Ballot { round: 2, node: other };
+        h.deliver(other, Message::Prepare { txn: 1, key: Blob::from(key), ballot });
+        h.persist_all();
+        h.out.clear();
+        h
     }
 
     /// The coordinator (first home) of `key`, which has never seen the key.
@@ -35,23 +36,22 @@ impl Harness {
         let config = Config::default();
         let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
         let id = ring.homes(key.as_bytes())[index];
-        let options = NodeOptions { id, config, ring, seed: 1, incarnation: 0, trace: true };
+        let options = NodeOptions { id, config, ring, seed: 1, trace: true };
         let mut out = Vec::new();
-        let node = Node::start(options, durable, Start::Fresh, 0, &mut out);
+        let node = started(options, durable, &mut out);
         Harness { node, now: 0, out }
     }
 
-    /// This node started again (next incarnation, no tracing) from `durable`.
-    fn restarted(&self, durable: DurableState, start: Start) -> Node {
+    /// This node started again (no tracing) from `durable`.
+    fn restarted(&self, durable: DurableState) -> Node {
         let options = NodeOptions {
             id: self.node.id,
             config: self.node.config.clone(),
             ring: self.node.ring.clone(),
             seed: 1,
-            incarnation: 1,
             trace: false,
         };
-        Node::start(options, durable, start, 0, &mut Vec::new())
+        started(options, durable, &mut Vec::new())
     }
 
     fn step(&mut self, input: Input) {
@@ -127,6 +127,19 @@ impl Harness {
     }
 }
 
+/// Starts a node from `durable` and makes its first batch (its new incarnation) durable, which
+/// every output waits for; the outputs go to `out`.
+fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -> Node {
+    let mut node = Node::start(options, durable, 0, out).expect("the node starts");
+    node.step(0, Input::Persisted { batch: Node::START_BATCH }, out);
+    node
+}
+
+/// What a node that ran before (incarnation 1) left on disk, with nothing else in it.
+fn ran_before() -> DurableState {
+    DurableState { incarnation: 1, ..DurableState::default() }
+}
+
 /// A record written by `client` under ballot (`round`, `node`), with no history.
 fn record_by(node: NodeId, round: u64, value: &str, client: u64) -> Record {
     Record {
@@ -146,6 +159,7 @@ fn put(key: &str, value: &str, seq: u64) -> Input {
 #[test]
 fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     let mut h = Harness::coordinator_of("k");
+    let start = h.node.persist_issued;
     let homes = h.node.ring.homes(b"k");
     h.step(put("k", "v", 1));
     // Prepares reveal nothing, so they leave at once, while the own promise is being persisted.
@@ -159,9 +173,9 @@ fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     // the own promise, which is not durable yet: they are held.
     h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
     assert!(h.sends().is_empty(), "accepts wait for the coordinator's own promise to be durable");
-    // Batch 1 holds the own promise, batch 2 the own accept (made in the same step).
-    assert_eq!(h.node.persist_issued, 2);
-    h.persist_through(1);
+    // One batch holds the own promise, the next the own accept (made in the same step).
+    assert_eq!(h.node.persist_issued, start + 2);
+    h.persist_through(start + 1);
     let accepts: Vec<_> = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).collect();
     assert_eq!(accepts.len(), 2, "accept goes to the two other homes after R promises");
     assert!(h.replies().is_empty());
@@ -171,7 +185,7 @@ fn a_write_needs_r_promises_then_w_acks_and_waits_for_its_own_persist() {
     assert!(h.replies().is_empty(), "own ack plus a refusal is not W = 2");
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
     assert!(h.replies().is_empty(), "the answer waits for the coordinator's own accept to be durable");
-    h.persist_through(2);
+    h.persist_through(start + 2);
     assert_eq!(h.replies(), vec![ClientReply::Written]);
     // Duplicates after the answer change nothing.
     h.deliver(homes[1], Message::Accepted { txn, ballot, result: Ok(()), next: None });
@@ -188,7 +202,7 @@ fn a_keys_first_write_by_its_first_home_skips_phase_one_behind_a_durable_own_pro
     assert!(h.sends().is_empty(), "the accepts wait for the own promise of the first ballot to be durable");
     // The own promise (and the own accept, made in the same step) wait in one persist batch.
     assert!(h.node.store[&Blob::from("k")].slot.promised >= first);
-    assert_eq!(h.node.persist_issued, 1);
+    assert_eq!(h.node.persist_issued, Node::START_BATCH + 1);
     h.settle();
     let accepts: Vec<Ballot> = h
         .sends()
@@ -325,7 +339,7 @@ fn a_crash_loses_exactly_the_unpersisted_state() {
     assert!(batch.is_some(), "accepting is persisted");
     assert!(h.sends().is_empty(), "the ack waits for the persist");
     // A crash before the batch is durable: the restarted node does not have the record.
-    let restart = |durable: DurableState| h.restarted(durable, Start::Recover);
+    let restart = |durable: DurableState| h.restarted(durable);
     assert!(restart(DurableState::default()).record(b"k").is_none());
     // Once the batch is applied, the restarted node has it.
     let mut durable = DurableState::default();
@@ -392,9 +406,9 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
     let config = Config::default();
     let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
     let preference = ring.preference(b"k");
-    let options = NodeOptions { id: preference[3], config, ring, seed: 1, incarnation: 0, trace: false };
+    let options = NodeOptions { id: preference[3], config, ring, seed: 1, trace: false };
     let mut out = Vec::new();
-    let mut node = Node::start(options, DurableState::default(), Start::Fresh, 0, &mut out);
+    let mut node = started(options, DurableState::default(), &mut out);
     let request = ClientRequest {
         id: OpId { client: ClientId(1), seq: 1 },
         op: ClientOp::Put { key: "k".into(), value: "x".into() },
@@ -412,7 +426,7 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
         .collect();
     assert!(sends.iter().all(|(_, kind)| *kind != MessageKind::Prepare && *kind != MessageKind::Accept), "{sends:?}");
     assert!(sends.contains(&(preference[0], MessageKind::Forward)), "passed on to the coordinator: {sends:?}");
-    assert_eq!(node.persist_issued, 0);
+    assert_eq!(node.persist_issued, Node::START_BATCH, "nothing persisted beyond the start");
 }
 
 /// A replica never reveals state that is not durable yet: a read or a prepare that arrives
@@ -601,8 +615,9 @@ fn incremental_digests_equal_digests_computed_from_scratch() {
     let durable = DurableState {
         slots: h.node.store.iter().map(|(key, state)| (key.clone(), state.slot.clone())).collect(),
         hints: BTreeMap::new(),
+        incarnation: 1,
     };
-    let restarted = h.restarted(durable, Start::Fresh);
+    let restarted = h.restarted(durable);
     for peer in &peers {
         assert_eq!(restarted.digest(*peer), h.node.digest(*peer), "digest for {peer:?} after a restart");
     }
@@ -639,7 +654,8 @@ fn a_round_without_a_quorum_in_time_sends_its_phase_again_under_the_same_ballot(
     assert!(h.sends().is_empty(), "the second wait is two request timeouts");
     h.now += timeout;
     h.step(Input::Tick);
-    assert_eq!(h.sends().len(), 2, "the third sending");
+    let accepts = h.sends().into_iter().filter(|(_, m)| matches!(m, Message::Accept { .. })).count();
+    assert_eq!(accepts, 2, "the third sending");
     // The answer to the first accept arrives at last, and completes the write.
     h.deliver(homes[1], Message::Accepted { txn, ballot: record.ballot, result: Ok(()), next: None });
     h.settle();
@@ -651,7 +667,7 @@ fn a_round_without_a_quorum_in_time_sends_its_phase_again_under_the_same_ballot(
 #[test]
 fn an_at_query_during_a_recovery_that_cannot_finish_answers_unavailable_in_time() {
     let h = Harness::fresh_coordinator_of("k");
-    let mut node = h.restarted(DurableState::default(), Start::Recover);
+    let mut node = h.restarted(ran_before());
     assert!(node.is_recovering());
     let query = ClientRequest { id: OpId { client: ClientId(1), seq: 1 }, op: ClientOp::LocalQuery };
     let mut out = Vec::new();
@@ -682,4 +698,119 @@ fn an_at_query_during_a_recovery_that_cannot_finish_answers_unavailable_in_time(
         other => panic!("expected unavailable, got {other:?}"),
     }
     assert!(node.is_recovering(), "recovery itself carries on");
+}
+
+/// Every id a node makes (messages, transactions, client sessions) of one life, as the outputs
+/// and its client id allocator show them.
+fn ids_of_one_life(node: &mut Node, now: Micros, out: &mut Vec<Output>) -> BTreeSet<u64> {
+    let mut ids: BTreeSet<u64> = BTreeSet::new();
+    let mut client_ids = node.take_client_ids();
+    ids.extend((0..100).map(|_| client_ids.mint().0));
+    // A few writes and reads from a client of the node's own, then time for background work.
+    for seq in 1..=20 {
+        let op = if seq % 2 == 0 {
+            ClientOp::Put { key: format!("k{seq}").into(), value: "v".into() }
+        } else {
+            ClientOp::Get { key: format!("k{seq}").into() }
+        };
+        let request = ClientRequest { id: OpId { client: ClientId(1), seq }, op };
+        node.step(now, Input::Client { handle: seq, request }, out);
+    }
+    let later = now + node.config.anti_entropy_interval_ms * 2_000;
+    while let Some(wake) = node.next_wakeup().filter(|wake| *wake <= later) {
+        node.step(wake, Input::Tick, out);
+        node.step(wake, Input::Persisted { batch: node.persist_issued }, out);
+    }
+    for output in out.iter() {
+        if let Output::Send { envelope, .. } = output {
+            ids.insert(envelope.id);
+            ids.extend(envelope.message.txn());
+        }
+    }
+    ids
+}
+
+/// Fix of a driver's decision: the incarnation was the wall clock's milliseconds, so a clock
+/// set back (an NTP step, a restored VM) could hand out message, transaction and client ids of
+/// an earlier life again. It is durable state of the core now: each start bumps it, and the
+/// bump is durable before any message leaves.
+#[test]
+fn a_restart_with_the_clock_set_back_reuses_no_id() {
+    let config = Config::default();
+    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+    let options = NodeOptions { id: NodeId(2), config, ring, seed: 1, trace: false };
+    let hour = 3_600_000_000;
+    let mut durable = DurableState::default();
+    let mut seen = BTreeSet::new();
+    for (life, now) in [(1, 5 * hour), (2, 4 * hour), (3, 4 * hour), (4, hour)] {
+        let mut out = Vec::new();
+        let mut node = Node::start(options.clone(), durable.clone(), now, &mut out).expect("starts");
+        assert_eq!(node.incarnation(), life);
+        let first = out.iter().find_map(|output| match output {
+            Output::Persist(batch) => Some(batch.clone()),
+            _ => None,
+        });
+        let first = first.expect("the start persists the new incarnation");
+        assert_eq!((first.seq, first.incarnation), (Node::START_BATCH, Some(life)));
+        let ids = ids_of_one_life(&mut node, now, &mut out);
+        assert!(ids.len() > 100, "life {life} made ids: {}", ids.len());
+        let reused: Vec<&u64> = ids.intersection(&seen).collect();
+        assert!(reused.is_empty(), "life {life} (clock at {now}) reused ids of an earlier life: {reused:?}");
+        seen.extend(ids);
+        for output in &out {
+            if let Output::Persist(batch) = output {
+                durable.apply(batch);
+            }
+        }
+    }
+}
+
+/// The start batch is a barrier for everything: not even a request that reveals no state (a
+/// prepare, a forward) leaves before the node's new incarnation is durable.
+#[test]
+fn nothing_leaves_a_started_node_before_its_incarnation_is_durable() {
+    let config = Config::default();
+    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+    let key = "k";
+    let id = ring.preference(key.as_bytes())[3];
+    let options = NodeOptions { id, config, ring, seed: 1, trace: false };
+    let mut out = Vec::new();
+    let mut node = Node::start(options, DurableState::default(), 0, &mut out).expect("starts");
+    out.clear();
+    node.step(0, put(key, "v", 1), &mut out);
+    assert!(!out.iter().any(|output| matches!(output, Output::Send { .. })), "the forward waits: {out:?}");
+    node.step(0, Input::Persisted { batch: Node::START_BATCH }, &mut out);
+    assert!(out.iter().any(|output| matches!(output, Output::Send { .. })), "then it leaves");
+}
+
+#[test]
+#[should_panic(expected = "handed out once")]
+fn client_ids_of_an_incarnation_are_handed_out_once() {
+    let mut h = Harness::fresh_coordinator_of("k");
+    let _first = h.node.take_client_ids();
+    let _second = h.node.take_client_ids();
+}
+
+#[test]
+fn a_node_that_ran_before_recovers_and_a_new_one_does_not() {
+    let h = Harness::fresh_coordinator_of("k");
+    assert_eq!(h.node.started(), Start::Fresh);
+    assert!(!h.node.is_recovering());
+    let restarted = h.restarted(ran_before());
+    assert_eq!((restarted.started(), restarted.incarnation()), (Start::Recover, 2));
+    assert!(restarted.is_recovering());
+    // A data directory from before incarnations were stored: records, but incarnation 0.
+    let mut old = DurableState::default();
+    old.slots.insert("k".into(), Slot::default());
+    assert_eq!(h.restarted(old).started(), Start::Recover);
+}
+
+#[test]
+fn a_node_that_used_up_its_incarnations_refuses_to_start() {
+    let config = Config::default();
+    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+    let options = NodeOptions { id: NodeId(0), config, ring, seed: 1, trace: false };
+    let durable = DurableState { incarnation: crate::types::INCARNATION_MAX, ..DurableState::default() };
+    let error = Node::start(options, durable, 0, &mut Vec::new()).err().expect("refused");
+    assert!(error.to_string().contains("started 16777214 times"), "{error}");
 }

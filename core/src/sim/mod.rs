@@ -19,13 +19,14 @@ use serde::{Deserialize, Serialize};
 pub use options::{ClientTimeouts, CrashFaults, NetworkOptions, PartitionFaults, SimOptions, Workload};
 
 use crate::checker::{check_final_values, check_history, CheckReport};
+use crate::client::{Pending, Session};
 use crate::history::{History, OpKind, Outcome};
 use crate::message::{ClientOp, ClientReply, ClientRequest, Envelope};
-use crate::node::{Input, Node, NodeOptions, Output, Start};
+use crate::node::{Input, Node, NodeOptions, Output};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record};
 use crate::trace::{DropReason, TraceEvent, TraceKind};
-use crate::types::{ms, Blob, ClientId, Micros, NodeId, OpId, Rng};
+use crate::types::{ms, Blob, ClientId, Micros, NodeId, Rng};
 
 /// Something the simulator will do at a given time.
 #[derive(Clone, Debug)]
@@ -50,7 +51,7 @@ enum Event {
     },
     PersistDone {
         node: NodeId,
-        incarnation: u64,
+        life: u64,
     },
     ClientWake {
         client: usize,
@@ -112,7 +113,9 @@ impl Ord for Scheduled {
 struct NodeSlot {
     node: Option<Node>,
     durable: DurableState,
-    incarnation: u64,
+    /// Counts the node's boots and crashes, so a disk completion of an earlier life is ignored
+    /// (the simulator's bookkeeping; the node's own incarnation is in `durable`).
+    life: u64,
     /// Batches handed to the disk, oldest first.
     persisting: VecDeque<PersistBatch>,
     persist_free_at: Micros,
@@ -120,19 +123,19 @@ struct NodeSlot {
 }
 
 /// A client's request in progress.
-struct Pending {
-    seq: u64,
-    op: ClientOp,
+struct InFlight {
+    /// The request, and the client's session while it is busy with it.
+    pending: Pending,
     /// Index in the history (single-key operations only).
     history: Option<u64>,
     attempts: u32,
 }
 
 struct Client {
-    id: ClientId,
-    next_seq: u64,
+    /// The client's session while it is idle (`None` while `pending` holds it).
+    session: Option<Session>,
     operations_left: u32,
-    pending: Option<Pending>,
+    pending: Option<InFlight>,
     /// Bumped on every state change so stale wake-ups are ignored.
     generation: u64,
     /// Scripted clients send to this node; workload clients pick one at random per attempt.
@@ -209,12 +212,12 @@ impl Simulation {
             sim.nodes.push(NodeSlot {
                 node: None,
                 durable: DurableState::default(),
-                incarnation: 0,
+                life: 0,
                 persisting: VecDeque::new(),
                 persist_free_at: 0,
                 tick_at: None,
             });
-            sim.boot(NodeId(index as u32), Start::Fresh);
+            sim.boot(NodeId(index as u32));
         }
         sim
     }
@@ -288,18 +291,18 @@ impl Simulation {
         }
     }
 
-    fn boot(&mut self, id: NodeId, start: Start) {
+    fn boot(&mut self, id: NodeId) {
         let slot = &mut self.nodes[id.index()];
         let options = NodeOptions {
             id,
             config: self.options.config.clone(),
             ring: self.ring.clone(),
             seed: self.options.seed ^ ((id.0 as u64 + 1) << 32),
-            incarnation: slot.incarnation,
             trace: self.options.trace,
         };
         let mut outputs = std::mem::take(&mut self.outputs);
-        let node = Node::start(options, slot.durable.clone(), start, self.now, &mut outputs);
+        let node = Node::start(options, slot.durable.clone(), self.now, &mut outputs)
+            .expect("a simulated node never restarts INCARNATION_MAX times");
         self.nodes[id.index()].node = Some(node);
         self.nodes[id.index()].tick_at = None;
         self.carry_out(id, &mut outputs);
@@ -338,8 +341,8 @@ impl Simulation {
                     let at = slot.persist_free_at.max(self.now + latency);
                     slot.persist_free_at = at;
                     slot.persisting.push_back(batch);
-                    let incarnation = slot.incarnation;
-                    self.schedule(at, Event::PersistDone { node: id, incarnation });
+                    let life = slot.life;
+                    self.schedule(at, Event::PersistDone { node: id, life });
                 }
                 Output::Trace(event) => {
                     if self.options.trace {
@@ -403,7 +406,7 @@ impl Simulation {
                 if slot.node.take().is_some() {
                     // Whatever was not yet durable is gone.
                     slot.persisting.clear();
-                    slot.incarnation += 1;
+                    slot.life += 1;
                     slot.tick_at = None;
                     self.stats.crashes += 1;
                     self.record(node, TraceKind::Crashed);
@@ -411,8 +414,8 @@ impl Simulation {
             }
             FaultAction::Restart(node) => {
                 if self.nodes[node.index()].node.is_none() {
-                    self.nodes[node.index()].incarnation += 1;
-                    self.boot(node, Start::Recover);
+                    self.nodes[node.index()].life += 1;
+                    self.boot(node);
                 }
             }
             FaultAction::Cut { from, to } => {
@@ -470,9 +473,9 @@ impl Simulation {
                     self.step_node(node, Input::Tick);
                 }
             }
-            Event::PersistDone { node, incarnation } => {
+            Event::PersistDone { node, life } => {
                 let slot = &mut self.nodes[node.index()];
-                if slot.incarnation == incarnation {
+                if slot.life == life {
                     if let Some(batch) = slot.persisting.pop_front() {
                         slot.durable.apply(&batch);
                         self.step_node(node, Input::Persisted { batch: batch.seq });
@@ -585,8 +588,7 @@ impl Simulation {
     pub fn add_client(&mut self, target: Option<NodeId>, operations: u32) -> usize {
         let index = self.clients.len();
         self.clients.push(Client {
-            id: ClientId(index as u64 + 1),
-            next_seq: 0,
+            session: Some(Session::new(ClientId(index as u64 + 1))),
             operations_left: operations,
             pending: None,
             generation: 0,
@@ -598,18 +600,16 @@ impl Simulation {
 
     /// Starts `op` on an idle client.
     pub fn submit(&mut self, client: usize, op: ClientOp) {
-        assert!(self.clients[client].pending.is_none(), "a client has one request outstanding");
+        let session = self.clients[client].session.take().expect("a client has one request outstanding");
         let now = self.now;
-        let id = self.clients[client].id;
+        let id = session.client();
         let history = match &op {
             ClientOp::Get { key } => Some(self.history.invoke(id, key.clone(), OpKind::Get, now)),
             ClientOp::Put { key, value } => Some(self.history.invoke(id, key.clone(), OpKind::Put(value.clone()), now)),
             ClientOp::Delete { key } => Some(self.history.invoke(id, key.clone(), OpKind::Delete, now)),
             _ => None,
         };
-        let c = &mut self.clients[client];
-        c.next_seq += 1;
-        c.pending = Some(Pending { seq: c.next_seq, op, history, attempts: 0 });
+        self.clients[client].pending = Some(InFlight { pending: session.start(op), history, attempts: 0 });
         self.client_send(client);
     }
 
@@ -621,11 +621,12 @@ impl Simulation {
         };
         let timeout = ms(self.options.workload.timeouts.client_timeout_ms);
         let c = &mut self.clients[client];
-        let Some(pending) = &mut c.pending else { return };
-        pending.attempts += 1;
+        let Some(in_flight) = &mut c.pending else { return };
+        in_flight.attempts += 1;
         c.generation += 1;
-        let request = ClientRequest { id: OpId { client: c.id, seq: pending.seq }, op: pending.op.clone() };
-        let (seq, generation) = (pending.seq, c.generation);
+        // Every attempt sends the same request: the same `OpId`, so it takes effect once.
+        let request = in_flight.pending.request().clone();
+        let (seq, generation) = (request.id.seq, c.generation);
         self.next_handle += 1;
         let handle = self.next_handle;
         self.handles.insert(handle, (client, seq));
@@ -641,11 +642,11 @@ impl Simulation {
     fn client_response(&mut self, client: usize, seq: u64, reply: ClientReply) {
         let attempts_max = self.options.workload.timeouts.attempts_max;
         let c = &mut self.clients[client];
-        let Some(pending) = &mut c.pending else { return };
-        if pending.seq != seq {
+        let Some(in_flight) = &mut c.pending else { return };
+        if in_flight.pending.id().seq != seq {
             return;
         }
-        let retry = matches!(reply, ClientReply::Error(_)) && pending.attempts < attempts_max;
+        let retry = matches!(reply, ClientReply::Error(_)) && in_flight.attempts < attempts_max;
         if retry {
             // A definite error from one node: try again (another node, same request id).
             return self.client_send(client);
@@ -660,7 +661,7 @@ impl Simulation {
             return;
         }
         match &c.pending {
-            Some(pending) if pending.attempts < attempts_max => self.client_send(client),
+            Some(in_flight) if in_flight.attempts < attempts_max => self.client_send(client),
             Some(_) => self.client_finish(client, None),
             None => self.workload_next(client),
         }
@@ -669,9 +670,9 @@ impl Simulation {
     fn client_finish(&mut self, client: usize, reply: Option<ClientReply>) {
         let now = self.now;
         let c = &mut self.clients[client];
-        let Some(pending) = c.pending.take() else { return };
+        let Some(in_flight) = c.pending.take() else { return };
         c.generation += 1;
-        let outcome = match (&reply, &pending.op) {
+        let outcome = match (&reply, &in_flight.pending.request().op) {
             (Some(ClientReply::Value(value)), ClientOp::Get { .. }) => Outcome::Read(value.clone()),
             (Some(ClientReply::Written), ClientOp::Put { .. }) => Outcome::Written,
             (Some(ClientReply::Deleted(_)), ClientOp::Delete { .. }) => Outcome::Written,
@@ -682,10 +683,11 @@ impl Simulation {
         } else {
             self.stats.operations_completed += 1;
         }
-        if let Some(index) = pending.history {
+        if let Some(index) = in_flight.history {
             self.history.complete(index, outcome, now);
         }
         let c = &mut self.clients[client];
+        c.session = Some(in_flight.pending.finish());
         c.last_reply = Some(reply);
         if c.target.is_none() && c.operations_left > 0 {
             let think = self.rng.between(0, self.options.workload.think_time_max_us);
