@@ -163,26 +163,19 @@ impl Scope {
     }
 }
 
-/// One operation a `Pipeline` started: its tag, its request, and the ticket that finishes it.
+/// One operation a `Pipeline` started: its tag, its request (holding a session of its own), and
+/// the token that finishes it.
 #[derive(Debug)]
 pub struct Started<T> {
     pub tag: T,
-    pub ticket: Ticket,
+    pub token: Token,
+    pub pending: Pending,
 }
 
-/// The right to finish one operation of a `Pipeline`; holds its session while it is busy.
-#[derive(Debug)]
+/// Names one started operation of a `Pipeline`, to finish it once. Not `Clone`.
+#[derive(Debug, PartialEq, Eq)]
 #[must_use = "a started operation must be finished once answered"]
-pub struct Ticket {
-    token: u64,
-    pending: Pending,
-}
-
-impl Ticket {
-    pub fn request(&self) -> &ClientRequest {
-        self.pending.request()
-    }
-}
+pub struct Token(u64);
 
 /// One connection's client operations: submitted in order, started side by side (each on a
 /// session of its own, at most `capacity` at once, waiting ones included), except that an
@@ -242,18 +235,22 @@ impl<T> Pipeline<T> {
             let token = self.next_token;
             self.next_token += 1;
             self.running.push((token, scope));
-            started.push(Started { tag, ticket: Ticket { token, pending: pool.take().start(op) } });
+            started.push(Started { tag, token: Token(token), pending: pool.take().start(op) });
         }
         started
     }
 
-    /// The operation of `ticket` was answered: its session goes back to `pool` and the
-    /// operations waiting behind it may start (`start_ready`).
-    pub fn finish(&mut self, ticket: Ticket, pool: &mut SessionPool) {
+    /// The operation of `token` is over: those waiting behind it may start (`start_ready`). Its
+    /// session goes back to `pool` when the node answered the request (`Pending::finish`); an
+    /// operation given up without an answer may still be in flight, so its session is never
+    /// used again (`None`).
+    pub fn finish(&mut self, token: Token, session: Option<Session>, pool: &mut SessionPool) {
         let before = self.running.len();
-        self.running.retain(|(token, _)| *token != ticket.token);
-        assert_eq!(self.running.len() + 1, before, "a ticket finishes an operation of its own pipeline once");
-        pool.put(ticket.pending.finish());
+        self.running.retain(|(running, _)| *running != token.0);
+        assert_eq!(self.running.len() + 1, before, "a token finishes an operation of its own pipeline");
+        if let Some(session) = session {
+            pool.put(session);
+        }
     }
 }
 
@@ -321,18 +318,22 @@ mod tests {
         let started = pipeline.start_ready(&mut pool);
         let tags: Vec<&str> = started.iter().map(|started| started.tag).collect();
         assert_eq!(tags, ["put a", "get b"], "the get of a waits for the put of a");
-        let clients: Vec<ClientId> = started.iter().map(|s| s.ticket.request().id.client).collect();
+        let clients: Vec<ClientId> = started.iter().map(|started| started.pending.id().client).collect();
         assert_ne!(clients[0], clients[1], "each operation in flight has a session of its own");
         pipeline.submit("scan", ClientOp::GlobalQuery);
         assert!(!pipeline.has_room());
         let mut started = started.into_iter();
         let put_a = started.next().unwrap();
-        pipeline.finish(put_a.ticket, &mut pool);
+        pipeline.finish(put_a.token, Some(put_a.pending.finish()), &mut pool);
         let next: Vec<&str> = pipeline.start_ready(&mut pool).into_iter().map(|started| started.tag).collect();
         assert_eq!(next, ["get a"], "the scan waits for everything before it");
+        // Given up without an answer: its session may still be busy, so it is not reused.
         let get_b = started.next().unwrap();
-        pipeline.finish(get_b.ticket, &mut pool);
+        let lost = get_b.pending.id().client;
+        pipeline.finish(get_b.token, None, &mut pool);
         assert!(pipeline.start_ready(&mut pool).is_empty(), "get a still runs");
         assert_eq!(pipeline.len(), 2);
+        assert_eq!(pool.idle(), 0, "the put's session went on to the get of a; the lost one is not back");
+        assert_ne!(pool.take().client(), lost);
     }
 }

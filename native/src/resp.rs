@@ -11,13 +11,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest};
-use dynamo_core::types::Blob;
+use dynamo_core::client::{Pending, Pipeline, Session, Started};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply};
+use dynamo_core::types::{Blob, ClientId};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::{Handle, Lane};
+use crate::server::Handle;
 
 /// Arguments per command.
 const ARGUMENTS_MAX: u64 = 1 << 20;
@@ -418,13 +419,14 @@ pub async fn serve(listener: TcpListener, handle: Handle) {
 }
 
 /// One client connection.
-struct Session {
+struct Connection {
     handle: Handle,
-    /// The connection's own client session.
-    lane: Lane,
-    /// Further client sessions of this connection, made (at most `KEYS_IN_FLIGHT_MAX - 1`) when
-    /// a multi-key command first needs them and kept for the next one.
-    spare: Vec<Lane>,
+    /// The connection's client session while it is idle: commands run one at a time, so one
+    /// session serves them all. `None` after a request given up without an answer (it may still
+    /// be in flight), until the next command takes a fresh one.
+    session: Option<Session>,
+    /// The connection's id for `CLIENT ID` and `HELLO`: its first session's.
+    id: ClientId,
     protocol: u8,
     name: Option<Vec<u8>>,
     quit: bool,
@@ -433,13 +435,22 @@ struct Session {
     transaction_refused: bool,
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.handle.put_session(session);
+        }
+    }
+}
+
 async fn connection(mut stream: TcpStream, handle: Handle) {
     let argument_max = handle.file.config.value_bytes_max.max(handle.file.config.key_bytes_max);
     let mut parser = Parser::new(argument_max);
-    let mut session = Session {
-        lane: handle.new_lane(),
+    let session = handle.take_session();
+    let mut session = Connection {
+        id: session.client(),
+        session: Some(session),
         handle,
-        spare: Vec::new(),
         protocol: 2,
         name: None,
         quit: false,
@@ -543,59 +554,54 @@ fn error_reply(error: &ClientError) -> Reply {
     Reply::Error(format!("ERR {error}"))
 }
 
-/// Sends one request to the node and waits (boundedly) for its answer.
-async fn answer(handle: &Handle, request: ClientRequest) -> ClientReply {
-    match tokio::time::timeout(ANSWER_TIMEOUT, handle.request(request)).await {
-        Ok(reply) => reply,
-        Err(_) => ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }),
+/// Sends a session's request to the node and waits (boundedly) for its answer; the session comes
+/// back when the node answered.
+async fn answer(handle: &Handle, pending: Pending) -> (ClientReply, Option<Session>) {
+    match tokio::time::timeout(ANSWER_TIMEOUT, handle.request(pending)).await {
+        Ok(answered) => answered,
+        // Given up: the request may still be in flight, so its session is dropped with it.
+        Err(_) => (ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }), None),
     }
 }
 
-impl Session {
+impl Connection {
     async fn call(&mut self, op: ClientOp) -> ClientReply {
-        let request = self.lane.request(op);
-        answer(&self.handle, request).await
+        let session = self.session.take().unwrap_or_else(|| self.handle.take_session());
+        let (reply, session) = answer(&self.handle, session.start(op)).await;
+        self.session = session;
+        reply
     }
 
     /// The single-key requests of one command, up to `KEYS_IN_FLIGHT_MAX` at once; their
     /// answers in the order of `ops`, or the first error (after which no further request
     /// starts, and those already started are waited for).
     ///
-    /// The core allows one outstanding request per client session, so each request in flight
-    /// uses a session of its own: this connection's, then spare ones. A command's requests are
-    /// for different keys (callers remove duplicates where running a request twice at once
-    /// would differ from running it twice in a row), and the command's reply does not depend on
-    /// their order, so running them side by side answers what running them in turn would.
+    /// Each request in flight runs on a client session of its own (`Pipeline`); requests for
+    /// the same key run in turn. A command's reply does not depend on the order of its keys, so
+    /// running them side by side answers what running them in turn would.
     async fn call_many(&mut self, ops: Vec<ClientOp>) -> Result<Vec<ClientReply>, ClientError> {
         let handle = self.handle.clone();
-        let mut free = vec![self.lane];
-        free.append(&mut self.spare);
+        let mut pipeline = Pipeline::new(KEYS_IN_FLIGHT_MAX);
         let mut replies: Vec<Option<ClientReply>> = (0..ops.len()).map(|_| None).collect();
         let mut failed = None;
         let mut in_flight = FuturesUnordered::new();
         let mut ops = ops.into_iter().enumerate();
         loop {
-            while failed.is_none() && in_flight.len() < KEYS_IN_FLIGHT_MAX {
+            while failed.is_none() && pipeline.has_room() {
                 let Some((index, op)) = ops.next() else { break };
-                let mut lane = free.pop().unwrap_or_else(|| handle.new_lane());
-                let request = lane.request(op);
-                let handle = &handle;
-                in_flight.push(async move { (index, lane, answer(handle, request).await) });
+                pipeline.submit(index, op);
             }
-            let Some((index, lane, reply)) = in_flight.next().await else { break };
-            free.push(lane);
+            for Started { tag, token, pending } in handle.with_sessions(|pool| pipeline.start_ready(pool)) {
+                let handle = &handle;
+                in_flight.push(async move { (tag, token, answer(handle, pending).await) });
+            }
+            let Some((index, token, (reply, session))) = in_flight.next().await else { break };
+            handle.with_sessions(|pool| pipeline.finish(token, session, pool));
             match reply {
                 ClientReply::Error(error) => {
                     failed.get_or_insert(error);
                 }
                 reply => replies[index] = Some(reply),
-            }
-        }
-        for lane in free {
-            if lane.client == self.lane.client {
-                self.lane = lane;
-            } else {
-                self.spare.push(lane);
             }
         }
         match failed {
@@ -895,7 +901,7 @@ impl Session {
             (Reply::text("server"), Reply::text("redis")),
             (Reply::text("version"), Reply::text("7.2.0")),
             (Reply::text("proto"), Reply::Integer(self.protocol as i64)),
-            (Reply::text("id"), Reply::Integer((self.lane.client.0 & 0x7fff_ffff) as i64)),
+            (Reply::text("id"), Reply::Integer((self.id.0 & 0x7fff_ffff) as i64)),
             (Reply::text("mode"), Reply::text("standalone")),
             (Reply::text("role"), Reply::text("master")),
             (Reply::text("modules"), Reply::Array(Vec::new())),
@@ -911,7 +917,7 @@ impl Session {
                 Reply::ok()
             }
             ("GETNAME", 1) => self.name.clone().map_or(Reply::Null, Reply::Bulk),
-            ("ID", 1) => Reply::Integer((self.lane.client.0 & 0x7fff_ffff) as i64),
+            ("ID", 1) => Reply::Integer((self.id.0 & 0x7fff_ffff) as i64),
             _ => Reply::Error(format!("ERR unsupported CLIENT subcommand '{sub}'")),
         }
     }

@@ -16,14 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dynamo_core::client::ClientIds;
+use dynamo_core::client::{Pending, Session, SessionPool};
 use dynamo_core::config::Config;
-use dynamo_core::message::{ClientError, ClientOp, ClientReply, ClientRequest, Envelope};
+use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope};
 use dynamo_core::node::{Input, Node, NodeOptions, Output};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
 use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
-use dynamo_core::types::{ClientId, NodeId, OpId};
+use dynamo_core::types::NodeId;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,24 +94,6 @@ pub enum Event {
     },
 }
 
-/// A client session of the core as a connection uses it: its id and the last sequence number it
-/// used. The core allows a session one request outstanding at a time (`ClientId`), so a
-/// connection with several requests out at once uses a lane for each, and keeps its lanes for
-/// the next ones.
-#[derive(Clone, Copy, Debug)]
-pub struct Lane {
-    pub client: ClientId,
-    seq: u64,
-}
-
-impl Lane {
-    /// The next request of this session.
-    pub fn request(&mut self, op: ClientOp) -> ClientRequest {
-        self.seq += 1;
-        ClientRequest { id: OpId { client: self.client, seq: self.seq }, op }
-    }
-}
-
 /// What connections need to reach the node.
 #[derive(Clone)]
 pub struct Handle {
@@ -120,8 +102,9 @@ pub struct Handle {
     pub ring: Arc<Ring>,
     pub file: Arc<ClusterFile>,
     pub id: NodeId,
-    /// This node incarnation's client ids (`Node::take_client_ids`).
-    client_ids: Arc<std::sync::Mutex<ClientIds>>,
+    /// Client sessions for every connection of this node, with this incarnation's client ids
+    /// (`Node::take_client_ids`).
+    sessions: Arc<std::sync::Mutex<SessionPool>>,
     /// This node's incarnation, for INFO.
     pub incarnation: u64,
     /// Which peers this node suspects.
@@ -135,15 +118,19 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// A client session id unique across the cluster and across restarts of this node: the core
-    /// makes it from the node's durable incarnation.
-    pub fn new_client(&self) -> ClientId {
-        self.client_ids.lock().expect("client ids lock").mint()
+    /// An idle client session (the core allows a session one request outstanding at a time).
+    pub fn take_session(&self) -> Session {
+        self.sessions.lock().expect("sessions lock").take()
     }
 
-    /// A new client session for a connection (see `Lane`).
-    pub fn new_lane(&self) -> Lane {
-        Lane { client: self.new_client(), seq: 0 }
+    /// Gives an idle session back for reuse.
+    pub fn put_session(&self, session: Session) {
+        self.sessions.lock().expect("sessions lock").put(session);
+    }
+
+    /// Runs `work` with the node's session pool (for a `Pipeline`).
+    pub fn with_sessions<R>(&self, work: impl FnOnce(&mut SessionPool) -> R) -> R {
+        work(&mut self.sessions.lock().expect("sessions lock"))
     }
 
     /// Per node: whether this node currently suspects it.
@@ -151,22 +138,27 @@ impl Handle {
         self.liveness.lock().map(|list| list.clone()).unwrap_or_default()
     }
 
-    /// Sends a request to the node and waits for the answer.
-    pub async fn request(&self, request: ClientRequest) -> ClientReply {
+    /// Sends a session's request to the node and waits for the answer. The session comes back
+    /// with it when the node answered (or never got the request); when the node stopped with
+    /// the request in it, it may still be in flight somewhere, so the session is not reusable.
+    pub async fn request(&self, pending: Pending) -> (ClientReply, Option<Session>) {
         // Admission (`ClusterFile::admitted_bytes_max`): the request's encoded-size bound, in
         // KiB, held until the answer. A request waits here, before the node starts its
         // operation timeout, while the requests already in hold the allowance.
-        let cost = (request.op.wire_bytes_max().div_ceil(1024) as u64).min(self.admitted_kib) as u32;
+        let cost = (pending.request().op.wire_bytes_max().div_ceil(1024) as u64).min(self.admitted_kib) as u32;
+        let shutting_down =
+            || ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
         let Ok(_admitted) = self.admission.acquire_many(cost).await else {
-            return ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
+            return (shutting_down(), Some(pending.finish()));
         };
         let (reply, answer) = oneshot::channel();
-        if self.inputs.send(Event::Client { request, reply }).is_err() {
-            return ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
+        if self.inputs.send(Event::Client { request: pending.request().clone(), reply }).is_err() {
+            return (shutting_down(), Some(pending.finish()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| ClientReply::Error(ClientError::Unavailable { reason: "the node stopped".into() }))
+        match answer.await {
+            Ok(reply) => (reply, Some(pending.finish())),
+            Err(_) => (ClientReply::Error(ClientError::Unavailable { reason: "the node stopped".into() }), None),
+        }
     }
 }
 
@@ -204,7 +196,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
         ring: ring.clone(),
         file: file.clone(),
         id,
-        client_ids: Arc::new(std::sync::Mutex::new(node.take_client_ids())),
+        sessions: Arc::new(std::sync::Mutex::new(SessionPool::new(node.take_client_ids()))),
         incarnation: node.incarnation(),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),

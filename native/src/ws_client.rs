@@ -8,8 +8,7 @@
 //! (`cut`, `heal`, `heal_all`) needs the cluster secret. Every message is documented in
 //! docs/protocol.md.
 
-use std::collections::VecDeque;
-
+use dynamo_core::client::{Pipeline, Session as ClientSession, Started, Token};
 use dynamo_core::message::{ClientOp, ClientReply};
 use dynamo_core::trace::TraceEvent;
 use dynamo_core::types::{Blob, NodeId};
@@ -26,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::{Event, Handle, Lane};
+use crate::server::{Event, Handle};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -80,40 +79,16 @@ struct Request {
 /// node hold an unbounded queue.
 const OPERATIONS_MAX: usize = 64;
 
-/// What an operation reads or writes: one key, or the whole store (`@`, `*` and their deletes).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Scope {
-    Key(Blob),
-    Store,
-}
-
-impl Scope {
-    fn of(op: &ClientOp) -> Scope {
-        op.key().map_or(Scope::Store, |key| Scope::Key(key.clone()))
-    }
-
-    fn overlaps(&self, other: &Scope) -> bool {
-        match (self, other) {
-            (Scope::Key(one), Scope::Key(other)) => one == other,
-            _ => true,
-        }
-    }
-}
-
-/// An operation answered by the node: its token, the request's id, its lane, the reply.
-type Done = (u64, Value, Lane, ClientReply);
+/// An operation answered by the node: its token, the request's id, the reply, and the session
+/// when it can be reused.
+type Done = (Token, Value, ClientReply, Option<ClientSession>);
 
 /// One connection's state.
-struct Session {
+struct Connection {
     handle: Handle,
     traces: Option<Receiver<TraceEvent>>,
-    /// Client sessions not in use: each operation in flight has one of its own (`Lane`).
-    lanes: Vec<Lane>,
-    /// Operations sent before an operation still unanswered that they overlap, in arrival order.
-    waiting: VecDeque<(Value, ClientOp)>,
-    /// The scopes of the operations in flight, by token.
-    running: Vec<(u64, Scope)>,
-    next_token: u64,
+    /// The client operations sent and not answered (`OPERATIONS_MAX` at most).
+    pipeline: Pipeline<Value>,
 }
 
 /// What a connection waits for next.
@@ -130,17 +105,10 @@ enum Next {
 /// same key without waiting reads its own write, as it would have one at a time.
 pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
     let (mut sink, mut stream) = socket.split();
-    let mut session = Session {
-        lanes: Vec::new(),
-        handle,
-        traces: None,
-        waiting: VecDeque::new(),
-        running: Vec::new(),
-        next_token: 0,
-    };
+    let mut session = Connection { handle, traces: None, pipeline: Pipeline::new(OPERATIONS_MAX) };
     let mut in_flight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
     loop {
-        let room = in_flight.len() + session.waiting.len() < OPERATIONS_MAX;
+        let room = session.pipeline.has_room();
         let next = tokio::select! {
             frame = stream.next(), if room => Next::Frame(frame),
             Some(done) = in_flight.next(), if !in_flight.is_empty() => Next::Answered(done),
@@ -163,9 +131,9 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
                 }
                 continue;
             }
-            Next::Answered((token, id, lane, reply)) => {
-                session.running.retain(|(running, _)| *running != token);
-                session.lanes.push(lane);
+            Next::Answered((token, id, reply, client_session)) => {
+                let pipeline = &mut session.pipeline;
+                session.handle.with_sessions(|pool| pipeline.finish(token, client_session, pool));
                 session.start_ready(&mut in_flight);
                 if sink.send(Message::Text(json!({ "id": id, "reply": reply }).to_string())).await.is_err() {
                     return;
@@ -201,7 +169,7 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
                     answer
                 }
                 Err(op) => {
-                    session.waiting.push_back((id, op));
+                    session.pipeline.submit(id, op);
                     session.start_ready(&mut in_flight);
                     continue;
                 }
@@ -224,7 +192,7 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
     }
 }
 
-impl Session {
+impl Connection {
     fn authorized(&self, secret: &str) -> bool {
         self.handle.file.secret.as_deref().is_some_and(|expected| expected == secret)
     }
@@ -246,28 +214,14 @@ impl Session {
         }
     }
 
-    /// Starts, in arrival order, every waiting operation that overlaps no operation in flight
-    /// and no earlier waiting one.
+    /// Starts every operation the pipeline lets start (see `Pipeline`).
     fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Done>>) {
-        let mut index = 0;
-        while index < self.waiting.len() {
-            let scope = Scope::of(&self.waiting[index].1);
-            let blocked = self.running.iter().any(|(_, running)| running.overlaps(&scope))
-                || self.waiting.iter().take(index).any(|(_, earlier)| Scope::of(earlier).overlaps(&scope));
-            if blocked {
-                index += 1;
-                continue;
-            }
-            let (id, op) = self.waiting.remove(index).expect("index is within waiting");
-            let mut lane = self.lanes.pop().unwrap_or_else(|| self.handle.new_lane());
-            let request = lane.request(op);
-            let token = self.next_token;
-            self.next_token += 1;
-            self.running.push((token, scope));
+        let pipeline = &mut self.pipeline;
+        for Started { tag: id, token, pending } in self.handle.with_sessions(|pool| pipeline.start_ready(pool)) {
             let handle = self.handle.clone();
             in_flight.push(Box::pin(async move {
-                let reply = handle.request(request).await;
-                (token, id, lane, reply)
+                let (reply, session) = handle.request(pending).await;
+                (token, id, reply, session)
             }));
         }
     }

@@ -27,12 +27,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use dynamo_core::checker::check_history;
+use dynamo_core::client::{ClientIds, Pending, SessionPool};
 use dynamo_core::config::Config;
 use dynamo_core::history::{History, OpKind, Outcome};
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, MessageKind};
 use dynamo_core::ring::Ring;
 use dynamo_core::trace::{TraceEvent, TraceKind};
-use dynamo_core::types::{Blob, ClientId, Micros, NodeId};
+use dynamo_core::types::{Blob, Micros, NodeId};
 
 use crate::flights::{Arrival, Flights};
 use crate::session::{describe, Answer, HintRow, KeyRow, LogLine, NodeStatus, NodeView, Request, Tone, Verdict};
@@ -321,6 +322,11 @@ pub struct LiveSession {
     /// Per request, its operation in `history` (key operations only).
     history_index: Vec<Option<u64>>,
     history: History,
+    /// The history's client sessions: one per request in flight, reused once it is answered
+    /// (the nodes number the requests themselves; these only name the history's clients).
+    sessions: SessionPool,
+    /// Per request, its history session while it waits for its answer.
+    waiting: Vec<Option<Pending>>,
     awaited: BTreeMap<u64, Awaited>,
     next_id: u64,
     verdict: Verdict,
@@ -361,6 +367,8 @@ impl LiveSession {
             requests: Vec::new(),
             history_index: Vec::new(),
             history: History::default(),
+            sessions: SessionPool::new(ClientIds::unbound()),
+            waiting: Vec::new(),
             awaited: BTreeMap::new(),
             next_id: 1,
             verdict: Verdict::default(),
@@ -418,6 +426,7 @@ impl LiveSession {
                 answer,
             });
             session.history_index.push(None);
+            session.waiting.push(None);
         }
         session.history = recording.history;
         session.refresh_verdict();
@@ -593,11 +602,13 @@ impl LiveSession {
             ClientOp::Delete { .. } => Some(OpKind::Delete),
             _ => None,
         };
-        // One client per request: the page may have several requests out at once.
-        let history =
-            kind.zip(op.key()).map(|(kind, key)| self.history.invoke(ClientId(index as u64), key.clone(), kind, now));
+        // A history client per request in flight: the page may have several out at once.
+        let pending = self.sessions.take().start(op.clone());
+        let client = pending.id().client;
+        let history = kind.zip(op.key()).map(|(kind, key)| self.history.invoke(client, key.clone(), kind, now));
         self.requests.push(Request { client: index, node, op: op.clone(), sent_at: now, answer: Answer::Waiting });
         self.history_index.push(history);
+        self.waiting.push(Some(pending));
         if self.sockets[node.index()] != Socket::Open {
             let reason = format!("not connected to {}", self.ring.name(node));
             self.complete(index, ClientReply::Error(ClientError::Unavailable { reason }), now);
@@ -688,6 +699,9 @@ impl LiveSession {
             _ => Outcome::Unknown,
         };
         request.answer = Answer::Replied { at: now, reply };
+        if let Some(pending) = self.waiting[index].take() {
+            self.sessions.put(pending.finish());
+        }
         if let Some(operation) = self.history_index[index] {
             self.history.complete(operation, outcome, now);
         }
@@ -699,6 +713,8 @@ impl LiveSession {
             return;
         }
         self.requests[index].answer = Answer::GaveUp { at: now };
+        // Its outcome stays unknown for ever: its history client takes no further operation.
+        self.waiting[index] = None;
         if let Some(operation) = self.history_index[index] {
             self.history.complete(operation, Outcome::Unknown, now);
         }
