@@ -58,6 +58,16 @@ pub struct Config {
     pub writers_per_key_max: u32,
     /// Deletes a bulk (`@` or `*`) delete keeps in flight at once.
     pub bulk_parallel_max: u32,
+    /// Writes of one key that one write round carries: those queued behind a round in flight
+    /// ride together in the next one, up to this many (the rest wait for the round after).
+    pub writes_per_round_max: u32,
+    /// Keys for which a coordinator keeps a prepared ballot (a lease: its next write there skips
+    /// phase 1); beyond it the lease of the lowest key is dropped.
+    pub leases_max: u32,
+    /// Repair rewrites a node keeps track of; past it, the finished ones are forgotten.
+    pub rewrites_max: u32,
+    /// Hints a node offers back to their homes per handoff tick.
+    pub handoffs_per_tick_max: u32,
     /// Largest value accepted, in bytes.
     pub value_bytes_max: u64,
     /// Largest key accepted, in bytes.
@@ -85,6 +95,10 @@ impl Default for Config {
             hints_max: 100_000,
             writers_per_key_max: 64,
             bulk_parallel_max: 16,
+            writes_per_round_max: 256,
+            leases_max: 16_384,
+            rewrites_max: 256,
+            handoffs_per_tick_max: 256,
             value_bytes_max: 1 << 20,
             key_bytes_max: 64 << 10,
         }
@@ -182,6 +196,10 @@ impl Config {
             ("hints_max", self.hints_max as u64),
             ("writers_per_key_max", self.writers_per_key_max as u64),
             ("bulk_parallel_max", self.bulk_parallel_max as u64),
+            ("writes_per_round_max", self.writes_per_round_max as u64),
+            ("leases_max", self.leases_max as u64),
+            ("rewrites_max", self.rewrites_max as u64),
+            ("handoffs_per_tick_max", self.handoffs_per_tick_max as u64),
             ("value_bytes_max", self.value_bytes_max),
             ("key_bytes_max", self.key_bytes_max),
         ] {
@@ -198,6 +216,18 @@ impl Config {
 
     pub fn operation_timeout(&self) -> Micros {
         ms(self.operation_timeout_ms)
+    }
+
+    pub fn retry_backoff_max(&self) -> Micros {
+        ms(self.retry_backoff_max_ms)
+    }
+
+    pub fn hint_handoff_interval(&self) -> Micros {
+        ms(self.hint_handoff_interval_ms)
+    }
+
+    pub fn anti_entropy_interval(&self) -> Micros {
+        ms(self.anti_entropy_interval_ms)
     }
 
     /// An upper bound of one record's encoded size: the largest key and value, a full
@@ -252,6 +282,8 @@ mod tests {
         check(|c| c.read_quorum = 0, "read_quorum (R) = 0");
         check(|c| (c.read_quorum, c.write_quorum) = (1, 2), "R + W must exceed N");
         check(|c| c.batch_records_max = 0, "batch_records_max");
+        check(|c| c.writes_per_round_max = 0, "writes_per_round_max must be greater than zero");
+        check(|c| c.leases_max = 0, "leases_max");
         let mut eventual = Config { consistency: Consistency::Eventual, ..Config::default() };
         (eventual.read_quorum, eventual.write_quorum) = (1, 1);
         eventual.validate().unwrap();

@@ -48,11 +48,15 @@ const FRAME_ENVELOPES_MAX: usize = 512;
 const FRAME_OVERHEAD_BYTES: usize = 32;
 const ENVELOPE_OVERHEAD_BYTES: usize = 16;
 
+/// The smallest frame limit: room for many small envelopes per frame, whatever the limits.
+const FRAME_BYTES_MIN: usize = 8 << 20;
+
 /// Largest frame accepted from a peer or a client, and the most a sender puts in one: room
-/// for the largest message the core can send (`Config::message_bytes_max`), never under 8 MiB.
+/// for the largest message the core can send (`Config::message_bytes_max`), never under
+/// `FRAME_BYTES_MIN`.
 fn frame_bytes_max(config: &Config) -> usize {
     let largest = config.message_bytes_max() as usize + ENVELOPE_OVERHEAD_BYTES + FRAME_OVERHEAD_BYTES;
-    largest.max(8 << 20)
+    largest.max(FRAME_BYTES_MIN)
 }
 
 /// WebSocket limits for peer links and client connections, on both ends.

@@ -141,9 +141,9 @@ impl Node {
 
     pub(super) fn hints_tick(&mut self) {
         self.handoffs.clear();
-        // One batch's worth per tick: hints of large values must not flood the links (each
-        // tick offers them again until their homes answer).
-        let batch = self.config.batch_records_max as usize;
+        // A bounded number per tick, within one batch's bytes: hints of large values must not
+        // flood the links (each tick offers them again until their homes answer).
+        let batch = self.config.handoffs_per_tick_max as usize;
         let mut budget = ByteBudget::new(&self.config);
         let offers: Vec<((NodeId, Blob), Record)> = self
             .hints
@@ -158,7 +158,7 @@ impl Node {
             self.handoffs.insert(txn, (home, key.clone()));
             self.send(home, Message::Accept { txn, key, record, purpose: AcceptPurpose::Handoff, next: None });
         }
-        let next = self.now + self.config.hint_handoff_interval_ms * 1_000;
+        let next = self.now + self.config.hint_handoff_interval();
         self.schedule(next, Timer::Hints);
     }
 
@@ -316,7 +316,7 @@ impl Node {
     }
 
     pub(super) fn anti_entropy_tick(&mut self) {
-        let next = self.now + self.config.anti_entropy_interval_ms * 1_000;
+        let next = self.now + self.config.anti_entropy_interval();
         self.schedule(next, Timer::AntiEntropy);
         if self.anti_entropy.partners.is_empty() || self.recovery.is_some() {
             return;

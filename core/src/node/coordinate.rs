@@ -353,7 +353,7 @@ impl Node {
     }
 
     fn backoff(&mut self) -> Micros {
-        self.now + self.rng.between(0, self.config.retry_backoff_max_ms * 1_000)
+        self.now + self.rng.between(0, self.config.retry_backoff_max())
     }
 
     // ----- Writes. -----
@@ -442,7 +442,7 @@ impl Node {
     fn write_round_over(&mut self, key: &Blob) {
         self.writing.remove(key);
         let Some(mut queued) = self.queued_writes.remove(key) else { return };
-        let max = self.config.bulk_parallel_max.max(1) as usize * 16;
+        let max = self.config.writes_per_round_max as usize;
         if queued.len() > max {
             let rest = queued.split_off(max);
             self.queued_writes.insert(key.clone(), rest);
@@ -670,7 +670,7 @@ impl Node {
                 }
                 let lease = Lease { ballot: write.next, records };
                 self.leases.insert(write.key.clone(), lease);
-                if self.leases.len() > self.config.batch_records_max as usize * 64 {
+                if self.leases.len() > self.config.leases_max as usize {
                     self.leases.pop_first();
                 }
             }
@@ -815,7 +815,7 @@ impl Node {
         if active(self.rewrites.get(&key)) || active(self.writing.get(&key)) {
             return;
         }
-        if self.rewrites.len() >= self.config.batch_records_max as usize {
+        if self.rewrites.len() >= self.config.rewrites_max as usize {
             let txns = &self.txns;
             self.rewrites.retain(|_, txn| txns.contains_key(txn));
         }

@@ -265,9 +265,9 @@ impl Node {
             node.emit(TraceKind::Restarted);
             node.start_recovery();
         }
-        let hint_delay = node.rng.between(1, node.config.hint_handoff_interval_ms * 1_000);
+        let hint_delay = node.rng.between(1, node.config.hint_handoff_interval());
         node.schedule(now + hint_delay, Timer::Hints);
-        let ae_delay = node.rng.between(1, node.config.anti_entropy_interval_ms * 1_000);
+        let ae_delay = node.rng.between(1, node.config.anti_entropy_interval());
         node.schedule(now + ae_delay, Timer::AntiEntropy);
         node.flush(out);
         debug_assert_eq!(node.persist_issued, Node::START_BATCH, "the incarnation is in the first batch");

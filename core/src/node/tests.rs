@@ -814,3 +814,44 @@ fn a_node_that_used_up_its_incarnations_refuses_to_start() {
     let error = Node::start(options, durable, 0, &mut Vec::new()).err().expect("refused");
     assert!(error.to_string().contains("started 16777214 times"), "{error}");
 }
+
+/// `writes_per_round_max` (a named limit, once `bulk_parallel_max * 16`): of the writes queued
+/// behind a round, the next round carries that many, and the rest the round after.
+#[test]
+fn a_round_carries_at_most_writes_per_round_max_of_the_queued_writes() {
+    let mut h = Harness::coordinator_of("k");
+    h.node.config.writes_per_round_max = 2;
+    let homes = h.node.ring.homes(b"k");
+    h.step(put_by(1, "k", "a", 1));
+    let (txn, ballot) = h.prepare_sent();
+    for client in 2..=6 {
+        h.step(put_by(client, "k", "queued", client));
+    }
+    h.persist_all();
+    h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
+    h.settle();
+    let (txn, record) = h.accept_sent();
+    h.deliver(homes[1], Message::Accepted { txn, ballot: record.ballot, result: Ok(()), next: None });
+    h.settle();
+    assert_eq!(h.replies().len(), 1, "the first round answers its one write");
+    // The next round starts at once (a lease or a prepare) and carries two of the five.
+    let mut carried = Vec::new();
+    for _ in 0..3 {
+        let (txn, record) = match h.sends().into_iter().find_map(|(_, m)| match m {
+            Message::Accept { txn, record, .. } => Some((txn, record)),
+            _ => None,
+        }) {
+            Some(accept) => accept,
+            None => {
+                let (txn, ballot) = h.prepare_sent();
+                h.deliver(homes[1], Message::Promise { txn, ballot, result: Ok(None) });
+                h.settle();
+                h.accept_sent()
+            }
+        };
+        h.deliver(homes[1], Message::Accepted { txn, ballot: record.ballot, result: Ok(()), next: None });
+        h.settle();
+        carried.push(h.replies().len());
+    }
+    assert_eq!(carried, vec![2, 2, 1]);
+}
