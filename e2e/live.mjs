@@ -174,6 +174,9 @@ try {
     await byTestId('key').fill('apple');
     await byTestId('get').click();
     await waitForText(byTestId('result'), new RegExp(`get apple via ${receiver}: value green`));
+    // The write's home that is down gets it as a hint on a fallback, value and all (the page
+    // once read a `value` the node never sent, and showed every hint without one).
+    await waitForText(page.locator('.inspector .hints li'), new RegExp(`^apple = green for ${victim}$`), 30_000);
     await shot(page, 'live-04-during-failure');
     console.log(`  screen lag: ${await byTestId('lag').textContent()}`);
   });

@@ -1,4 +1,5 @@
 //! dynamo-core: every decision a Dynamo node makes, with no IO.
+pub mod api;
 pub mod checker;
 pub mod client;
 pub mod config;

@@ -58,24 +58,119 @@ pub struct ClientRequest {
     pub op: ClientOp,
 }
 
-/// Why a request failed.
+/// Why a request failed. Typed down to the cause; `Display` renders the text clients are
+/// shown (the RESP port sends `-ERR <text>`, the JSON API a `reason` beside the cause).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ClientError {
     /// No quorum answered in time. A write may or may not have taken effect.
-    Unavailable { reason: String },
-    /// The request was refused before anything happened (too large, bad key...).
-    Invalid { reason: String },
+    Unavailable(Unavailable),
+    /// The request was refused before anything happened (too large...).
+    Invalid(Invalid),
+}
+
+/// Why a request got no answer in time: a write answered so may or may not have taken effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// The receiving node tried `coordinator_attempts_max` coordinators; none answered.
+    NoCoordinator,
+    NoWriteQuorum,
+    NoReadQuorum,
+    /// A `*` scan did not hear from R home replicas of every range.
+    ScanIncomplete,
+    /// A bulk (`@` or `*`) delete: `failed` keys got no write quorum (each may or may not be
+    /// deleted), `deleted` others were.
+    BulkDeleteIncomplete {
+        failed: u64,
+        deleted: u64,
+    },
+    /// An `@` query waited an operation timeout for a recovery that `peers_waiting` peers have
+    /// not answered.
+    Recovering {
+        peers_waiting: u64,
+    },
+    /// Made by a node's driver: the node is stopping and takes no more requests.
+    ShuttingDown,
+    /// Made by a node's driver: the node stopped with the request in it.
+    Stopped,
+    /// Made by a client: the node did not answer within the client's own bound.
+    NoAnswer,
+    /// Made by a client: it has no connection to that node.
+    NotConnected {
+        node: String,
+    },
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::NoCoordinator => f.write_str("no coordinator answered in time"),
+            Unavailable::NoWriteQuorum => f.write_str("no write quorum answered in time"),
+            Unavailable::NoReadQuorum => f.write_str("no read quorum answered in time"),
+            Unavailable::ScanIncomplete => f.write_str("too few replicas answered the scan in time"),
+            Unavailable::BulkDeleteIncomplete { failed, deleted } => write!(
+                f,
+                "{failed} keys got no write quorum in time, and each may or may not be deleted; \
+                 {deleted} other keys were deleted"
+            ),
+            Unavailable::Recovering { peers_waiting } => write!(
+                f,
+                "this node is still recovering the writes it missed ({peers_waiting} peers have not sent theirs \
+                 yet); it answers @ queries once it has them"
+            ),
+            Unavailable::ShuttingDown => f.write_str("the node is shutting down"),
+            Unavailable::Stopped => f.write_str("the node stopped"),
+            Unavailable::NoAnswer => f.write_str("no answer in time"),
+            Unavailable::NotConnected { node } => write!(f, "not connected to {node}"),
+        }
+    }
+}
+
+/// Why a request was refused before anything happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Invalid {
+    KeyTooLarge {
+        bytes: u64,
+        max: u64,
+    },
+    ValueTooLarge {
+        bytes: u64,
+        max: u64,
+    },
+    /// Made by a client: the answer it got could not be read (`detail` says why).
+    UnreadableAnswer {
+        detail: String,
+    },
+    /// Made by a client: the node could not read the request it sent (`detail` is what the
+    /// node said: a client's bug, never a user's).
+    BadRequest {
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invalid::KeyTooLarge { bytes, max } => write!(f, "key is {bytes} bytes; the limit is {max}"),
+            Invalid::ValueTooLarge { bytes, max } => write!(f, "value is {bytes} bytes; the limit is {max}"),
+            Invalid::UnreadableAnswer { detail } => write!(f, "unreadable answer: {detail}"),
+            Invalid::BadRequest { detail } => write!(f, "the node could not read the request: {detail}"),
+        }
+    }
 }
 
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
-            ClientError::Invalid { reason } => write!(f, "invalid request: {reason}"),
+            ClientError::Unavailable(cause) => write!(f, "unavailable: {cause}"),
+            ClientError::Invalid(cause) => write!(f, "invalid request: {cause}"),
         }
     }
 }
+
+impl std::error::Error for ClientError {}
 
 /// The answer to a client request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,8 +202,16 @@ impl ClientReply {
                             .sum::<usize>()
                 }
                 ClientReply::Deleted(_) => WIRE_INT_BYTES_MAX,
-                ClientReply::Error(ClientError::Unavailable { reason } | ClientError::Invalid { reason }) => {
-                    WIRE_INT_BYTES_MAX + text(reason)
+                // A tag per enum, a few integers, and the text a cause may carry.
+                ClientReply::Error(error) => {
+                    let carried = match error {
+                        ClientError::Unavailable(Unavailable::NotConnected { node }) => text(node),
+                        ClientError::Invalid(Invalid::UnreadableAnswer { detail } | Invalid::BadRequest { detail }) => {
+                            text(detail)
+                        }
+                        _ => 0,
+                    };
+                    4 * WIRE_INT_BYTES_MAX + carried
                 }
             }
     }

@@ -22,8 +22,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dynamo_core::api::{Answer, ClusterInfo, Control, ControlAnswer, NodeInfo, Op, Request};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -173,20 +173,22 @@ impl Supervisor {
         self.file.nodes.iter().position(|node| node.name == name).ok_or_else(|| format!("no node named {name:?}"))
     }
 
-    fn cluster_json(&self) -> Value {
+    fn cluster_info(&self) -> ClusterInfo {
         self.reap();
         let children = self.children.lock().expect("children lock");
-        let nodes: Vec<Value> = self
+        let nodes = self
             .file
             .nodes
             .iter()
             .zip(children.iter())
-            .map(|(node, slot)| {
-                let up = matches!(slot, Slot::Running(_));
-                json!({ "name": node.name, "ws": node.ws.to_string(), "resp": node.resp.to_string(), "up": up })
+            .map(|(node, slot)| NodeInfo {
+                name: node.name.clone(),
+                ws: node.ws.to_string(),
+                resp: node.resp.to_string(),
+                up: matches!(slot, Slot::Running(_)),
             })
             .collect();
-        json!({ "nodes": nodes, "config": self.file.config })
+        ClusterInfo { nodes, config: self.file.config.clone() }
     }
 }
 
@@ -416,9 +418,13 @@ async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> 
     };
     let path = request.path.split('?').next().unwrap_or("/").to_string();
     match (request.method.as_str(), path.as_str()) {
-        ("GET", "/api/cluster") => respond_json(&mut stream, "200 OK", supervisor.cluster_json()).await,
+        ("GET", "/api/cluster") => {
+            let info = serde_json::to_value(supervisor.cluster_info()).expect("cluster info encodes");
+            respond_json(&mut stream, "200 OK", info).await
+        }
         ("POST", "/api/control") => {
             let (status, answer) = control(&supervisor, &request).await;
+            let answer = serde_json::to_value(answer).expect("a control answer encodes");
             respond_json(&mut stream, status, answer).await;
         }
         ("GET" | "HEAD", _) => static_file(&mut stream, &supervisor, &path).await,
@@ -427,26 +433,19 @@ async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> 
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-enum Action {
-    Kill { node: String },
-    Restart { node: String },
-    Cut { from: String, to: String },
-    Heal { from: String, to: String },
-    HealAll,
-}
-
-async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static str, Value) {
+async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static str, ControlAnswer) {
     if request.header("x-dynamo-token") != Some(supervisor.token.as_str()) {
-        return ("401 Unauthorized", json!({ "error": "missing or wrong admin token (X-Dynamo-Token)" }));
+        let error = "missing or wrong admin token (X-Dynamo-Token)".to_string();
+        return ("401 Unauthorized", ControlAnswer::Error { error });
     }
-    let action: Action = match serde_json::from_slice(&request.body) {
+    let action: Control = match serde_json::from_slice(&request.body) {
         Ok(action) => action,
-        Err(error) => return ("400 Bad Request", json!({ "error": format!("bad control request: {error}") })),
+        Err(error) => {
+            return ("400 Bad Request", ControlAnswer::Error { error: format!("bad control request: {error}") })
+        }
     };
     let result = match action {
-        Action::Kill { node } => supervisor.index_of(&node).map(|index| {
+        Control::Kill { node } => supervisor.index_of(&node).map(|index| {
             let mut children = supervisor.children.lock().expect("children lock");
             if let Slot::Running(child) = &mut children[index] {
                 // SIGKILL: the node gets no chance to flush anything.
@@ -456,7 +455,7 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
             }
             crate::say(format_args!("killed node {node}"));
         }),
-        Action::Restart { node } => match supervisor.index_of(&node) {
+        Control::Restart { node } => match supervisor.index_of(&node) {
             Ok(index) => {
                 // A node that just died is reported before it is replaced.
                 supervisor.reap();
@@ -476,12 +475,12 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
             }
             Err(error) => Err(error),
         },
-        Action::Cut { from, to } => link(supervisor, &from, json!({ "op": "cut", "peer": to })).await,
-        Action::Heal { from, to } => link(supervisor, &from, json!({ "op": "heal", "peer": to })).await,
-        Action::HealAll => {
+        Control::Cut { from, to } => link(supervisor, &from, |secret| Op::Cut { peer: to, secret }).await,
+        Control::Heal { from, to } => link(supervisor, &from, |secret| Op::Heal { peer: to, secret }).await,
+        Control::HealAll => {
             let mut outcome = Ok(());
             for node in &supervisor.file.nodes {
-                if let Err(error) = link(supervisor, &node.name, json!({ "op": "heal_all" })).await {
+                if let Err(error) = link(supervisor, &node.name, |secret| Op::HealAll { secret }).await {
                     outcome = Err(error);
                 }
             }
@@ -489,28 +488,28 @@ async fn control(supervisor: &Supervisor, request: &HttpRequest) -> (&'static st
         }
     };
     match result {
-        Ok(()) => ("200 OK", json!({ "ok": true })),
-        Err(error) => ("400 Bad Request", json!({ "error": error })),
+        Ok(()) => ("200 OK", ControlAnswer::Ok { ok: true }),
+        Err(error) => ("400 Bad Request", ControlAnswer::Error { error }),
     }
 }
 
-/// Sends a link-control request, with the cluster secret, to node `name`.
-async fn link(supervisor: &Supervisor, name: &str, mut request: Value) -> Result<(), String> {
+/// Sends a link-control request (`op` made with the cluster secret) to node `name`.
+async fn link(supervisor: &Supervisor, name: &str, op: impl FnOnce(String) -> Op) -> Result<(), String> {
     let index = supervisor.index_of(name)?;
     let Some(secret) = &supervisor.file.secret else {
         return Err("the cluster file has no secret, so nodes refuse link control".into());
     };
-    request["secret"] = json!(secret);
+    let request = Request { id: Value::Null, op: op(secret.clone()) };
     let url = format!("ws://{}/client", supervisor.file.nodes[index].ws);
     let attempt = async {
         let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("node {name}: {e}"))?;
-        socket.send(Message::Text(request.to_string())).await.map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(&request).expect("a request always encodes");
+        socket.send(Message::Text(text)).await.map_err(|e| e.to_string())?;
         while let Some(message) = socket.next().await {
             if let Ok(Message::Text(text)) = message {
-                let answer: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                return match answer.get("error") {
-                    Some(error) => Err(format!("node {name}: {error}")),
-                    None => Ok(()),
+                return match serde_json::from_str::<Answer>(&text).map_err(|e| e.to_string())? {
+                    Answer::Error { error, .. } => Err(format!("node {name}: {error}")),
+                    _ => Ok(()),
                 };
             }
         }

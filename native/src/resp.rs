@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dynamo_core::client::{Pending, Pipeline, Session, Started};
-use dynamo_core::message::{ClientError, ClientOp, ClientReply};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, Unavailable};
 use dynamo_core::types::{Blob, ClientId};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -560,7 +560,7 @@ async fn answer(handle: &Handle, pending: Pending) -> (ClientReply, Option<Sessi
     match tokio::time::timeout(ANSWER_TIMEOUT, handle.request(pending)).await {
         Ok(answered) => answered,
         // Given up: the request may still be in flight, so its session is dropped with it.
-        Err(_) => (ClientReply::Error(ClientError::Unavailable { reason: "no answer in time".into() }), None),
+        Err(_) => (ClientReply::Error(ClientError::Unavailable(Unavailable::NoAnswer)), None),
     }
 }
 

@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dynamo_core::api::Inspection;
 use dynamo_core::client::{Pending, Session, SessionPool};
 use dynamo_core::config::Config;
-use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope};
+use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope, Unavailable};
 use dynamo_core::node::{Input, Node, NodeOptions, Output};
 use dynamo_core::ring::Ring;
 use dynamo_core::store::PersistBatch;
@@ -90,7 +91,7 @@ pub enum Event {
     },
     Persisted(u64),
     /// A snapshot of the node's state for inspectors.
-    Inspect(oneshot::Sender<serde_json::Value>),
+    Inspect(oneshot::Sender<Inspection>),
     /// Drop (or stop dropping) every message this node sends to `peer`: a one-way link cut.
     Cut {
         peer: NodeId,
@@ -137,6 +138,23 @@ impl Handle {
         work(&mut self.sessions.lock().expect("sessions lock"))
     }
 
+    /// A snapshot of the node's store, or `None` when the node stopped.
+    pub async fn inspect(&self) -> Option<Inspection> {
+        let (reply, snapshot) = oneshot::channel();
+        self.inputs.send(Event::Inspect(reply)).ok()?;
+        snapshot.await.ok()
+    }
+
+    /// Stops (or resumes) sending every message to `peer`: a one-way link cut.
+    pub fn cut(&self, peer: NodeId, cut: bool) {
+        let _ = self.inputs.send(Event::Cut { peer, cut });
+    }
+
+    /// The node's recent lifecycle events, oldest first, for a new subscriber.
+    pub fn recent_lifecycle(&self) -> Vec<TraceEvent> {
+        self.recent.lock().map(|recent| recent.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// Per node: whether this node currently suspects it.
     pub fn suspected(&self) -> Vec<bool> {
         self.liveness.lock().map(|list| list.clone()).unwrap_or_default()
@@ -150,8 +168,7 @@ impl Handle {
         // KiB, held until the answer. A request waits here, before the node starts its
         // operation timeout, while the requests already in hold the allowance.
         let cost = (pending.request().op.wire_bytes_max().div_ceil(1024) as u64).min(self.admitted_kib) as u32;
-        let shutting_down =
-            || ClientReply::Error(ClientError::Unavailable { reason: "the node is shutting down".into() });
+        let shutting_down = || ClientReply::Error(ClientError::Unavailable(Unavailable::ShuttingDown));
         let Ok(_admitted) = self.admission.acquire_many(cost).await else {
             return (shutting_down(), Some(pending.finish()));
         };
@@ -161,7 +178,7 @@ impl Handle {
         }
         match answer.await {
             Ok(reply) => (reply, Some(pending.finish())),
-            Err(_) => (ClientReply::Error(ClientError::Unavailable { reason: "the node stopped".into() }), None),
+            Err(_) => (ClientReply::Error(ClientError::Unavailable(Unavailable::Stopped)), None),
         }
     }
 }
@@ -303,7 +320,7 @@ pub async fn run_node(file: ClusterFile, index: usize) -> Result<(), Box<dyn std
                     Input::Client { handle: driver.next_handle, request }
                 }
                 Event::Inspect(reply) => {
-                    let _ = reply.send(inspect(&node, &file));
+                    let _ = reply.send(Inspection::of_node(&node));
                     next = events.try_recv().ok();
                     continue;
                 }
@@ -754,34 +771,6 @@ async fn accept_ws(
             }
         });
     }
-}
-
-/// A JSON snapshot of what the node stores, for the visualizer's inspectors.
-fn inspect(node: &Node, file: &ClusterFile) -> serde_json::Value {
-    let name = |id: NodeId| file.nodes.get(id.index()).map_or_else(|| id.0.to_string(), |node| node.name.clone());
-    let slots: Vec<serde_json::Value> = node
-        .slots()
-        .filter_map(|(key, slot)| {
-            let record = slot.record.as_ref()?;
-            Some(serde_json::json!({
-                "key": key,
-                "value": record.value,
-                "tombstone": record.value.is_none(),
-                "ballot": record.ballot,
-                "clock": record.clock.entries().iter().map(|(node, count)| (node.0, *count)).collect::<Vec<_>>(),
-            }))
-        })
-        .collect();
-    let hints: Vec<serde_json::Value> = node
-        .hints()
-        .map(|((home, key), record)| serde_json::json!({ "home": name(*home), "key": key, "ballot": record.ballot }))
-        .collect();
-    serde_json::json!({
-        "node": name(node.id()),
-        "recovering": node.is_recovering(),
-        "slots": slots,
-        "hints": hints,
-    })
 }
 
 #[cfg(test)]

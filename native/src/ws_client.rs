@@ -1,22 +1,24 @@
 //! The WebSocket JSON API (`ws://host:port/client`) for browsers and scripts.
 //!
-//! Requests are JSON objects `{"id": 1, "op": "put", "key": "k", "value": "v"}`; each gets one
-//! answer `{"id": 1, "reply": ...}` with the core's `ClientReply` as JSON. Operations run side
-//! by side and are answered as they finish; those on one key run in the order sent (`serve`). `{"op":
-//! "subscribe"}` streams the node's trace events as `{"trace": {...}}`. A subscriber that falls
-//! behind loses events (reported as `{"dropped": n}`), never slows the node. Link control
-//! (`cut`, `heal`, `heal_all`) needs the cluster secret. Every message is documented in
-//! docs/protocol.md.
+//! Frames are the types of `dynamo_core::api`, the same ones the page reads: requests are
+//! `{"id": 1, "op": "put", "key": "k", "value": "v"}`, and each gets one answer
+//! `{"id": 1, "reply": ..., "op": {"client": .., "seq": ..}}`. Operations run side by side and
+//! are answered as they finish; those on one key run in the order sent (`serve`).
+//! `{"op": "subscribe"}` streams the node's trace events as `{"trace": {...}}`, and announces each
+//! operation of the connection as it starts (`{"id": 1, "started": <OpId>}`) so a page can
+//! follow its requests through the trace. A subscriber that falls behind loses events
+//! (reported as `{"dropped": n}`), never slows the node. Link control (`cut`, `heal`,
+//! `heal_all`) needs the cluster secret. Every frame is documented in docs/protocol.md.
 
+use dynamo_core::api::{Answer, Op, Request};
 use dynamo_core::client::{Pipeline, Session as ClientSession, Started, Token};
-use dynamo_core::message::{ClientOp, ClientReply};
+use dynamo_core::message::ClientReply;
 use dynamo_core::trace::TraceEvent;
-use dynamo_core::types::{Blob, NodeId};
+use dynamo_core::types::{NodeId, OpId};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
@@ -25,63 +27,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::{Event, Handle};
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-enum Op {
-    Get {
-        key: Blob,
-    },
-    Put {
-        key: Blob,
-        value: Blob,
-    },
-    Delete {
-        key: Blob,
-    },
-    /// The seed's `@` query.
-    Local,
-    /// The seed's `*` query.
-    Global,
-    LocalDelete,
-    GlobalDelete,
-    Owners {
-        key: Blob,
-    },
-    Subscribe,
-    /// A snapshot of this node's store for inspectors.
-    Inspect,
-    /// Control (needs the cluster secret): stop sending to `peer`, or start again.
-    Cut {
-        peer: String,
-        secret: String,
-    },
-    Heal {
-        peer: String,
-        secret: String,
-    },
-    HealAll {
-        secret: String,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-struct Request {
-    #[serde(default)]
-    id: Value,
-    #[serde(flatten)]
-    op: Op,
-}
+use crate::server::Handle;
 
 /// Client operations of one connection in flight or waiting at once. While that many are out,
 /// the connection reads no more requests (they wait in the socket), so a client cannot make the
 /// node hold an unbounded queue.
 const OPERATIONS_MAX: usize = 64;
 
-/// An operation answered by the node: its token, the request's id, the reply, and the session
-/// when it can be reused.
-type Done = (Token, Value, ClientReply, Option<ClientSession>);
+/// An operation answered by the node: its token, the request's id and `OpId`, the reply, and the
+/// session when it can be reused.
+type Done = (Token, Value, OpId, ClientReply, Option<ClientSession>);
 
 /// One connection's state.
 struct Connection {
@@ -121,22 +76,25 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         };
         let text = match next {
             Next::Trace(event) => {
-                let text = match event {
-                    Ok(event) => json!({ "trace": event }).to_string(),
-                    Err(RecvError::Lagged(count)) => json!({ "dropped": count }).to_string(),
+                let answer = match event {
+                    Ok(event) => Answer::Trace { trace: Box::new(event) },
+                    Err(RecvError::Lagged(count)) => Answer::Dropped { dropped: count },
                     Err(RecvError::Closed) => return,
                 };
-                if sink.send(Message::Text(text)).await.is_err() {
+                if sink.send(Message::Text(answer.to_json())).await.is_err() {
                     return;
                 }
                 continue;
             }
-            Next::Answered((token, id, reply, client_session)) => {
+            Next::Answered((token, id, op, reply, client_session)) => {
                 let pipeline = &mut session.pipeline;
                 session.handle.with_sessions(|pool| pipeline.finish(token, client_session, pool));
-                session.start_ready(&mut in_flight);
-                if sink.send(Message::Text(json!({ "id": id, "reply": reply }).to_string())).await.is_err() {
-                    return;
+                let mut answers = session.start_ready(&mut in_flight);
+                answers.insert(0, Answer::Reply { id, reply: reply.into(), op });
+                for answer in answers {
+                    if sink.send(Message::Text(answer.to_json())).await.is_err() {
+                        return;
+                    }
                 }
                 continue;
             }
@@ -161,32 +119,19 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         // that a client with several requests out knows which one failed.
         let parsed = serde_json::from_str::<Value>(&text);
         let id = parsed.as_ref().ok().and_then(|value| value.get("id")).cloned().unwrap_or(Value::Null);
-        let answer = match parsed.and_then(serde_json::from_value::<Request>) {
-            Err(error) => json!({ "id": id, "error": format!("bad request: {error}") }),
-            Ok(Request { id, op }) => match session.answer(op).await {
-                Ok(mut answer) => {
-                    answer["id"] = id;
-                    answer
-                }
-                Err(op) => {
+        let answers = match parsed.and_then(serde_json::from_value::<Request>) {
+            Err(error) => vec![Answer::Error { id, error: format!("bad request: {error}") }],
+            Ok(Request { id, op }) => match op.into_client_op() {
+                Ok(op) => {
                     session.pipeline.submit(id, op);
-                    session.start_ready(&mut in_flight);
-                    continue;
+                    session.start_ready(&mut in_flight)
                 }
+                Err(op) => session.answer(id, op).await,
             },
         };
-        if sink.send(Message::Text(answer.to_string())).await.is_err() {
-            return;
-        }
-        if answer.get("subscribed").is_some() {
-            // Lifecycle events from before the subscription (a recovery that finished before the
-            // page reconnected), oldest first, as ordinary trace messages.
-            let backlog: Vec<TraceEvent> =
-                session.handle.recent.lock().map(|recent| recent.iter().cloned().collect()).unwrap_or_default();
-            for event in backlog {
-                if sink.send(Message::Text(json!({ "trace": event }).to_string())).await.is_err() {
-                    return;
-                }
+        for answer in answers {
+            if sink.send(Message::Text(answer.to_json())).await.is_err() {
+                return;
             }
         }
     }
@@ -201,70 +146,80 @@ impl Connection {
         self.handle.file.nodes.iter().position(|node| node.name == name).map(|index| NodeId(index as u32))
     }
 
-    fn cut(&self, peer: &str, secret: &str, cut: bool) -> Value {
-        if !self.authorized(secret) {
-            return json!({ "error": "wrong or missing cluster secret" });
-        }
+    /// Stops (or resumes) sending to `peer`.
+    fn cut(&self, id: Value, peer: &str, cut: bool) -> Answer {
         match self.node_named(peer) {
-            Some(peer) => {
-                let _ = self.handle.inputs.send(Event::Cut { peer, cut });
-                json!({ "ok": true })
+            Some(node) => {
+                self.handle.cut(node, cut);
+                Answer::Ok { id, ok: true }
             }
-            None => json!({ "error": format!("no node named {peer:?}") }),
+            None => Answer::Error { id, error: format!("no node named {peer:?}") },
         }
     }
 
-    /// Starts every operation the pipeline lets start (see `Pipeline`).
-    fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Done>>) {
+    /// Starts every operation the pipeline lets start (see `Pipeline`); for a subscribed
+    /// connection, the frames that announce them.
+    fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Done>>) -> Vec<Answer> {
         let pipeline = &mut self.pipeline;
+        let mut announced = Vec::new();
         for Started { tag: id, token, pending } in self.handle.with_sessions(|pool| pipeline.start_ready(pool)) {
+            let op = pending.id();
+            if self.traces.is_some() {
+                announced.push(Answer::Started { id: id.clone(), started: op });
+            }
             let handle = self.handle.clone();
             in_flight.push(Box::pin(async move {
                 let (reply, session) = handle.request(pending).await;
-                (token, id, reply, session)
+                (token, id, op, reply, session)
             }));
         }
+        announced
     }
 
-    /// The answer of a request the connection answers itself, or the client operation to send
-    /// to the node.
-    async fn answer(&mut self, op: Op) -> Result<Value, ClientOp> {
-        Err(match op {
+    /// The answers of a request the connection answers itself, without the node's quorum
+    /// machinery.
+    async fn answer(&mut self, id: Value, op: Op) -> Vec<Answer> {
+        let refused = |id| Answer::Error { id, error: "wrong or missing cluster secret".into() };
+        let answer = match op {
             Op::Subscribe => {
                 self.traces = Some(self.handle.traces.subscribe());
-                return Ok(json!({ "subscribed": true }));
+                // Lifecycle events from before the subscription (a recovery that finished
+                // before the page reconnected), oldest first, as ordinary trace frames.
+                let backlog = self.handle.recent_lifecycle();
+                let mut answers = vec![Answer::Subscribed { id, subscribed: true }];
+                answers.extend(backlog.into_iter().map(|event| Answer::Trace { trace: Box::new(event) }));
+                return answers;
             }
             Op::Owners { key } => {
                 let ring = &self.handle.ring;
-                let names: Vec<&str> = ring.preference(key.as_bytes()).iter().map(|node| ring.name(*node)).collect();
-                return Ok(json!({ "owners": names }));
+                let owners = ring.preference(key.as_bytes()).iter().map(|node| ring.name(*node).to_string()).collect();
+                Answer::Owners { id, owners }
             }
-            Op::Inspect => {
-                let (reply, snapshot) = tokio::sync::oneshot::channel();
-                let _ = self.handle.inputs.send(Event::Inspect(reply));
-                return Ok(match snapshot.await {
-                    Ok(snapshot) => json!({ "inspect": snapshot }),
-                    Err(_) => json!({ "error": "the node stopped" }),
-                });
+            Op::Inspect => match self.handle.inspect().await {
+                Some(inspection) => Answer::Inspect { id, inspect: Box::new(inspection) },
+                None => Answer::Error { id, error: "the node stopped".into() },
+            },
+            Op::Cut { secret, .. } | Op::Heal { secret, .. } | Op::HealAll { secret } if !self.authorized(&secret) => {
+                refused(id)
             }
-            Op::Cut { peer, secret } => return Ok(self.cut(&peer, &secret, true)),
-            Op::Heal { peer, secret } => return Ok(self.cut(&peer, &secret, false)),
-            Op::HealAll { secret } => {
-                if !self.authorized(&secret) {
-                    return Ok(json!({ "error": "wrong or missing cluster secret" }));
-                }
+            Op::Cut { peer, .. } => self.cut(id, &peer, true),
+            Op::Heal { peer, .. } => self.cut(id, &peer, false),
+            Op::HealAll { .. } => {
                 for index in 0..self.handle.file.nodes.len() {
-                    let _ = self.handle.inputs.send(Event::Cut { peer: NodeId(index as u32), cut: false });
+                    self.handle.cut(NodeId(index as u32), false);
                 }
-                return Ok(json!({ "ok": true }));
+                Answer::Ok { id, ok: true }
             }
-            Op::Get { key } => ClientOp::Get { key },
-            Op::Put { key, value } => ClientOp::Put { key, value },
-            Op::Delete { key } => ClientOp::Delete { key },
-            Op::Local => ClientOp::LocalQuery,
-            Op::Global => ClientOp::GlobalQuery,
-            Op::LocalDelete => ClientOp::LocalDelete,
-            Op::GlobalDelete => ClientOp::GlobalDelete,
-        })
+            Op::Get { .. }
+            | Op::Put { .. }
+            | Op::Delete { .. }
+            | Op::Local
+            | Op::Global
+            | Op::LocalDelete
+            | Op::GlobalDelete => {
+                unreachable!("client operations go to the node (Op::into_client_op)")
+            }
+        };
+        vec![answer]
     }
 }

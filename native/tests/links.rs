@@ -83,7 +83,11 @@ fn wrong_requests_are_answered_with_their_id_and_unknown_paths_are_refused() {
     assert!(answer["id"].is_null() && answer["error"].is_string(), "{answer}");
     // The connection still serves.
     let answer = ask(&mut socket, r#"{"id": 11, "op": "put", "key": "k", "value": "v"}"#);
-    assert_eq!(answer, serde_json::json!({ "id": 11, "reply": "Written" }));
+    assert_eq!((&answer["id"], &answer["reply"]), (&serde_json::json!(11), &serde_json::json!("Written")), "{answer}");
+    assert!(answer["op"]["client"].is_u64() && answer["op"]["seq"].is_u64(), "the reply names its OpId: {answer}");
+    // The answer is the type the page decodes.
+    let decoded: dynamo_core::api::Answer = serde_json::from_value(answer.clone()).expect("an api::Answer");
+    assert!(matches!(decoded, dynamo_core::api::Answer::Reply { .. }), "{answer}");
     // Only /client and /peer are WebSocket endpoints.
     let Err(refused) = client(&cluster, "/whatever") else { panic!("/whatever was served") };
     assert!(refused.contains("404"), "{refused}");
@@ -172,7 +176,9 @@ fn a_slow_operation_holds_up_only_those_on_its_key() {
     let at = |id: u64| order.iter().find(|(answered, _)| *answered == id).unwrap().1;
     // The slow put times out (unavailable) after everything else was answered.
     assert_eq!(order.last().unwrap().0, 1, "{order:?}");
-    assert!(answers[&1]["reply"]["Error"]["Unavailable"].is_object(), "{}", answers[&1]);
+    let unavailable = &answers[&1]["reply"]["Error"]["Unavailable"];
+    assert_eq!(unavailable["reason"], "no write quorum answered in time", "{}", answers[&1]);
+    assert_eq!(unavailable["cause"], "NoWriteQuorum", "{}", answers[&1]);
     for id in 2..=5 {
         assert!(at(id) < at(1), "answer {id} waited for the slow put: {order:?}");
     }

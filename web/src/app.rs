@@ -38,7 +38,7 @@ use crate::connect::{self, Inbox, Incoming, Sockets};
 use crate::flights::{Arrival, Flight, FlightKey};
 use crate::layout::{RingLayout, Role};
 use crate::link;
-use crate::live::{ClusterInfo, Control, LiveSession};
+use crate::live::LiveSession;
 use crate::pace::{FrameCosts, Rotation, Throttle};
 use crate::paint::{DiagramPainter, RingPainter};
 use crate::palette::{kind_name, Family, KINDS};
@@ -50,6 +50,7 @@ use crate::session::{
     SPEED_SLIDER_MAX,
 };
 use crate::stage::Stage;
+use dynamo_core::api::{ClusterInfo, Control};
 
 /// Side of the ring's square canvas, in SVG units.
 const RING_SIZE: f64 = 560.0;
@@ -793,7 +794,8 @@ impl App {
         match mode {
             Mode::Live if self.live.is_none() => {
                 let Some(cluster) = self.cluster.clone() else { return };
-                let urls = (0..cluster.nodes.len() as u32).map(|node| cluster.socket_url(NodeId(node))).collect();
+                let urls =
+                    (0..cluster.nodes.len() as u32).map(|node| cluster.nodes[node as usize].client_url()).collect();
                 self.sockets = Some(Sockets::new(urls, self.inbox.clone()));
                 self.live = Some(LiveSession::new(cluster, browser::time_origin_us(), browser::now_us()));
             }

@@ -16,7 +16,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 use yew::platform::spawn_local;
 
-use crate::live::{ClusterInfo, Control, Recording};
+use crate::live::Recording;
+use dynamo_core::api::{ClusterInfo, Control};
 
 /// How long to wait before dialing a node whose socket closed (a killed node comes back).
 pub const RECONNECT_MS: f64 = 500.0;

@@ -24,19 +24,20 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use dynamo_core::api::{self, ClusterInfo, Control, Inspection, Op, Request as ApiRequest};
 use dynamo_core::checker::check_history;
 use dynamo_core::client::{ClientIds, Pending, SessionPool};
 use dynamo_core::config::Config;
 use dynamo_core::history::{History, OpKind, Outcome};
-use dynamo_core::message::{ClientError, ClientOp, ClientReply, MessageKind};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, Invalid, MessageKind, Unavailable};
 use dynamo_core::ring::Ring;
 use dynamo_core::trace::{TraceEvent, TraceKind};
-use dynamo_core::types::{Blob, Micros, NodeId};
+use dynamo_core::types::{Micros, NodeId, OpId};
 
 use crate::flights::{Arrival, Flights};
-use crate::session::{describe, Answer, HintRow, KeyRow, LogLine, NodeStatus, NodeView, Request, Tone, Verdict};
+use crate::session::{describe, Answer, LogLine, NodeStatus, NodeView, Request, Tone, Verdict};
 
 /// How long events wait before they are drawn, so sends and deliveries from different sockets
 /// meet (the brief allows a few hundred milliseconds).
@@ -66,89 +67,14 @@ const LOG_LINES_MAX: usize = 400;
 pub const RECORDING_FORMAT: &str = "dynamo-live-run";
 pub const RECORDING_VERSION: u32 = 1;
 
-/// One node as `/api/cluster` describes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    pub name: String,
-    /// `host:port` of its WebSocket listener.
-    pub ws: String,
-    #[serde(default)]
-    pub resp: String,
-    #[serde(default = "yes")]
-    pub up: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The answer of `GET /api/cluster`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterInfo {
-    pub nodes: Vec<NodeInfo>,
-    pub config: Config,
-}
-
-impl ClusterInfo {
-    /// Decodes and checks an `/api/cluster` answer: the configuration must be valid and name
-    /// the same nodes in the same order (trace events name nodes by that index).
-    pub fn parse(text: &str) -> Result<ClusterInfo, String> {
-        let info: ClusterInfo = from_json(text).map_err(|error| format!("bad /api/cluster answer: {error}"))?;
-        info.check()?;
-        Ok(info)
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.config.validate().map_err(|error| format!("the cluster's configuration is invalid: {error}"))?;
-        let names: Vec<&str> = self.nodes.iter().map(|node| node.name.as_str()).collect();
-        if names != self.config.nodes.iter().map(String::as_str).collect::<Vec<_>>() {
-            return Err(format!("/api/cluster lists nodes {names:?} but its configuration {:?}", self.config.nodes));
-        }
-        Ok(())
-    }
-
-    /// The JSON API address of `node`.
-    pub fn socket_url(&self, node: NodeId) -> String {
-        format!("ws://{}/client", self.nodes[node.index()].ws)
-    }
-}
-
-/// A request to `POST /api/control`: what the supervisor does to real processes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Control {
-    /// SIGKILL the node's process.
-    Kill {
-        node: String,
-    },
-    Restart {
-        node: String,
-    },
-    /// `from` stops sending to `to` (one way).
-    Cut {
-        from: String,
-        to: String,
-    },
-    Heal {
-        from: String,
-        to: String,
-    },
-    HealAll,
-}
-
-impl Control {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a control request always encodes")
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Control::Kill { node } => format!("killed {node} (SIGKILL)"),
-            Control::Restart { node } => format!("restarted {node}'s process"),
-            Control::Cut { from, to } => format!("cut the link {from} → {to}"),
-            Control::Heal { from, to } => format!("healed the link {from} → {to}"),
-            Control::HealAll => "healed every link".to_string(),
-        }
+/// What the page's log says the supervisor did.
+fn describe_control(control: &Control) -> String {
+    match control {
+        Control::Kill { node } => format!("killed {node} (SIGKILL)"),
+        Control::Restart { node } => format!("restarted {node}'s process"),
+        Control::Cut { from, to } => format!("cut the link {from} → {to}"),
+        Control::Heal { from, to } => format!("healed the link {from} → {to}"),
+        Control::HealAll => "healed every link".to_string(),
     }
 }
 
@@ -165,57 +91,6 @@ pub enum Socket {
 enum Awaited {
     Request(usize),
     Inspect(NodeId),
-}
-
-/// A node's store as its `inspect` answer reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct Inspection {
-    #[serde(default)]
-    pub recovering: bool,
-    #[serde(default)]
-    pub slots: Vec<InspectedSlot>,
-    #[serde(default)]
-    pub hints: Vec<InspectedHint>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct InspectedSlot {
-    pub key: Blob,
-    #[serde(default)]
-    pub value: Option<Blob>,
-    #[serde(default)]
-    pub tombstone: bool,
-    #[serde(default)]
-    pub ballot: Option<WireBallot>,
-    /// `[node, counter]` pairs; a node is its index (or, leniently, its name).
-    #[serde(default)]
-    pub clock: Vec<(Value, u64)>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct InspectedHint {
-    pub home: Value,
-    pub key: Blob,
-    #[serde(default)]
-    pub value: Option<Blob>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub struct WireBallot {
-    pub round: u64,
-    pub node: u32,
-}
-
-/// A node named by index or by name, as the wire may say it.
-fn node_label(ring: &Ring, node: &Value) -> String {
-    match node {
-        Value::Number(number) => match number.as_u64() {
-            Some(index) if (index as usize) < ring.node_count() => ring.name(NodeId(index as u32)).to_string(),
-            _ => number.to_string(),
-        },
-        Value::String(name) => name.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// A request of the page as the export keeps it.
@@ -327,6 +202,8 @@ pub struct LiveSession {
     sessions: SessionPool,
     /// Per request, its history session while it waits for its answer.
     waiting: Vec<Option<Pending>>,
+    /// Per request, the `OpId` the node gave it, once known.
+    op_ids: Vec<Option<OpId>>,
     awaited: BTreeMap<u64, Awaited>,
     next_id: u64,
     verdict: Verdict,
@@ -369,6 +246,7 @@ impl LiveSession {
             history: History::default(),
             sessions: SessionPool::new(ClientIds::unbound()),
             waiting: Vec::new(),
+            op_ids: Vec::new(),
             awaited: BTreeMap::new(),
             next_id: 1,
             verdict: Verdict::default(),
@@ -427,6 +305,7 @@ impl LiveSession {
             });
             session.history_index.push(None);
             session.waiting.push(None);
+            session.op_ids.push(None);
         }
         session.history = recording.history;
         session.refresh_verdict();
@@ -516,7 +395,7 @@ impl LiveSession {
     /// The socket to `node` opened: returns what to send on it (the trace subscription).
     pub fn socket_opened(&mut self, node: NodeId) -> Vec<String> {
         self.sockets[node.index()] = Socket::Open;
-        vec![json!({ "op": "subscribe" }).to_string()]
+        vec![serde_json::to_string(&ApiRequest { id: Value::Null, op: Op::Subscribe }).expect("a request encodes")]
     }
 
     pub fn socket_connecting(&mut self, node: NodeId) {
@@ -545,48 +424,67 @@ impl LiveSession {
         }
     }
 
-    /// Takes in one text frame from `node`'s socket, received at page time `now`.
-    pub fn receive(&mut self, node: NodeId, text: &str, now: Micros) {
+    /// Takes in one text frame from `node`'s socket (a `dynamo_core::api::Answer`), received at
+    /// page time `now`.
+    pub fn receive(&mut self, _node: NodeId, text: &str, now: Micros) {
         self.now = self.now.max(now);
-        let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else { return };
-        if let Some(trace) = frame.remove("trace") {
-            if let Ok(mut event) = serde_json::from_value::<TraceEvent>(trace) {
+        let Ok(frame) = serde_json::from_str::<Value>(text) else { return };
+        let answer = match serde_json::from_value::<api::Answer>(frame.clone()) {
+            Ok(answer) => answer,
+            Err(error) => {
+                // An answer to one of the page's requests that cannot be read still ends it.
+                if let Some(Awaited::Request(index)) = self.take_awaited(&frame["id"]) {
+                    let cause = Invalid::UnreadableAnswer { detail: error.to_string() };
+                    self.complete(index, ClientReply::Error(ClientError::Invalid(cause)), now);
+                }
+                return;
+            }
+        };
+        match answer {
+            api::Answer::Trace { trace } => {
+                let mut event = *trace;
                 if event.node.index() < self.ring.node_count() {
                     event.at = event.at.saturating_sub(self.origin_unix);
                     self.arrive(event);
                 }
             }
-            return;
-        }
-        if let Some(count) = frame.get("dropped").and_then(Value::as_u64) {
-            self.dropped += count;
-            return;
-        }
-        let Some(awaited) = frame.get("id").and_then(Value::as_u64).and_then(|id| self.awaited.remove(&id)) else {
-            return;
-        };
-        match awaited {
-            Awaited::Request(index) => {
-                let reply = match (frame.remove("reply"), frame.remove("error")) {
-                    (Some(reply), _) => serde_json::from_value::<ClientReply>(reply).unwrap_or_else(|error| {
-                        ClientReply::Error(ClientError::Invalid { reason: format!("unreadable reply: {error}") })
-                    }),
-                    (None, error) => ClientReply::Error(ClientError::Invalid {
-                        reason: error.and_then(|e| e.as_str().map(str::to_string)).unwrap_or_else(|| text.to_string()),
-                    }),
-                };
-                self.complete(index, reply, now);
-            }
-            Awaited::Inspect(inspected) => {
-                if let Some(inspection) =
-                    frame.remove("inspect").and_then(|value| serde_json::from_value::<Inspection>(value).ok())
-                {
-                    self.status[inspected.index()].recovering = inspection.recovering;
-                    self.inspections[inspected.index()] = Some(inspection);
+            api::Answer::Dropped { dropped } => self.dropped += dropped,
+            api::Answer::Started { id, started } => {
+                if let Some(Awaited::Request(index)) = id.as_u64().and_then(|id| self.awaited.get(&id)).copied() {
+                    self.op_ids[index] = Some(started);
                 }
             }
+            api::Answer::Reply { id, reply, op } => {
+                if let Some(Awaited::Request(index)) = self.take_awaited(&id) {
+                    self.op_ids[index] = Some(op);
+                    self.complete(index, reply.into(), now);
+                }
+            }
+            api::Answer::Error { id, error } => {
+                if let Some(Awaited::Request(index)) = self.take_awaited(&id) {
+                    let cause = Invalid::BadRequest { detail: error };
+                    self.complete(index, ClientReply::Error(ClientError::Invalid(cause)), now);
+                }
+            }
+            api::Answer::Inspect { id, inspect } => {
+                if let Some(Awaited::Inspect(inspected)) = self.take_awaited(&id) {
+                    self.status[inspected.index()].recovering = inspect.recovering;
+                    self.inspections[inspected.index()] = Some(*inspect);
+                }
+            }
+            api::Answer::Owners { .. } | api::Answer::Subscribed { .. } | api::Answer::Ok { .. } => {}
         }
-        let _ = node;
+    }
+
+    /// What an answer with this id was awaited for, no longer awaited.
+    fn take_awaited(&mut self, id: &Value) -> Option<Awaited> {
+        id.as_u64().and_then(|id| self.awaited.remove(&id))
+    }
+
+    /// The `OpId` the node gave request `index` (once it said: when the request started, to a
+    /// subscribed socket, or with its answer): what its trace events name.
+    pub fn op_id(&self, index: usize) -> Option<OpId> {
+        self.op_ids.get(index).copied().flatten()
     }
 
     // ----- Acting. -----
@@ -609,14 +507,15 @@ impl LiveSession {
         self.requests.push(Request { client: index, node, op: op.clone(), sent_at: now, answer: Answer::Waiting });
         self.history_index.push(history);
         self.waiting.push(Some(pending));
+        self.op_ids.push(None);
         if self.sockets[node.index()] != Socket::Open {
-            let reason = format!("not connected to {}", self.ring.name(node));
-            self.complete(index, ClientReply::Error(ClientError::Unavailable { reason }), now);
+            let cause = Unavailable::NotConnected { node: self.ring.name(node).to_string() };
+            self.complete(index, ClientReply::Error(ClientError::Unavailable(cause)), now);
             return None;
         }
         let id = self.next_id();
         self.awaited.insert(id, Awaited::Request(index));
-        Some(request_frame(id, &op).to_string())
+        Some(serde_json::to_string(&ApiRequest { id: Value::from(id), op: op.into() }).expect("a request encodes"))
     }
 
     /// The frame asking `node` for its store, or `None` when it cannot be asked now.
@@ -628,7 +527,7 @@ impl LiveSession {
         }
         let id = self.next_id();
         self.awaited.insert(id, Awaited::Inspect(node));
-        Some(json!({ "id": id, "op": "inspect" }).to_string())
+        Some(serde_json::to_string(&ApiRequest { id: Value::from(id), op: Op::Inspect }).expect("a request encodes"))
     }
 
     /// The supervisor carried out `control` (it answered 200).
@@ -657,7 +556,7 @@ impl LiveSession {
             if let Some(up) = up {
                 self.reported_up[node.index()] = up;
             }
-            self.mark(Mark { at: now, node, up, text: control.describe() });
+            self.mark(Mark { at: now, node, up, text: describe_control(control) });
         }
     }
 
@@ -894,45 +793,9 @@ impl LiveSession {
     /// `node`'s inspector, from its latest `inspect` answer (kept while the node is down).
     pub fn node_view(&self, node: NodeId) -> NodeView {
         let status = self.status(node);
-        let ring = &self.ring;
         let inspection = self.inspections[node.index()].clone().unwrap_or_default();
-        let keys = inspection
-            .slots
-            .iter()
-            .map(|slot| KeyRow {
-                key: slot.key.to_text(),
-                value: if slot.tombstone { None } else { slot.value.as_ref().map(Blob::to_text) },
-                ballot: slot.ballot.map_or_else(
-                    || "-".to_string(),
-                    |ballot| format!("{}.{}", ballot.round, node_label(ring, &json!(ballot.node))),
-                ),
-                promised: String::new(),
-                clock: slot
-                    .clock
-                    .iter()
-                    .map(|(node, count)| format!("{}:{count}", node_label(ring, node)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                home: ring.homes(slot.key.as_bytes()).contains(&node),
-            })
-            .collect();
-        let hints = inspection
-            .hints
-            .iter()
-            .map(|hint| HintRow {
-                home: node_label(ring, &hint.home),
-                key: hint.key.to_text(),
-                value: hint.value.as_ref().map(Blob::to_text),
-            })
-            .collect();
-        NodeView {
-            name: ring.name(node).to_string(),
-            status,
-            from_disk: status.down && self.inspections[node.index()].is_some(),
-            keys,
-            hints,
-            suspects: Vec::new(),
-        }
+        let from_disk = status.down && self.inspections[node.index()].is_some();
+        NodeView::of(&self.ring, node, &inspection, status, from_disk)
     }
 
     /// The run so far in the export format.
@@ -993,19 +856,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json
     serde_json::from_value(serde_json::from_str::<Value>(text)?)
 }
 
-/// The JSON API frame of a client operation (docs/protocol.md).
-fn request_frame(id: u64, op: &ClientOp) -> Value {
-    match op {
-        ClientOp::Get { key } => json!({ "id": id, "op": "get", "key": key }),
-        ClientOp::Put { key, value } => json!({ "id": id, "op": "put", "key": key, "value": value }),
-        ClientOp::Delete { key } => json!({ "id": id, "op": "delete", "key": key }),
-        ClientOp::LocalQuery => json!({ "id": id, "op": "local" }),
-        ClientOp::GlobalQuery => json!({ "id": id, "op": "global" }),
-        ClientOp::LocalDelete => json!({ "id": id, "op": "local_delete" }),
-        ClientOp::GlobalDelete => json!({ "id": id, "op": "global_delete" }),
-    }
-}
-
 /// The admin token the supervisor writes into the page (`<meta name="dynamo-admin-token">`),
 /// from the document's `content` attribute; an empty one counts as none.
 pub fn token_of(content: Option<String>) -> Option<String> {
@@ -1015,6 +865,15 @@ pub fn token_of(content: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dynamo_core::api::{InspectedHint, InspectedSlot, NodeInfo};
+    use dynamo_core::types::Blob;
+    use dynamo_core::version::Ballot;
+    use serde_json::json;
+
+    /// The node's answer to request `id`: `reply` (JSON), as the node's operation `seq`.
+    fn answered(id: u64, reply: Value) -> String {
+        json!({ "id": id, "reply": reply, "op": { "client": 77, "seq": id } }).to_string()
+    }
 
     const ORIGIN: Micros = 1_700_000_000_000_000;
 
@@ -1037,7 +896,7 @@ mod tests {
     fn connected(now: Micros) -> LiveSession {
         let mut session = LiveSession::new(cluster(), ORIGIN, now);
         for node in 0..5 {
-            assert_eq!(session.socket_opened(NodeId(node)), [r#"{"op":"subscribe"}"#]);
+            assert_eq!(session.socket_opened(NodeId(node)), [r#"{"id":null,"op":"subscribe"}"#]);
         }
         session
     }
@@ -1066,7 +925,7 @@ mod tests {
     fn cluster_answers_are_checked_against_their_configuration() {
         let text = serde_json::to_string(&cluster()).expect("encodes");
         let info = ClusterInfo::parse(&text).expect("valid");
-        assert_eq!(info.socket_url(NodeId(2)), "ws://127.0.0.1:11002/client");
+        assert_eq!(info.nodes[2].client_url(), "ws://127.0.0.1:11002/client");
         let mut wrong = cluster();
         wrong.nodes.swap(0, 1);
         assert!(ClusterInfo::parse(&serde_json::to_string(&wrong).expect("encodes")).is_err());
@@ -1092,9 +951,9 @@ mod tests {
             serde_json::from_str::<Value>(&put).expect("json"),
             json!({ "id": id_of(&put), "op": "put", "key": "apple", "value": "red" })
         );
-        session.receive(NodeId(0), &json!({ "id": id_of(&put), "reply": "Written" }).to_string(), 1_004_000);
+        session.receive(NodeId(0), &answered(id_of(&put), json!("Written")), 1_004_000);
         let get = session.request(NodeId(3), ClientOp::Get { key: "apple".into() }, 1_010_000).expect("connected");
-        session.receive(NodeId(3), &json!({ "id": id_of(&get), "reply": { "Value": "red" } }).to_string(), 1_012_000);
+        session.receive(NodeId(3), &answered(id_of(&get), json!({ "Value": "red" })), 1_012_000);
         let operations = &session.history().operations;
         assert_eq!(operations.len(), 2);
         assert_eq!((operations[0].invoked_at, operations[0].completed_at), (1_000_000, Some(1_004_000)));
@@ -1103,7 +962,7 @@ mod tests {
 
         // A stale read after the write completed is a violation.
         let get = session.request(NodeId(1), ClientOp::Get { key: "apple".into() }, 1_020_000).expect("connected");
-        session.receive(NodeId(1), &json!({ "id": id_of(&get), "reply": { "Value": null } }).to_string(), 1_021_000);
+        session.receive(NodeId(1), &answered(id_of(&get), json!({ "Value": null })), 1_021_000);
         assert!(session.verdict().text().starts_with("violation on key apple"), "{}", session.verdict().text());
     }
 
@@ -1218,23 +1077,44 @@ mod tests {
         let mut session = connected(0);
         let frame = session.inspect(NodeId(1)).expect("connected");
         assert_eq!(session.inspect(NodeId(1)), None, "one inspection at a time");
-        let answer = json!({ "id": id_of(&frame), "inspect": {
-            "node": "5556", "recovering": false,
-            "slots": [
-                { "key": "apple", "value": "red", "tombstone": false, "ballot": { "round": 3, "node": 1 }, "clock": [[1, 2], [4, 1]] },
-                { "key": "pear", "value": null, "tombstone": true, "ballot": { "round": 1, "node": 0 }, "clock": [] }
+        // What a node sends (`dynamo_core::api::Inspection`, the type it encodes with).
+        let ballot = |round, node| Ballot { round, node: NodeId(node) };
+        let slot = |key: &str, value: Option<&str>, round, node, clock: Vec<(NodeId, u64)>| InspectedSlot {
+            key: key.into(),
+            value: value.map(Blob::from),
+            tombstone: value.is_none(),
+            ballot: Some(ballot(round, node)),
+            promised: ballot(round + 1, node),
+            clock,
+        };
+        let inspection = Inspection {
+            node: "5556".into(),
+            recovering: false,
+            slots: vec![
+                slot("apple", Some("red"), 3, 1, vec![(NodeId(1), 2), (NodeId(4), 1)]),
+                slot("pear", None, 1, 0, vec![]),
             ],
-            "hints": [{ "home": "5558", "key": "fig", "ballot": { "round": 1, "node": 1 } }]
-        }});
-        session.receive(NodeId(1), &answer.to_string(), 10);
+            hints: vec![InspectedHint {
+                home: "5558".into(),
+                key: "fig".into(),
+                value: Some("ripe".into()),
+                ballot: ballot(1, 1),
+            }],
+            suspects: vec!["5560".into()],
+        };
+        let answer = api::Answer::Inspect { id: json!(id_of(&frame)), inspect: Box::new(inspection) };
+        session.receive(NodeId(1), &answer.to_json(), 10);
         let view = session.node_view(NodeId(1));
         assert_eq!(view.keys.len(), 2);
         assert_eq!(
             (view.keys[0].value.as_deref(), view.keys[0].ballot.as_str(), view.keys[0].clock.as_str()),
             (Some("red"), "3.5556", "5556:2 5562:1")
         );
+        assert_eq!(view.keys[0].promised, "4.5556", "Live shows promises");
         assert_eq!(view.keys[1].value, None);
-        assert_eq!((view.hints[0].home.as_str(), view.hints[0].key.as_str()), ("5558", "fig"));
+        let hint = &view.hints[0];
+        assert_eq!((hint.home.as_str(), hint.key.as_str(), hint.value.as_deref()), ("5558", "fig", Some("ripe")));
+        assert_eq!(view.suspects, ["5560"], "Live shows suspicions");
         session.socket_closed(NodeId(1), 20);
         assert!(session.node_view(NodeId(1)).from_disk, "a down node keeps its last inspection");
     }
@@ -1245,11 +1125,7 @@ mod tests {
         let put = session.request(NodeId(0), ClientOp::Put { key: "apple".into(), value: "red".into() }, 1_000_000);
         session.receive(NodeId(0), &sent(1_000_100, 0, 1, 2), 1_000_200);
         session.receive(NodeId(2), &delivered(1_000_300, 0, 1, 2), 1_000_400);
-        session.receive(
-            NodeId(0),
-            &json!({ "id": id_of(&put.expect("sent")), "reply": "Written" }).to_string(),
-            1_001_000,
-        );
+        session.receive(NodeId(0), &answered(id_of(&put.expect("sent")), json!("Written")), 1_001_000);
         session.controlled(&Control::Kill { node: "5556".into() }, 1_500_000);
         let text = session.recording().encode();
         let recording = Recording::decode(&text).expect("decodes");

@@ -15,13 +15,13 @@
 
 use std::collections::VecDeque;
 
+use dynamo_core::api::Inspection;
 use dynamo_core::checker::{check_history, CheckReport};
 use dynamo_core::config::ConfigError;
 use dynamo_core::history::Outcome;
 use dynamo_core::message::{ClientOp, ClientReply};
 use dynamo_core::ring::Ring;
 use dynamo_core::sim::{FaultAction, Simulation};
-use dynamo_core::store::Record;
 use dynamo_core::trace::{DropReason, Phase, TraceEvent, TraceKind};
 use dynamo_core::types::{ms, Blob, Micros, NodeId, Rng};
 use dynamo_core::version::Ballot;
@@ -789,51 +789,59 @@ pub struct NodeView {
     pub suspects: Vec<String>,
 }
 
+impl NodeView {
+    /// The inspector of `node` from an inspection snapshot (`dynamo_core::api::Inspection`):
+    /// the same in every mode, whether the snapshot is of a simulated node, of its disk while it
+    /// is down, or a real node's answer.
+    pub fn of(ring: &Ring, node: NodeId, inspection: &Inspection, status: NodeStatus, from_disk: bool) -> NodeView {
+        let keys = inspection
+            .slots
+            .iter()
+            .map(|slot| KeyRow {
+                key: slot.key.to_text(),
+                value: slot.value.as_ref().map(Blob::to_text),
+                ballot: ballot_text(ring, slot.ballot.unwrap_or(Ballot::ZERO)),
+                promised: ballot_text(ring, slot.promised),
+                clock: slot
+                    .clock
+                    .iter()
+                    .filter(|(node, _)| node.index() < ring.node_count())
+                    .map(|(node, count)| format!("{}:{count}", ring.name(*node)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                home: ring.homes(slot.key.as_bytes()).contains(&node),
+            })
+            .collect();
+        let hints = inspection
+            .hints
+            .iter()
+            .map(|hint| HintRow {
+                home: hint.home.clone(),
+                key: hint.key.to_text(),
+                value: hint.value.as_ref().map(Blob::to_text),
+            })
+            .collect();
+        NodeView {
+            name: ring.name(node).to_string(),
+            status,
+            from_disk,
+            keys,
+            hints,
+            suspects: inspection.suspects.clone(),
+        }
+    }
+}
+
 impl Session {
     /// The inspector of `node`, from the simulation's current state (the live node, or its disk
     /// while it is down).
     pub fn node_view(&self, node: NodeId) -> NodeView {
         let ring = self.sim.ring();
-        let clock_text = |record: &Record| {
-            let entries: Vec<String> =
-                record.clock.entries().iter().map(|(node, count)| format!("{}:{count}", ring.name(*node))).collect();
-            entries.join(" ")
+        let (inspection, from_disk) = match self.sim.node(node) {
+            Some(live) => (Inspection::of_node(live), false),
+            None => (Inspection::of_disk(ring, node, self.sim.durable(node)), true),
         };
-        let key_row = |key: &dynamo_core::types::Blob, slot: &dynamo_core::store::Slot| KeyRow {
-            key: key.to_text(),
-            value: slot.record.as_ref().and_then(|record| record.value.as_ref().map(|value| value.to_text())),
-            ballot: ballot_text(ring, slot.accepted_ballot()),
-            promised: ballot_text(ring, slot.promised),
-            clock: slot.record.as_ref().map(clock_text).unwrap_or_default(),
-            home: ring.homes(key.as_bytes()).contains(&node),
-        };
-        let hint_row = |home: &NodeId, key: &dynamo_core::types::Blob, record: &Record| HintRow {
-            home: ring.name(*home).to_string(),
-            key: key.to_text(),
-            value: record.value.as_ref().map(|value| value.to_text()),
-        };
-        let (from_disk, keys, hints, suspects) = match self.sim.node(node) {
-            Some(live) => (
-                false,
-                live.slots().map(|(key, slot)| key_row(key, slot)).collect(),
-                live.hints().map(|((home, key), record)| hint_row(home, key, record)).collect(),
-                (0..ring.node_count() as u32)
-                    .map(NodeId)
-                    .filter(|peer| *peer != node && live.suspects(*peer))
-                    .map(|peer| ring.name(peer).to_string())
-                    .collect(),
-            ),
-            None => {
-                let disk = self.sim.durable(node);
-                (
-                    true,
-                    disk.slots.iter().map(|(key, slot)| key_row(key, slot)).collect(),
-                    disk.hints.iter().map(|((home, key), record)| hint_row(home, key, record)).collect(),
-                    Vec::new(),
-                )
-            }
-        };
-        NodeView { name: ring.name(node).to_string(), status: self.status(node), from_disk, keys, hints, suspects }
+        NodeView::of(ring, node, &inspection, self.status(node), from_disk)
     }
 
     /// Whether the link from `from` to `to` is cut (simulation state, for the link controls).

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::message::{AcceptPurpose, ClientError, ClientReply, Message, DIGEST_BUCKETS};
+use crate::message::{AcceptPurpose, ClientError, ClientReply, Message, Unavailable, DIGEST_BUCKETS};
 use crate::ring::Ring;
 use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::trace::TraceKind;
@@ -274,11 +274,8 @@ impl Node {
             self.send(peer, Message::SyncRequest { txn, for_node: self.id, after });
         }
         for (reply_to, _) in expired {
-            let reason = format!(
-                "this node is still recovering the writes it missed ({pending} peers have not sent theirs yet); \
-                 it answers @ queries once it has them"
-            );
-            self.answer(reply_to, ClientReply::Error(ClientError::Unavailable { reason }));
+            let cause = Unavailable::Recovering { peers_waiting: pending as u64 };
+            self.answer(reply_to, ClientReply::Error(ClientError::Unavailable(cause)));
         }
         self.schedule(now + timeout, Timer::Recovery);
     }

@@ -24,7 +24,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::message::{AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal};
+use crate::message::{
+    AcceptPurpose, ClientError, ClientOp, ClientReply, ClientRequest, Invalid, Message, NextPromise, Refusal,
+    Unavailable,
+};
 use crate::store::{record_writer, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
@@ -201,17 +204,17 @@ impl Node {
         self.next_txn
     }
 
-    fn invalid(&self, request: &ClientRequest) -> Option<String> {
+    fn invalid(&self, request: &ClientRequest) -> Option<Invalid> {
         let key_max = self.config.key_bytes_max;
         if let Some(key) = request.op.key() {
             if key.len() as u64 > key_max {
-                return Some(format!("key is {} bytes; the limit is {key_max}", key.len()));
+                return Some(Invalid::KeyTooLarge { bytes: key.len() as u64, max: key_max });
             }
         }
         if let ClientOp::Put { value, .. } = &request.op {
             let value_max = self.config.value_bytes_max;
             if value.len() as u64 > value_max {
-                return Some(format!("value is {} bytes; the limit is {value_max}", value.len()));
+                return Some(Invalid::ValueTooLarge { bytes: value.len() as u64, max: value_max });
             }
         }
         None
@@ -221,8 +224,8 @@ impl Node {
         if self.trace {
             self.emit(TraceKind::RequestReceived { handle, id: request.id, op: request.op.clone() });
         }
-        if let Some(reason) = self.invalid(&request) {
-            self.reply(handle, ClientReply::Error(ClientError::Invalid { reason }));
+        if let Some(cause) = self.invalid(&request) {
+            self.reply(handle, ClientReply::Error(ClientError::Invalid(cause)));
             return;
         }
         if request.op.key().is_none() {
@@ -348,8 +351,8 @@ impl Node {
         self.answer(reply_to, reply);
     }
 
-    fn unavailable(reason: &str) -> ClientReply {
-        ClientReply::Error(ClientError::Unavailable { reason: reason.to_string() })
+    fn unavailable(cause: Unavailable) -> ClientReply {
+        ClientReply::Error(ClientError::Unavailable(cause))
     }
 
     fn backoff(&mut self) -> Micros {
@@ -771,7 +774,7 @@ impl Node {
         // The round's deadline is its earliest request's: those whose time is up fail; the
         // others, which joined the round later, keep their own time and the round goes on.
         let (expired, next) = take_expired(&mut write.requests, now, |request| request.deadline);
-        let failure = Self::unavailable("no write quorum answered in time");
+        let failure = Self::unavailable(Unavailable::NoWriteQuorum);
         let replies: Vec<(ReplyTo, ClientReply)> =
             expired.into_iter().map(|request| (request.reply_to, failure.clone())).collect();
         if let Some(deadline) = next {
@@ -1029,7 +1032,7 @@ impl Node {
         }
         // Those whose time is up fail; reads that joined later keep their own time.
         let (expired, next) = take_expired(&mut read.requests, now, |request| request.deadline);
-        let failure = Self::unavailable("no read quorum answered in time");
+        let failure = Self::unavailable(Unavailable::NoReadQuorum);
         if let Some(deadline) = next {
             read.deadline = deadline;
             self.read_round_again(txn);
@@ -1218,7 +1221,7 @@ impl Node {
         }
         if past_deadline {
             let Some(Txn::Scan(scan)) = self.txns.remove(&txn) else { return };
-            return self.finish(txn, scan.reply_to, Self::unavailable("too few replicas answered the scan in time"));
+            return self.finish(txn, scan.reply_to, Self::unavailable(Unavailable::ScanIncomplete));
         }
         for (node, after) in silent {
             self.suspect(node);
@@ -1268,11 +1271,10 @@ impl Node {
                     let reply = if bulk.failed == 0 {
                         ClientReply::Deleted(bulk.deleted)
                     } else {
-                        Self::unavailable(&format!(
-                            "{} keys got no write quorum in time, and each may or may not be deleted; \
-                             {} other keys were deleted",
-                            bulk.failed, bulk.deleted
-                        ))
+                        Self::unavailable(Unavailable::BulkDeleteIncomplete {
+                            failed: bulk.failed,
+                            deleted: bulk.deleted,
+                        })
                     };
                     self.finish(txn, bulk.reply_to, reply);
                 }
@@ -1306,7 +1308,7 @@ impl Node {
                 let Some(Txn::Route(mut route)) = self.txns.remove(&txn) else { return };
                 self.suspect(route.target);
                 if route.attempt >= self.config.coordinator_attempts_max {
-                    self.answer(route.reply_to, Self::unavailable("no coordinator answered in time"));
+                    self.answer(route.reply_to, Self::unavailable(Unavailable::NoCoordinator));
                 } else if self.route_next(txn, &mut route) {
                     self.txns.insert(txn, Txn::Route(route));
                 }

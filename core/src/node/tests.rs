@@ -500,7 +500,7 @@ fn a_write_that_joined_a_round_later_keeps_its_own_deadline() {
             prepare = sent;
         }
     }
-    assert!(matches!(replies.as_slice(), [ClientReply::Error(ClientError::Unavailable { .. })]), "{replies:?}");
+    assert!(matches!(replies.as_slice(), [ClientReply::Error(ClientError::Unavailable(_))]), "{replies:?}");
     let failed_at = failed_at.expect("the second write failed");
     assert!(failed_at >= 1_000 + timeout && failed_at < 500_000 + timeout, "at its own deadline: {failed_at}");
     // The third write is still being written: a quorum now answers, and it succeeds.
@@ -692,8 +692,9 @@ fn an_at_query_during_a_recovery_that_cannot_finish_answers_unavailable_in_time(
     assert!(now >= timeout, "not before the operation timeout: {now}");
     assert!(now <= timeout + node.config.request_timeout(), "within a tick of it: {now}");
     match reply {
-        Some(ClientReply::Error(ClientError::Unavailable { reason })) => {
-            assert!(reason.contains("recovering"), "{reason}")
+        Some(ClientReply::Error(ClientError::Unavailable(cause))) => {
+            assert!(matches!(cause, crate::message::Unavailable::Recovering { peers_waiting: 4 }), "{cause:?}");
+            assert!(cause.to_string().contains("still recovering"), "{cause}");
         }
         other => panic!("expected unavailable, got {other:?}"),
     }
