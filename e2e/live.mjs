@@ -153,6 +153,17 @@ try {
     console.log(`  screen lag: ${await byTestId('lag').textContent()}`);
   });
 
+  await step('Live mode follows the operation in focus and counts its quorum votes', async () => {
+    const votes = byTestId('op-votes');
+    // The newest request (the get) is in focus until a row is clicked.
+    await waitForText(votes, /^#2 get apple · read 2\/2( · repair 2\/2)? · value red$/);
+    const put = page.locator('[data-testid="history"] tbody tr').filter({ hasText: 'put apple=red' }).first();
+    await put.click();
+    await waitForText(votes, /^#1 put apple=red( · prepare 2\/2)? · accept 2\/2 · ok$/);
+    assert.match(await put.getAttribute('class'), /focus/);
+    await shot(page, 'live-02b-focus');
+  });
+
   const victim = (await page.locator('g.node.coordinator').getAttribute('data-testid')).replace('node-', '');
   const receiver = victim === '5554' ? '5556' : '5554';
   await step(`fail apple's coordinator ${victim}: its process is killed`, async () => {

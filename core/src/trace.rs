@@ -61,9 +61,11 @@ pub enum TraceKind {
         handle: u64,
         reply: ClientReply,
     },
-    /// The request went to coordinator `to` (attempt 1 is the first try).
+    /// Request `id` went to coordinator `to` (attempt 1 is the first try) under this node's
+    /// route transaction `txn` (the forward, its acknowledgement and the reply carry it).
     Forwarded {
         txn: u64,
+        id: OpId,
         to: NodeId,
         attempt: u32,
     },
@@ -74,11 +76,14 @@ pub enum TraceKind {
         op: ClientOp,
         homes: Vec<NodeId>,
     },
+    /// Round `txn` started a phase for the requests `ops` (a round carries every request
+    /// queued behind the one before it on its key; a repair rewrite carries its own id).
     PhaseStarted {
         txn: u64,
         phase: Phase,
         ballot: Ballot,
         needed: u32,
+        ops: Vec<OpId>,
     },
     VoteCounted {
         txn: u64,
@@ -154,6 +159,25 @@ pub enum TraceKind {
     },
     Crashed,
     Restarted,
+}
+
+impl TraceKind {
+    /// Whether this event changes what a node is (restarted, recovering, suspecting a peer,
+    /// holding a hint), rather than being one step of an operation: a node keeps the recent
+    /// ones for a viewer that attaches later, so it still sees a recovery that began before.
+    pub fn is_lifecycle(&self) -> bool {
+        matches!(
+            self,
+            TraceKind::Restarted
+                | TraceKind::RecoveryStarted { .. }
+                | TraceKind::RecoveryProgress { .. }
+                | TraceKind::RecoveryFinished { .. }
+                | TraceKind::Suspected { .. }
+                | TraceKind::Trusted { .. }
+                | TraceKind::HintStored { .. }
+                | TraceKind::HintHandedOff { .. }
+        )
+    }
 }
 
 /// One trace event: what happened, where, when.

@@ -482,18 +482,7 @@ impl Driver {
                         }
                         _ => {}
                     }
-                    let lifecycle = matches!(
-                        event.kind,
-                        TraceKind::Restarted
-                            | TraceKind::RecoveryStarted { .. }
-                            | TraceKind::RecoveryProgress { .. }
-                            | TraceKind::RecoveryFinished { .. }
-                            | TraceKind::Suspected { .. }
-                            | TraceKind::Trusted { .. }
-                            | TraceKind::HintStored { .. }
-                            | TraceKind::HintHandedOff { .. }
-                    );
-                    if lifecycle {
+                    if event.kind.is_lifecycle() {
                         if let Ok(mut recent) = self.recent.lock() {
                             if recent.len() == RECENT_EVENTS_MAX {
                                 recent.pop_front();

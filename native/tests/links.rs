@@ -187,3 +187,49 @@ fn a_slow_operation_holds_up_only_those_on_its_key() {
     assert_eq!(answers[&4]["reply"], serde_json::json!({ "Value": "b" }), "{}", answers[&4]);
     assert!(answers[&5]["inspect"].is_object(), "{}", answers[&5]);
 }
+
+/// A subscribed connection is told each operation's `OpId` as it starts, before its trace
+/// events, and the trace names that `OpId` in the request's arrival and in the round serving it:
+/// what lets Live mode follow an operation without guessing.
+#[test]
+fn a_subscriber_learns_each_operations_op_id_before_its_trace() {
+    let cluster = Cluster::start("ws-started");
+    let mut socket = client(&cluster, "/client").unwrap();
+    // A key this node coordinates, so its rounds are in this node's trace.
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|key| {
+            ask(&mut socket, &serde_json::json!({ "op": "owners", "key": key }).to_string())["owners"][0] == "5554"
+        })
+        .expect("a key 5554 coordinates");
+    assert_eq!(ask(&mut socket, r#"{"id": 1, "op": "subscribe"}"#)["subscribed"], true);
+    let put = serde_json::json!({ "id": 2, "op": "put", "key": key, "value": "v" });
+    socket.send(Message::Text(put.to_string())).unwrap();
+    let mut started = None;
+    let mut received = None;
+    let mut in_phase = false;
+    let mut reply_op = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reply_op.is_none() && Instant::now() < deadline {
+        let Ok(Message::Text(text)) = socket.read() else { continue };
+        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if frame["id"] == 2 && !frame["started"].is_null() {
+            assert!(received.is_none(), "the start is announced before the request's trace");
+            started = Some(frame["started"].clone());
+        }
+        let kind = &frame["trace"]["kind"];
+        if let Some(id) = kind.get("RequestReceived").map(|event| event["id"].clone()) {
+            received = Some(id);
+        }
+        if let Some(ops) = kind.get("PhaseStarted").map(|event| event["ops"].clone()) {
+            in_phase |= ops.as_array().unwrap().iter().any(|op| Some(op) == started.as_ref());
+        }
+        if frame["id"] == 2 && !frame["reply"].is_null() {
+            reply_op = Some(frame["op"].clone());
+        }
+    }
+    let started = started.expect("a started frame");
+    assert_eq!(received.as_ref(), Some(&started), "RequestReceived names the same OpId");
+    assert_eq!(reply_op.as_ref(), Some(&started), "so does the reply");
+    assert!(in_phase, "a PhaseStarted lists it");
+}

@@ -46,10 +46,10 @@ use crate::scenario::Scenario;
 use crate::scene::{self, DiagramGeometry, Dot, Line};
 use crate::script::{Action, Setup};
 use crate::session::{
-    op_text, reply_text, slider_of, speed_label, speed_of, time_label, Answer, Session, Tone, WorkloadSettings,
-    SPEED_SLIDER_MAX,
+    slider_of, speed_label, speed_of, time_label, Answer, Session, WorkloadSettings, SPEED_SLIDER_MAX,
 };
 use crate::stage::Stage;
+use crate::text::{op_text, reply_text, Tone};
 use dynamo_core::api::{ClusterInfo, Control};
 
 /// Side of the ring's square canvas, in SVG units.
@@ -447,11 +447,11 @@ impl Component for App {
                 self.playing = false;
                 self.step();
             }
-            Msg::Focus(index) => {
-                if self.mode == Mode::Simulated {
-                    self.session.set_focus(Some(index));
-                }
-            }
+            Msg::Focus(index) => match self.mode {
+                Mode::Simulated => self.session.set_focus(Some(index)),
+                Mode::Live => self.live.iter_mut().for_each(|live| live.set_focus(Some(index))),
+                Mode::Replay => self.replay.iter_mut().for_each(|replay| replay.set_focus(Some(index))),
+            },
             Msg::Speed(slider) => self.speed = speed_of(slider),
             Msg::Key(key) => self.key = key,
             Msg::Value(value) => self.value = value,

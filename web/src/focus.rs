@@ -1,30 +1,27 @@
 //! The operation in focus: which messages serve one client request, and its quorum votes.
 //!
-//! Trace events are taken in as the screen reaches them. A request is followed from its
-//! `RequestReceived` to its `RequestAnswered`:
+//! Trace events are taken in as the screen reaches them. A request is followed by its `OpId`
+//! from its `RequestReceived` to its `RequestAnswered`, through the transactions the trace names
+//! for it: the route transactions of the receiving node (`Forwarded` carries the `OpId`; the
+//! forward, its acknowledgement and the forwarded reply carry the transaction), and the rounds
+//! that serve it (`PhaseStarted` lists the `OpId`s of every request a round carries: a write
+//! round carries all the writes queued behind the round before it on its key). Nothing is
+//! guessed from timing or keys.
 //!
-//! - a `Forwarded` right after the request at the same node names its route transaction there
-//!   (the forward, its acknowledgement and the forwarded reply carry it);
-//! - `CoordinationStarted` with the request's `OpId` names the coordinator's transaction; when
-//!   that transaction starts a phase at once, it is the round that serves the request;
-//! - otherwise the request was queued behind a round already running on its key, and is served
-//!   by the next round that coordinator starts on that key (a new transaction, which may serve
-//!   several queued requests at once): the first new round whose first message names the key.
-//!
-//! The votes are the `VoteCounted` / `QuorumReached` events of the round serving the request,
-//! frozen when each phase reaches its quorum (a late vote after it does not change the count).
-//! This module only reads trace events and is tested natively.
+//! The votes are the `VoteCounted` / `QuorumReached` events of the latest round serving the
+//! request, frozen when each phase reaches its quorum (a late vote after it does not change the
+//! count). This module only reads trace events and is tested natively.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use dynamo_core::message::{ClientOp, ClientReply, MessageKind};
 use dynamo_core::trace::{Phase, TraceEvent, TraceKind};
-use dynamo_core::types::{Blob, NodeId};
+use dynamo_core::types::{NodeId, OpId};
 
 use crate::palette::is_reply;
-use crate::session::{op_text, reply_text};
+use crate::text::{op_text, reply_text};
 
-/// Rounds remembered for requests that have not claimed them yet.
+/// Rounds remembered (the newest).
 const ROUNDS_MAX: usize = 4096;
 /// Requests remembered (the newest).
 const REQUESTS_MAX: usize = 4096;
@@ -48,9 +45,7 @@ pub struct Operation {
     pub op: ClientOp,
     /// Route transactions (at the receiving node) and coordinator rounds serving it.
     pub txns: Vec<TxnAt>,
-    /// The coordinator's own transaction, while it waits for a round (queued on its key).
-    waiting: Option<TxnAt>,
-    /// The round serving it, whose votes are shown.
+    /// The latest round serving it, whose votes are shown.
     round: Option<TxnAt>,
     pub answer: Option<ClientReply>,
 }
@@ -67,37 +62,33 @@ impl Operation {
 
 #[derive(Clone, Debug, Default)]
 pub struct Operations {
-    /// By client (an `OpId`'s client; the page gives every request its own client).
-    by_client: BTreeMap<u64, Operation>,
-    order: VecDeque<u64>,
-    /// (node, handle) -> client, until answered.
-    handles: BTreeMap<(NodeId, u64), u64>,
-    /// The request the last event at a node received (a `Forwarded` right after it is its).
-    just_received: Option<(NodeId, u64)>,
-    /// Coordinator transactions of requests (CoordinationStarted), by transaction.
-    started: BTreeMap<TxnAt, u64>,
+    by_op: BTreeMap<OpId, Operation>,
+    order: VecDeque<OpId>,
+    /// (node, handle) -> request, until answered.
+    handles: BTreeMap<(NodeId, u64), OpId>,
     /// Every round's votes, by transaction.
     rounds: BTreeMap<TxnAt, Vec<PhaseVotes>>,
     round_order: VecDeque<TxnAt>,
-    /// Rounds started by no request (queued requests' rounds), until their first keyed message.
-    unclaimed: BTreeSet<TxnAt>,
 }
 
 impl Operations {
-    pub fn get(&self, client: u64) -> Option<&Operation> {
-        self.by_client.get(&client)
+    pub fn get(&self, op: OpId) -> Option<&Operation> {
+        self.by_op.get(&op)
     }
 
     /// The phases counted for a request's round.
-    pub fn votes(&self, client: u64) -> &[PhaseVotes] {
-        self.get(client).and_then(|op| op.round).and_then(|round| self.rounds.get(&round)).map_or(&[], Vec::as_slice)
+    pub fn votes(&self, op: OpId) -> &[PhaseVotes] {
+        self.get(op)
+            .and_then(|operation| operation.round)
+            .and_then(|round| self.rounds.get(&round))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// One line for people: "put apple · prepare 2/2 · accept 2/2 · written".
-    pub fn text(&self, client: u64) -> Option<String> {
-        let operation = self.get(client)?;
+    pub fn text(&self, op: OpId) -> Option<String> {
+        let operation = self.get(op)?;
         let mut text = op_text(&operation.op);
-        for phase in self.votes(client) {
+        for phase in self.votes(op) {
             text.push_str(&format!(" · {} {}/{}", phase_label(phase.phase), phase.votes, phase.needed));
         }
         match &operation.answer {
@@ -109,64 +100,45 @@ impl Operations {
 
     pub fn observe(&mut self, event: &TraceEvent) {
         let node = event.node;
-        let received = self.just_received.take();
         match &event.kind {
             TraceKind::RequestReceived { handle, id, op } => {
-                let client = id.client.0;
-                let entry = self.by_client.entry(client).or_insert_with(|| Operation {
+                let entry = self.by_op.entry(*id).or_insert_with(|| Operation {
                     node,
                     op: op.clone(),
                     txns: Vec::new(),
-                    waiting: None,
                     round: None,
                     answer: None,
                 });
                 entry.node = node;
-                if !self.order.contains(&client) {
-                    self.order.push_back(client);
+                if !self.order.contains(id) {
+                    self.order.push_back(*id);
                     if self.order.len() > REQUESTS_MAX {
                         if let Some(old) = self.order.pop_front() {
-                            self.by_client.remove(&old);
+                            self.by_op.remove(&old);
                         }
                     }
                 }
-                self.handles.insert((node, *handle), client);
-                self.just_received = Some((node, client));
+                self.handles.insert((node, *handle), *id);
             }
-            TraceKind::Forwarded { txn, .. } => {
-                if let Some((at, client)) = received.filter(|(at, _)| *at == node) {
-                    if let Some(operation) = self.by_client.get_mut(&client) {
-                        push_new(&mut operation.txns, (node, *txn));
-                    }
-                    self.just_received = Some((at, client));
-                }
-            }
-            TraceKind::CoordinationStarted { txn, id, .. } => {
-                if let Some(operation) = self.by_client.get_mut(&id.client.0) {
+            TraceKind::Forwarded { txn, id, .. } | TraceKind::CoordinationStarted { txn, id, .. } => {
+                if let Some(operation) = self.by_op.get_mut(id) {
                     push_new(&mut operation.txns, (node, *txn));
-                    operation.waiting = Some((node, *txn));
-                    self.started.insert((node, *txn), id.client.0);
                 }
             }
-            TraceKind::PhaseStarted { txn, phase, needed, .. } => {
+            TraceKind::PhaseStarted { txn, phase, needed, ops, .. } => {
                 let at = (node, *txn);
                 if !self.rounds.contains_key(&at) {
                     self.round_order.push_back(at);
                     if self.round_order.len() > ROUNDS_MAX {
                         if let Some(old) = self.round_order.pop_front() {
                             self.rounds.remove(&old);
-                            self.unclaimed.remove(&old);
-                            self.started.remove(&old);
                         }
                     }
-                    match self.started.get(&at).and_then(|client| self.by_client.get_mut(client)) {
-                        Some(operation) => {
-                            operation.waiting = None;
-                            operation.round = Some(at);
-                        }
-                        None => {
-                            self.unclaimed.insert(at);
-                        }
+                }
+                for id in ops {
+                    if let Some(operation) = self.by_op.get_mut(id) {
+                        operation.round = Some(at);
+                        push_new(&mut operation.txns, at);
                     }
                 }
                 let phases = self.rounds.entry(at).or_default();
@@ -191,15 +163,9 @@ impl Operations {
                     last.votes = last.votes.max(last.needed);
                 }
             }
-            TraceKind::MessageSent { txn: Some(txn), key: Some(key), kind, .. } if !is_reply(*kind) => {
-                let at = (node, *txn);
-                if self.unclaimed.remove(&at) {
-                    self.claim(at, key, *kind);
-                }
-            }
             TraceKind::RequestAnswered { handle, reply } => {
-                if let Some(client) = self.handles.remove(&(node, *handle)) {
-                    if let Some(operation) = self.by_client.get_mut(&client) {
+                if let Some(id) = self.handles.remove(&(node, *handle)) {
+                    if let Some(operation) = self.by_op.get_mut(&id) {
                         operation.answer = Some(reply.clone());
                     }
                 }
@@ -210,25 +176,6 @@ impl Operations {
 
     fn phase_mut(&mut self, at: TxnAt, phase: Phase) -> Option<&mut PhaseVotes> {
         self.rounds.get_mut(&at)?.iter_mut().rev().find(|votes| votes.phase == phase)
-    }
-
-    /// A new round's first message names its key: it serves the requests queued on that key
-    /// at that coordinator (reads for a read round, writes for a write round).
-    fn claim(&mut self, at: TxnAt, key: &Blob, kind: MessageKind) {
-        let read = matches!(kind, MessageKind::Read);
-        for operation in self.by_client.values_mut() {
-            let Some(waiting) = operation.waiting else { continue };
-            let (op_key, op_read) = match &operation.op {
-                ClientOp::Get { key } => (key, true),
-                ClientOp::Put { key, .. } | ClientOp::Delete { key } => (key, false),
-                _ => continue,
-            };
-            if waiting.0 == at.0 && op_key == key && op_read == read && operation.answer.is_none() {
-                operation.waiting = None;
-                operation.round = Some(at);
-                push_new(&mut operation.txns, at);
-            }
-        }
     }
 }
 
@@ -251,7 +198,7 @@ fn phase_label(phase: Phase) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dynamo_core::types::{ClientId, OpId};
+    use dynamo_core::types::{Blob, ClientId};
     use dynamo_core::version::Ballot;
 
     fn ev(node: u32, kind: TraceKind) -> TraceEvent {
@@ -266,16 +213,12 @@ mod tests {
         OpId { client: ClientId(client), seq: 1 }
     }
 
-    fn phase(node: u32, txn: u64, phase: Phase, needed: u32) -> TraceEvent {
-        ev(node, TraceKind::PhaseStarted { txn, phase, ballot: Ballot::ZERO, needed })
+    fn phase(node: u32, txn: u64, phase: Phase, needed: u32, ops: &[OpId]) -> TraceEvent {
+        ev(node, TraceKind::PhaseStarted { txn, phase, ballot: Ballot::ZERO, needed, ops: ops.to_vec() })
     }
 
     fn vote(node: u32, txn: u64, phase: Phase, votes: u32) -> TraceEvent {
         ev(node, TraceKind::VoteCounted { txn, phase, from: NodeId(0), granted: true, votes, needed: 2 })
-    }
-
-    fn sent(node: u32, txn: u64, kind: MessageKind, key: &str) -> TraceEvent {
-        ev(node, TraceKind::MessageSent { id: 1, to: NodeId(2), kind, txn: Some(txn), key: Some(Blob::from(key)) })
     }
 
     #[test]
@@ -283,20 +226,23 @@ mod tests {
         let mut ops = Operations::default();
         let events = [
             ev(0, TraceKind::RequestReceived { handle: 7, id: id(1), op: put("apple") }),
-            ev(0, TraceKind::Forwarded { txn: 3, to: NodeId(1), attempt: 1 }),
+            ev(0, TraceKind::Forwarded { txn: 3, id: id(1), to: NodeId(1), attempt: 1 }),
             ev(1, TraceKind::CoordinationStarted { txn: 9, id: id(1), op: put("apple"), homes: vec![] }),
-            phase(1, 9, Phase::Prepare, 2),
+            phase(1, 9, Phase::Prepare, 2, &[id(1)]),
             vote(1, 9, Phase::Prepare, 1),
             vote(1, 9, Phase::Prepare, 2),
             ev(1, TraceKind::QuorumReached { txn: 9, phase: Phase::Prepare }),
-            phase(1, 9, Phase::Accept, 2),
+            phase(1, 9, Phase::Accept, 2, &[id(1)]),
             vote(1, 9, Phase::Accept, 1),
         ];
         for event in &events {
             ops.observe(event);
         }
-        assert_eq!(ops.text(1).unwrap(), format!("{} · prepare 2/2 · accept 1/2 · waiting", op_text(&put("apple"))));
-        let op = ops.get(1).unwrap();
+        assert_eq!(
+            ops.text(id(1)).unwrap(),
+            format!("{} · prepare 2/2 · accept 1/2 · waiting", op_text(&put("apple")))
+        );
+        let op = ops.get(id(1)).unwrap();
         // The forward (sent by the receiving node) and its reply (received there) are its own.
         assert!(op.carries(NodeId(0), NodeId(1), MessageKind::Forward, Some(3)));
         assert!(op.carries(NodeId(1), NodeId(0), MessageKind::ForwardReply, Some(3)));
@@ -311,42 +257,42 @@ mod tests {
         // A late vote after the quorum does not change the count.
         ops.observe(&vote(1, 9, Phase::Accept, 3));
         ops.observe(&ev(0, TraceKind::RequestAnswered { handle: 7, reply: ClientReply::Written }));
-        let text = ops.text(1).unwrap();
+        let text = ops.text(id(1)).unwrap();
         assert!(text.ends_with("· prepare 2/2 · accept 2/2 · ok"), "{text}");
     }
 
     #[test]
-    fn a_queued_write_is_served_by_the_next_round_on_its_key() {
+    fn a_queued_write_is_served_by_the_round_that_names_it() {
         let mut ops = Operations::default();
         let events = [
             // Request 1 coordinated at node 1 (no forward), round 4 starts at once.
             ev(1, TraceKind::RequestReceived { handle: 1, id: id(1), op: put("k") }),
             ev(1, TraceKind::CoordinationStarted { txn: 4, id: id(1), op: put("k"), homes: vec![] }),
-            phase(1, 4, Phase::Prepare, 2),
-            sent(1, 4, MessageKind::Prepare, "k"),
-            // Request 2 on the same key queues behind it.
+            phase(1, 4, Phase::Prepare, 2, &[id(1)]),
+            // Requests 2 and 3 on the same key queue behind it.
             ev(1, TraceKind::RequestReceived { handle: 2, id: id(2), op: put("k") }),
             ev(1, TraceKind::CoordinationStarted { txn: 5, id: id(2), op: put("k"), homes: vec![] }),
+            ev(1, TraceKind::RequestReceived { handle: 3, id: id(3), op: put("k") }),
+            ev(1, TraceKind::CoordinationStarted { txn: 6, id: id(3), op: put("k"), homes: vec![] }),
             // Round 4 goes on: its accepts are not request 2's.
-            phase(1, 4, Phase::Accept, 2),
-            sent(1, 4, MessageKind::Accept, "k"),
-            // A round on another key does not claim it.
-            phase(1, 6, Phase::Prepare, 2),
-            sent(1, 6, MessageKind::Prepare, "other"),
-            // The next round on k serves request 2.
-            phase(1, 7, Phase::Accept, 2),
-            sent(1, 7, MessageKind::Accept, "k"),
+            phase(1, 4, Phase::Accept, 2, &[id(1)]),
+            // A round on another key, started in between, is nobody's here.
+            phase(1, 8, Phase::Prepare, 2, &[id(9)]),
+            // The next round on k carries both queued writes.
+            phase(1, 7, Phase::Accept, 2, &[id(2), id(3)]),
             vote(1, 7, Phase::Accept, 1),
         ];
         for event in &events {
             ops.observe(event);
         }
-        let second = ops.get(2).unwrap();
-        assert!(second.carries(NodeId(1), NodeId(2), MessageKind::Accept, Some(7)));
-        assert!(!second.carries(NodeId(1), NodeId(2), MessageKind::Accept, Some(4)));
-        assert!(!second.carries(NodeId(1), NodeId(2), MessageKind::Prepare, Some(6)));
-        assert!(ops.text(2).unwrap().ends_with(" · accept 1/2 · waiting"));
-        assert!(ops.text(1).unwrap().contains("prepare 0/2 · accept 0/2"));
-        assert_eq!(ops.text(3), None);
+        for queued in [id(2), id(3)] {
+            let operation = ops.get(queued).unwrap();
+            assert!(operation.carries(NodeId(1), NodeId(2), MessageKind::Accept, Some(7)));
+            assert!(!operation.carries(NodeId(1), NodeId(2), MessageKind::Accept, Some(4)));
+            assert!(!operation.carries(NodeId(1), NodeId(2), MessageKind::Prepare, Some(8)));
+            assert!(ops.text(queued).unwrap().ends_with(" · accept 1/2 · waiting"));
+        }
+        assert!(ops.text(id(1)).unwrap().contains("prepare 0/2 · accept 0/2"));
+        assert_eq!(ops.text(id(4)), None);
     }
 }

@@ -27,3 +27,4 @@ pub mod scene;
 pub mod script;
 pub mod session;
 pub mod stage;
+pub mod text;

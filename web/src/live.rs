@@ -31,13 +31,15 @@ use dynamo_core::checker::check_history;
 use dynamo_core::client::{ClientIds, Pending, SessionPool};
 use dynamo_core::config::Config;
 use dynamo_core::history::{History, OpKind, Outcome};
-use dynamo_core::message::{ClientError, ClientOp, ClientReply, Invalid, MessageKind, Unavailable};
+use dynamo_core::message::{ClientError, ClientOp, ClientReply, Invalid, Unavailable};
 use dynamo_core::ring::Ring;
 use dynamo_core::trace::{TraceEvent, TraceKind};
 use dynamo_core::types::{Micros, NodeId, OpId};
 
 use crate::flights::{Arrival, Flights};
-use crate::session::{describe, Answer, LogLine, NodeStatus, NodeView, Request, Tone, Verdict};
+use crate::focus::{Operation, Operations};
+use crate::session::{Answer, LogLine, NodeStatus, NodeView, Request, Verdict};
+use crate::text::{describe, op_text, Tone};
 
 /// How long events wait before they are drawn, so sends and deliveries from different sockets
 /// meet (the brief allows a few hundred milliseconds).
@@ -97,6 +99,9 @@ enum Awaited {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedRequest {
     pub node: NodeId,
+    /// The `OpId` the node gave it (what its trace events name), when the page learnt it.
+    #[serde(default)]
+    pub op_id: Option<OpId>,
     pub op: ClientOp,
     pub sent_at: Micros,
     /// `None`: never answered (given up).
@@ -202,8 +207,10 @@ pub struct LiveSession {
     sessions: SessionPool,
     /// Per request, its history session while it waits for its answer.
     waiting: Vec<Option<Pending>>,
-    /// Per request, the `OpId` the node gave it, once known.
-    op_ids: Vec<Option<OpId>>,
+    /// Every request followed from its arrival to its answer, as far as the screen shows.
+    tracked: Operations,
+    /// The request in focus (an index into `requests`); the newest when `None`.
+    focus: Option<usize>,
     awaited: BTreeMap<u64, Awaited>,
     next_id: u64,
     verdict: Verdict,
@@ -246,7 +253,8 @@ impl LiveSession {
             history: History::default(),
             sessions: SessionPool::new(ClientIds::unbound()),
             waiting: Vec::new(),
-            op_ids: Vec::new(),
+            tracked: Operations::default(),
+            focus: None,
             awaited: BTreeMap::new(),
             next_id: 1,
             verdict: Verdict::default(),
@@ -298,6 +306,7 @@ impl LiveSession {
             let client = session.requests.len();
             session.requests.push(Request {
                 client,
+                op_id: recorded.op_id,
                 node: recorded.node,
                 op: recorded.op,
                 sent_at: recorded.sent_at,
@@ -305,7 +314,6 @@ impl LiveSession {
             });
             session.history_index.push(None);
             session.waiting.push(None);
-            session.op_ids.push(None);
         }
         session.history = recording.history;
         session.refresh_verdict();
@@ -451,12 +459,12 @@ impl LiveSession {
             api::Answer::Dropped { dropped } => self.dropped += dropped,
             api::Answer::Started { id, started } => {
                 if let Some(Awaited::Request(index)) = id.as_u64().and_then(|id| self.awaited.get(&id)).copied() {
-                    self.op_ids[index] = Some(started);
+                    self.requests[index].op_id = Some(started);
                 }
             }
             api::Answer::Reply { id, reply, op } => {
                 if let Some(Awaited::Request(index)) = self.take_awaited(&id) {
-                    self.op_ids[index] = Some(op);
+                    self.requests[index].op_id = Some(op);
                     self.complete(index, reply.into(), now);
                 }
             }
@@ -481,10 +489,31 @@ impl LiveSession {
         id.as_u64().and_then(|id| self.awaited.remove(&id))
     }
 
-    /// The `OpId` the node gave request `index` (once it said: when the request started, to a
-    /// subscribed socket, or with its answer): what its trace events name.
-    pub fn op_id(&self, index: usize) -> Option<OpId> {
-        self.op_ids.get(index).copied().flatten()
+    /// Focuses one request (an index into `requests`), or the newest with `None`.
+    pub fn set_focus(&mut self, focus: Option<usize>) {
+        self.focus = focus.filter(|index| *index < self.requests.len());
+    }
+
+    /// The request in focus: the chosen one, else the newest.
+    pub fn focus(&self) -> Option<usize> {
+        self.focus.or(self.requests.len().checked_sub(1))
+    }
+
+    /// The operation in focus, once its `OpId` is known and the screen has shown it arrive.
+    pub fn focused(&self) -> Option<&Operation> {
+        let request = self.requests.get(self.focus()?)?;
+        self.tracked.get(request.op_id?)
+    }
+
+    /// The request in focus and its readout ("put apple=red · prepare 2/2 · accept 2/2 · ok").
+    pub fn focus_text(&self) -> Option<(usize, String)> {
+        let index = self.focus()?;
+        let request = self.requests.get(index)?;
+        let text = request
+            .op_id
+            .and_then(|id| self.tracked.text(id))
+            .unwrap_or_else(|| format!("{} · sending", op_text(&request.op)));
+        Some((index, format!("#{} {text}", index + 1)))
     }
 
     // ----- Acting. -----
@@ -504,10 +533,16 @@ impl LiveSession {
         let pending = self.sessions.take().start(op.clone());
         let client = pending.id().client;
         let history = kind.zip(op.key()).map(|(kind, key)| self.history.invoke(client, key.clone(), kind, now));
-        self.requests.push(Request { client: index, node, op: op.clone(), sent_at: now, answer: Answer::Waiting });
+        self.requests.push(Request {
+            client: index,
+            op_id: None,
+            node,
+            op: op.clone(),
+            sent_at: now,
+            answer: Answer::Waiting,
+        });
         self.history_index.push(history);
         self.waiting.push(Some(pending));
-        self.op_ids.push(None);
         if self.sockets[node.index()] != Socket::Open {
             let cause = Unavailable::NotConnected { node: self.ring.name(node).to_string() };
             self.complete(index, ClientReply::Error(ClientError::Unavailable(cause)), now);
@@ -769,13 +804,14 @@ impl LiveSession {
     }
 
     fn take_in(&mut self, event: &TraceEvent) {
+        self.tracked.observe(event);
         let status = &mut self.status[event.node.index()];
         match &event.kind {
             TraceKind::RecoveryStarted { .. } => status.recovering = true,
             TraceKind::RecoveryFinished { .. } => status.recovering = false,
             _ => {}
         }
-        let line = describe(&self.ring, &event.kind).or_else(|| recovery_traffic(&self.ring, &event.kind));
+        let line = describe(&self.ring, &event.kind);
         if let Some((text, tone)) = line {
             self.log(LogLine { at: event.at, node: event.node, text, tone });
         }
@@ -811,6 +847,7 @@ impl LiveSession {
                 };
                 RecordedRequest {
                     node: request.node,
+                    op_id: request.op_id,
                     op: request.op.clone(),
                     sent_at: request.sent_at,
                     answered_at,
@@ -834,21 +871,6 @@ impl LiveSession {
     }
 }
 
-/// A log line for the peers' side of a recovery. A restarted node starts recovering before the
-/// page has re-subscribed to it, so its own `RecoveryStarted` and `RecoveryProgress` events are
-/// usually gone; its peers, subscribed all along, show the sync requests and answers.
-fn recovery_traffic(ring: &Ring, kind: &TraceKind) -> Option<(String, Tone)> {
-    match kind {
-        TraceKind::MessageDelivered { from, kind: MessageKind::SyncRequest, .. } => {
-            Some((format!("gets {}'s recovery sync request", ring.name(*from)), Tone::Recovery))
-        }
-        TraceKind::MessageSent { to, kind: MessageKind::SyncReply, .. } => {
-            Some((format!("sends recovery records to {}", ring.name(*to)), Tone::Recovery))
-        }
-        _ => None,
-    }
-}
-
 /// Decodes JSON text through `serde_json::Value`. Socket frames must go through `Value` anyway
 /// (their shape says what they are), so decoding everything the same way keeps one deserializer
 /// per type in the `.wasm` instead of two.
@@ -866,6 +888,7 @@ pub fn token_of(content: Option<String>) -> Option<String> {
 mod tests {
     use super::*;
     use dynamo_core::api::{InspectedHint, InspectedSlot, NodeInfo};
+    use dynamo_core::message::MessageKind;
     use dynamo_core::types::Blob;
     use dynamo_core::version::Ballot;
     use serde_json::json;
@@ -966,6 +989,60 @@ mod tests {
         assert!(session.verdict().text().starts_with("violation on key apple"), "{}", session.verdict().text());
     }
 
+    /// Live mode follows the operation in focus as the simulated mode does: the node names the
+    /// request's `OpId` when it starts it, and the trace names that `OpId` in every round.
+    #[test]
+    fn the_operation_in_focus_shows_its_quorum_votes() {
+        use dynamo_core::trace::Phase;
+        let mut session = connected(1_000_000);
+        let frame = session.request(NodeId(0), ClientOp::Put { key: "apple".into(), value: "red".into() }, 1_000_000);
+        let id = id_of(&frame.expect("connected"));
+        assert_eq!(session.focus_text().map(|(_, text)| text).as_deref(), Some("#1 put apple=red · sending"));
+        let op = OpId { client: dynamo_core::types::ClientId(77), seq: 3 };
+        session.receive(NodeId(0), &json!({ "id": id, "started": op }).to_string(), 1_000_050);
+        let kinds = [
+            (
+                1_000_100,
+                TraceKind::RequestReceived {
+                    handle: 1,
+                    id: op,
+                    op: ClientOp::Put { key: "apple".into(), value: "red".into() },
+                },
+            ),
+            (
+                1_000_200,
+                TraceKind::PhaseStarted {
+                    txn: 5,
+                    phase: Phase::Accept,
+                    ballot: Ballot::first(NodeId(0)),
+                    needed: 2,
+                    ops: vec![op],
+                },
+            ),
+            (
+                1_000_300,
+                TraceKind::VoteCounted {
+                    txn: 5,
+                    phase: Phase::Accept,
+                    from: NodeId(1),
+                    granted: true,
+                    votes: 1,
+                    needed: 2,
+                },
+            ),
+        ];
+        for (at, kind) in kinds {
+            session.receive(NodeId(0), &trace(at, 0, kind), at + 10);
+        }
+        session.advance(1_000_300 + PAIRING_DELAY + 1, 16.0, 1.0);
+        assert_eq!(
+            session.focus_text().map(|(_, text)| text).as_deref(),
+            Some("#1 put apple=red · accept 1/2 · waiting")
+        );
+        let focused = session.focused().expect("the request is followed");
+        assert!(focused.carries(NodeId(0), NodeId(1), MessageKind::Accept, Some(5)));
+    }
+
     #[test]
     fn unanswered_requests_become_unknown() {
         let mut session = connected(0);
@@ -1054,8 +1131,6 @@ mod tests {
         );
         session.advance(3_500_000, 16.0, 0.01);
         assert!(session.status(NodeId(2)).recovering);
-        let sync = TraceKind::MessageSent { id: 4, to: NodeId(2), kind: MessageKind::SyncReply, txn: None, key: None };
-        session.receive(NodeId(1), &trace(3_200_000, 1, sync), 3_200_100);
         session.receive(NodeId(2), &trace(3_600_000, 2, TraceKind::RecoveryFinished { records: 4 }), 3_600_100);
         session.advance(4_000_000, 16.0, 0.01);
         assert!(!session.status(NodeId(2)).recovering);
@@ -1066,7 +1141,6 @@ mod tests {
                 "killed 5558 (SIGKILL)",
                 "process is up",
                 "recovery starts, syncing from 5554",
-                "sends recovery records to 5558",
                 "recovery finished (4 records): serving reads"
             ]
         );

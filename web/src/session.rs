@@ -22,13 +22,14 @@ use dynamo_core::history::Outcome;
 use dynamo_core::message::{ClientOp, ClientReply};
 use dynamo_core::ring::Ring;
 use dynamo_core::sim::{FaultAction, Simulation};
-use dynamo_core::trace::{DropReason, Phase, TraceEvent, TraceKind};
-use dynamo_core::types::{ms, Blob, Micros, NodeId, Rng};
+use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
+use dynamo_core::types::{ms, Blob, Micros, NodeId, OpId, Rng};
 use dynamo_core::version::Ballot;
 
 use crate::flights::Flights;
 use crate::focus::{Operation, Operations};
 use crate::script::{Action, Setup, Timed};
+use crate::text::{ballot_text, describe, op_text, Tone};
 
 /// Most simulator events one frame may process.
 pub const EVENTS_PER_FRAME_MAX: u64 = 4_000;
@@ -52,17 +53,6 @@ const STEP_SEARCH_MAX: Micros = ms(5_000);
 pub struct NodeStatus {
     pub down: bool,
     pub recovering: bool,
-}
-
-/// What a log line is about, for its colour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
-    Client,
-    Fault,
-    Recovery,
-    Hint,
-    Repair,
-    Detail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +81,8 @@ pub enum Answer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub client: usize,
+    /// The request's `OpId`, once known: what its trace events name.
+    pub op_id: Option<OpId>,
     pub node: NodeId,
     pub op: ClientOp,
     pub sent_at: Micros,
@@ -302,24 +294,19 @@ impl Session {
         self.tracked.observe(event);
     }
 
-    /// The simulation's client id of a request (the page gives each request its own client).
-    fn client_id(request: &Request) -> u64 {
-        request.client as u64 + 1
-    }
-
     /// The operation in focus, once the screen has shown its request arrive.
     pub fn focused(&self) -> Option<&Operation> {
         let request = self.requests.get(self.focus()?)?;
-        self.tracked.get(Session::client_id(request))
+        self.tracked.get(request.op_id?)
     }
 
     /// The request in focus and its readout ("put apple=red · prepare 2/2 · accept 2/2 · written").
     pub fn focus_text(&self) -> Option<(usize, String)> {
         let index = self.focus()?;
         let request = self.requests.get(index)?;
-        let text = self
-            .tracked
-            .text(Session::client_id(request))
+        let text = request
+            .op_id
+            .and_then(|id| self.tracked.text(id))
             .unwrap_or_else(|| format!("{} · sending", op_text(&request.op)));
         Some((index, format!("#{} {text}", index + 1)))
     }
@@ -476,6 +463,7 @@ impl Session {
                 let client = self.sim.spawn(*node, op.clone());
                 self.requests.push(Request {
                     client,
+                    op_id: self.sim.op_of(client),
                     node: *node,
                     op: op.clone(),
                     sent_at: timed.at,
@@ -659,104 +647,6 @@ fn visible(kind: &TraceKind) -> bool {
     !matches!(kind, TraceKind::Persisted { .. })
 }
 
-pub fn ballot_text(ring: &Ring, ballot: Ballot) -> String {
-    if ballot == Ballot::ZERO {
-        "-".to_string()
-    } else {
-        format!("{}.{}", ballot.round, ring.name(ballot.node))
-    }
-}
-
-pub fn reply_text(reply: &ClientReply) -> String {
-    match reply {
-        ClientReply::Value(Some(value)) => format!("value {value}"),
-        ClientReply::Value(None) => "not found".to_string(),
-        ClientReply::Written => "ok".to_string(),
-        ClientReply::Pairs(pairs) if pairs.is_empty() => "no pairs".to_string(),
-        ClientReply::Pairs(pairs) => {
-            let shown: Vec<String> = pairs.iter().take(12).map(|(key, value)| format!("{key}={value}")).collect();
-            let more = if pairs.len() > 12 { format!(" and {} more", pairs.len() - 12) } else { String::new() };
-            format!("{} pairs: {}{more}", pairs.len(), shown.join(", "))
-        }
-        ClientReply::Deleted(count) => format!("deleted {count} keys"),
-        ClientReply::Error(error) => error.to_string(),
-        // `ClientReply` may grow; show what we do not know rather than fail.
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
-    }
-}
-
-pub fn op_text(op: &ClientOp) -> String {
-    match op {
-        ClientOp::Get { key } => format!("get {key}"),
-        ClientOp::Put { key, value } => format!("put {key}={value}"),
-        ClientOp::Delete { key } => format!("delete {key}"),
-        ClientOp::LocalQuery => "@ query".to_string(),
-        ClientOp::GlobalQuery => "* query".to_string(),
-        ClientOp::LocalDelete => "@ delete".to_string(),
-        ClientOp::GlobalDelete => "* delete".to_string(),
-    }
-}
-
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Prepare => "prepare",
-        Phase::Accept => "accept",
-        Phase::Read => "read",
-        Phase::ReadRepair => "read repair",
-        Phase::Scan => "scan",
-    }
-}
-
-/// A log line for the events worth reading; message traffic is drawn, not written.
-pub(crate) fn describe(ring: &Ring, kind: &TraceKind) -> Option<(String, Tone)> {
-    let name = |node: &NodeId| ring.name(*node).to_string();
-    let line = match kind {
-        TraceKind::RequestReceived { op, .. } => (format!("receives {}", op_text(op)), Tone::Client),
-        TraceKind::RequestAnswered { reply, .. } => {
-            (format!("answers the client: {}", reply_text(reply)), Tone::Client)
-        }
-        TraceKind::Forwarded { to, attempt, .. } if *attempt > 1 => {
-            (format!("fails over to coordinator {} (attempt {attempt})", name(to)), Tone::Fault)
-        }
-        TraceKind::Forwarded { to, .. } => (format!("forwards to coordinator {}", name(to)), Tone::Detail),
-        TraceKind::CoordinationStarted { op, homes, .. } => {
-            let homes: Vec<String> = homes.iter().map(name).collect();
-            (format!("coordinates {} on {}", op_text(op), homes.join(", ")), Tone::Detail)
-        }
-        TraceKind::QuorumReached { phase, .. } => (format!("{} quorum reached", phase_name(*phase)), Tone::Detail),
-        TraceKind::CoordinationFinished { reply, .. } => (format!("finishes: {}", reply_text(reply)), Tone::Detail),
-        TraceKind::RetryRecognized { .. } => ("recognizes a retry: nothing new written".to_string(), Tone::Detail),
-        TraceKind::ReadRepair { key, to, .. } => (format!("read-repairs {key} on {}", name(to)), Tone::Repair),
-        TraceKind::HintStored { home, key } => (format!("keeps a hint of {key} for {}", name(home)), Tone::Hint),
-        TraceKind::HintHandedOff { home, key } => (format!("hands {key} off to {}", name(home)), Tone::Hint),
-        TraceKind::HintDropped { home, key } => (format!("drops the hint of {key} for {}", name(home)), Tone::Hint),
-        TraceKind::RecoveryStarted { peers } => {
-            let peers: Vec<String> = peers.iter().map(name).collect();
-            (format!("recovery starts, syncing from {}", peers.join(", ")), Tone::Recovery)
-        }
-        TraceKind::RecoveryProgress { peer, records, peer_done } => {
-            let done = if *peer_done { " (done)" } else { "" };
-            (format!("recovered {records} records from {}{done}", name(peer)), Tone::Recovery)
-        }
-        TraceKind::RecoveryFinished { records } => {
-            (format!("recovery finished ({records} records): serving reads"), Tone::Recovery)
-        }
-        TraceKind::AntiEntropy { peer, pushed, fetched } if pushed + fetched > 0 => {
-            (format!("anti-entropy with {}: pushed {pushed}, fetched {fetched}", name(peer)), Tone::Repair)
-        }
-        TraceKind::Suspected { peer } => (format!("suspects {}", name(peer)), Tone::Fault),
-        TraceKind::Trusted { peer } => (format!("trusts {} again", name(peer)), Tone::Detail),
-        TraceKind::MessageDropped { to, reason: DropReason::Partition, .. } => {
-            (format!("message to {} blocked by a cut link", name(to)), Tone::Fault)
-        }
-        TraceKind::Crashed => ("CRASHED".to_string(), Tone::Fault),
-        TraceKind::Restarted => ("restarted from its disk".to_string(), Tone::Recovery),
-        _ => return None,
-    };
-    Some(line)
-}
-
 /// One stored key as an inspector shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRow {
@@ -886,6 +776,7 @@ pub fn time_label(at: Micros) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::reply_text;
 
     #[test]
     fn the_speed_slider_is_logarithmic() {

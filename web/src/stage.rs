@@ -119,6 +119,18 @@ impl Stage for LiveSession {
         LiveSession::ring(self)
     }
 
+    fn focused(&self) -> Option<&Operation> {
+        LiveSession::focused(self)
+    }
+
+    fn focus_text(&self) -> Option<(usize, String)> {
+        LiveSession::focus_text(self)
+    }
+
+    fn focus(&self) -> Option<usize> {
+        LiveSession::focus(self)
+    }
+
     fn config(&self) -> &Config {
         LiveSession::config(self)
     }

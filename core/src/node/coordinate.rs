@@ -176,6 +176,7 @@ pub(super) struct Read {
 
 /// A read waiting for its answer.
 pub(super) struct ReadRequest {
+    op: OpId,
     reply_to: ReplyTo,
     deadline: Micros,
 }
@@ -270,7 +271,7 @@ impl Node {
         // A live coordinator acknowledges at once; silence for one round trip means it is down.
         route.until = self.now + self.config.request_timeout();
         route.acknowledged = false;
-        self.emit(TraceKind::Forwarded { txn, to: pick, attempt: route.attempt });
+        self.emit(TraceKind::Forwarded { txn, id: route.request.id, to: pick, attempt: route.attempt });
         let message = Message::Forward { txn, request: route.request.clone(), attempt: route.attempt };
         self.send(pick, message);
         self.schedule(route.until, Timer::Txn(txn));
@@ -314,11 +315,11 @@ impl Node {
             self.emit(TraceKind::CoordinationStarted { txn, id, op: op.clone(), homes });
         }
         match op {
-            ClientOp::Get { key } => self.start_read(txn, key, reply_to),
+            ClientOp::Get { key } => self.start_read(txn, key, id, reply_to),
             ClientOp::Put { key, value } => self.start_write(txn, key, id, WriteValue::Put(value), reply_to),
             ClientOp::Delete { key } => self.start_write(txn, key, id, WriteValue::Delete, reply_to),
             ClientOp::LocalQuery => self.local_query(reply_to),
-            ClientOp::GlobalQuery => self.start_scan(txn, reply_to),
+            ClientOp::GlobalQuery => self.start_scan(txn, id, reply_to),
             ClientOp::LocalDelete => {
                 let keys = self.live_keys();
                 self.start_bulk(txn, id, keys, reply_to);
@@ -329,7 +330,7 @@ impl Node {
                     Txn::Bulk(Bulk { reply_to, op: id, keys: Vec::new(), in_flight: 1, deleted: 0, failed: 0 }),
                 );
                 let scan = self.new_txn();
-                self.start_scan(scan, ReplyTo::Parent(txn));
+                self.start_scan(scan, id, ReplyTo::Parent(txn));
             }
         }
     }
@@ -480,7 +481,10 @@ impl Node {
         let message = write.phase_message(txn).expect("a write in phase 1 has its prepare");
         let homes = write.homes.clone();
         let needed = self.config.read_quorum;
-        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Prepare, ballot, needed });
+        if self.trace {
+            let ops = write.requests.iter().map(|request| request.op).collect();
+            self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Prepare, ballot, needed, ops });
+        }
         for home in homes {
             self.send(home, message.clone());
         }
@@ -604,11 +608,13 @@ impl Node {
         write.next = next;
         let message = write.phase_message(txn).expect("a write in phase 2 has its record");
         let (homes, ballot) = (write.homes.clone(), write.ballot);
+        let ops: Vec<OpId> =
+            if self.trace { write.requests.iter().map(|request| request.op).collect() } else { Vec::new() };
         for id in recognized {
             self.emit(TraceKind::RetryRecognized { txn, id });
         }
         let needed = self.config.write_quorum;
-        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed });
+        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Accept, ballot, needed, ops });
         for home in homes {
             self.send(home, message.clone());
         }
@@ -830,8 +836,8 @@ impl Node {
 
     // ----- Reads. -----
 
-    fn start_read(&mut self, txn: u64, key: Blob, reply_to: ReplyTo) {
-        let request = ReadRequest { reply_to, deadline: self.now + self.config.operation_timeout() };
+    fn start_read(&mut self, txn: u64, key: Blob, op: OpId, reply_to: ReplyTo) {
+        let request = ReadRequest { op, reply_to, deadline: self.now + self.config.operation_timeout() };
         if self.reading.get(&key).is_some_and(|active| self.txns.contains_key(active)) {
             self.queued_reads.entry(key).or_default().push(request);
             return;
@@ -872,7 +878,10 @@ impl Node {
         read.holders.clear();
         let (key, homes) = (read.key.clone(), read.homes.clone());
         let needed = self.config.read_quorum;
-        self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Read, ballot: Ballot::ZERO, needed });
+        if self.trace {
+            let ops = read.requests.iter().map(|request| request.op).collect();
+            self.emit(TraceKind::PhaseStarted { txn, phase: Phase::Read, ballot: Ballot::ZERO, needed, ops });
+        }
         for home in homes {
             self.send(home, Message::Read { txn, key: key.clone() });
         }
@@ -949,12 +958,16 @@ impl Node {
         read.round_until = until;
         let stale: Vec<NodeId> = read.homes.iter().filter(|home| !read.holders.contains(home)).copied().collect();
         let key = read.key.clone();
-        self.emit(TraceKind::PhaseStarted {
-            txn,
-            phase: Phase::ReadRepair,
-            ballot: best.ballot,
-            needed: needed as u32,
-        });
+        if self.trace {
+            let ops = read.requests.iter().map(|request| request.op).collect();
+            self.emit(TraceKind::PhaseStarted {
+                txn,
+                phase: Phase::ReadRepair,
+                ballot: best.ballot,
+                needed: needed as u32,
+                ops,
+            });
+        }
         for home in stale {
             if self.trace {
                 self.emit(TraceKind::ReadRepair { txn, key: key.clone(), to: home, ballot: best.ballot });
@@ -1102,7 +1115,7 @@ impl Node {
         }
     }
 
-    fn start_scan(&mut self, txn: u64, reply_to: ReplyTo) {
+    fn start_scan(&mut self, txn: u64, op: OpId, reply_to: ReplyTo) {
         let now = self.now;
         let nodes = self.ring.node_count();
         let scan = Scan {
@@ -1117,6 +1130,7 @@ impl Node {
             phase: Phase::Scan,
             ballot: Ballot::ZERO,
             needed: self.config.read_quorum,
+            ops: vec![op],
         });
         for node in 0..nodes {
             self.send(NodeId(node as u32), Message::ScanRequest { txn, after: None });

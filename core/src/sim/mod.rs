@@ -26,7 +26,7 @@ use crate::node::{Input, Node, NodeOptions, Output};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record};
 use crate::trace::{DropReason, TraceEvent, TraceKind};
-use crate::types::{ms, Blob, ClientId, Micros, NodeId, Rng};
+use crate::types::{ms, Blob, ClientId, Micros, NodeId, OpId, Rng};
 
 /// Something the simulator will do at a given time.
 #[derive(Clone, Debug)]
@@ -142,6 +142,8 @@ struct Client {
     target: Option<NodeId>,
     /// The answer to the last finished request (`None` inside: it never came).
     last_reply: Option<Option<ClientReply>>,
+    /// The id of the client's latest request.
+    last_op: Option<OpId>,
 }
 
 /// Counters of a run.
@@ -594,6 +596,7 @@ impl Simulation {
             generation: 0,
             target,
             last_reply: None,
+            last_op: None,
         });
         index
     }
@@ -609,7 +612,9 @@ impl Simulation {
             ClientOp::Delete { key } => Some(self.history.invoke(id, key.clone(), OpKind::Delete, now)),
             _ => None,
         };
-        self.clients[client].pending = Some(InFlight { pending: session.start(op), history, attempts: 0 });
+        let pending = session.start(op);
+        self.clients[client].last_op = Some(pending.id());
+        self.clients[client].pending = Some(InFlight { pending, history, attempts: 0 });
         self.client_send(client);
     }
 
@@ -736,6 +741,11 @@ impl Simulation {
     /// When the next event happens, if any (to advance a viewer exactly to it).
     pub fn next_event_at(&self) -> Option<Micros> {
         self.queue.peek().map(|next| next.at)
+    }
+
+    /// The id of `client`'s latest request (what its trace events name).
+    pub fn op_of(&self, client: usize) -> Option<OpId> {
+        self.clients[client].last_op
     }
 
     /// The answer `client` got to its last request (`None`: it never got one).
