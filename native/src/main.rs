@@ -1,11 +1,12 @@
 //! The `dynamo` binary: run one node, a whole local cluster, or print the default cluster file.
 
-mod cluster;
 mod cluster_file;
+mod node;
 mod resp;
-mod server;
+mod serve;
 mod storage;
-mod ws_client;
+mod supervisor;
+mod ws_api;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             // The node loop runs as a task, not as `block_on`'s own future: waking that future
             // writes to the runtime's eventfd every time, waking a task on the same thread does not.
-            let node = runtime.spawn(async move { server::run_node(file, index).await.map_err(|e| e.to_string()) });
+            let node = runtime.spawn(async move { serve::run(file, index).await.map_err(|e| e.to_string()) });
             match runtime.block_on(node).unwrap_or_else(|panic| Err(panic.to_string())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Cluster { config, http, web } => cluster::run(cluster::Options { config, http, web }),
+        Command::Cluster { config, http, web } => supervisor::run(supervisor::Options { config, http, web }),
     }
 }
 

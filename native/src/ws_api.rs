@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::Handle;
+use crate::node::Handle;
 
 /// Client operations of one connection in flight or waiting at once. While that many are out,
 /// the connection reads no more requests (they wait in the socket), so a client cannot make the
@@ -182,7 +182,7 @@ impl Connection {
         let refused = |id| Answer::Error { id, error: "wrong or missing cluster secret".into() };
         let answer = match op {
             Op::Subscribe => {
-                self.traces = Some(self.handle.traces.subscribe());
+                self.traces = Some(self.handle.subscribe());
                 // Lifecycle events from before the subscription (a recovery that finished
                 // before the page reconnected), oldest first, as ordinary trace frames.
                 let backlog = self.handle.recent_lifecycle();
