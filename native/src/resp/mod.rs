@@ -11,14 +11,15 @@
 mod codec;
 mod commands;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use dynamo_core::client::{Pending, Pipeline, Session, Started};
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, Unavailable};
 use dynamo_core::types::{Blob, ClientId};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::node::Handle;
 use codec::{Parsed, Parser, ProtocolError, Reply};
@@ -35,10 +36,19 @@ const FLUSH_AFTER: Duration = Duration::from_millis(1);
 /// Accepts RESP connections forever.
 pub async fn serve(listener: TcpListener, handle: Handle) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, address)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, handle.clone()));
+        tokio::spawn(connection(stream, address, handle.clone()));
     }
+}
+
+/// Whether a command is what an HTTP request's first lines parse as (`POST / HTTP/1.1`,
+/// `Host: ...`): a web page in the user's browser speaking HTTP to this port (cross-protocol
+/// scripting: a `fetch` with `mode: 'no-cors'` can send any body). Redis closes such a
+/// connection, running nothing after it, and so does this port.
+fn is_http(arguments: &[Vec<u8>]) -> bool {
+    let name = &arguments[0];
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
 }
 
 /// One client connection.
@@ -66,7 +76,10 @@ impl Drop for Connection {
     }
 }
 
-async fn connection(mut stream: TcpStream, handle: Handle) {
+async fn connection<S>(mut stream: S, address: SocketAddr, handle: Handle)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let argument_max = handle.file.config.value_bytes_max.max(handle.file.config.key_bytes_max);
     let mut parser = Parser::new(argument_max);
     let session = handle.take_session();
@@ -89,6 +102,16 @@ async fn connection(mut stream: TcpStream, handle: Handle) {
         parser.feed(&input[..read]);
         loop {
             match parser.next() {
+                Ok(Some(Parsed::Command(arguments))) if is_http(&arguments) => {
+                    // At once: nothing after it runs, and (as in Redis) not even the replies of
+                    // the commands before it in this read are sent.
+                    tracing::warn!(
+                        %address,
+                        "possible security attack: a client sent POST or Host: (an HTTP request, as a web page \
+                         would through cross-protocol scripting); connection closed"
+                    );
+                    return;
+                }
                 Ok(Some(Parsed::Command(arguments))) => {
                     let reply = {
                         let pending = session.execute(arguments);
