@@ -1,6 +1,7 @@
 //! The `dynamo` binary: run one node, a whole local cluster, or print the default cluster file.
 
 mod cluster_file;
+mod host;
 mod node;
 mod resp;
 mod serve;

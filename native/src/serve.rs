@@ -31,6 +31,7 @@ pub async fn run(file: ClusterFile, index: usize) -> Result<(), Box<dyn std::err
 // tungstenite's handshake callback signature fixes its (large) error type.
 #[allow(clippy::result_large_err)]
 async fn accept_ws(listener: TcpListener, handle: Handle, peers: Peers) {
+    let Ok(served) = listener.local_addr() else { return };
     loop {
         let Ok((stream, address)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
@@ -43,6 +44,15 @@ async fn accept_ws(listener: TcpListener, handle: Handle, peers: Peers) {
                 |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                  response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                     path = request.uri().path().to_string();
+                    // DNS rebinding: a request for another domain that resolves here is refused.
+                    let host = request.headers().get("host").and_then(|host| host.to_str().ok());
+                    if !crate::host::allowed(host, served) {
+                        let mut refusal = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(
+                            format!("this node answers only requests for {served} or localhost:{}", served.port()),
+                        ));
+                        *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::MISDIRECTED_REQUEST;
+                        return Err(refusal);
+                    }
                     if path != "/peer" && path != "/client" {
                         let mut refusal = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(
                             format!("no WebSocket endpoint at {path}; use /client (or /peer between nodes)"),

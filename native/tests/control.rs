@@ -37,7 +37,10 @@ impl Drop for Supervisor {
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!("{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -113,10 +116,15 @@ fn start(test: &str) -> Supervisor {
 
 /// The status line of a WebSocket handshake to a node's client API with this Origin.
 fn websocket_status(port: u16, origin: &str) -> String {
+    websocket_status_for(port, &format!("127.0.0.1:{port}"), origin)
+}
+
+/// The same, asking for `host`.
+fn websocket_status_for(port: u16, host: &str, origin: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let request = format!(
-        "GET /client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /client HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -176,4 +184,53 @@ fn no_node_outlives_a_killed_supervisor() {
     for port in supervisor.resp.clone() {
         wait_until("the node to exit with its supervisor", || !ping(port));
     }
+}
+
+/// Found as a new user would (2026-12-03): with `Host: evil.example:8080` the supervisor served
+/// the page with the admin token in it, and `POST /api/control` with that Host, a matching
+/// Origin and the token killed real nodes. A page whose domain rebinds to 127.0.0.1 is
+/// same-origin with the supervisor and could do exactly that. Now a Host that is not this
+/// server's address (or localhost) gets 421, on the page, the API and the nodes' WebSocket port,
+/// and a control request whose Origin is not the page's own gets 403.
+#[test]
+fn a_rebinding_host_or_a_foreign_origin_is_refused() {
+    let supervisor = start("rebinding");
+    let port = supervisor.http;
+    let evil = format!("evil.example:{port}");
+    let (status, page) = http(port, "GET", "/", &[("Host", &evil)], "");
+    assert_eq!(status, 421, "{page}");
+    assert!(!page.contains("dynamo-admin-token"), "the token does not leave: {page}");
+    let (status, _) = http(port, "GET", "/api/cluster", &[("Host", &evil)], "");
+    assert_eq!(status, 421);
+    // The token, as the real page has it.
+    let (status, page) = http(port, "GET", "/", &[], "");
+    assert_eq!(status, 200);
+    let token = page.split("dynamo-admin-token\" content=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+    let kill = r#"{"action": "kill", "node": "5556"}"#;
+    let evil_origin = format!("http://{evil}");
+    let rebound = [("Host", evil.as_str()), ("Origin", evil_origin.as_str()), ("X-Dynamo-Token", token)];
+    let (status, body) = http(port, "POST", "/api/control", &rebound, kill);
+    assert_eq!(status, 421, "{body}");
+    // The right Host but another page's Origin (a cross-site form post, say).
+    let foreign = [("Origin", "http://evil.example"), ("X-Dynamo-Token", token)];
+    let (status, body) = http(port, "POST", "/api/control", &foreign, kill);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(nodes_up(port), vec![true; 5], "nothing was killed");
+    // The page's own origin (what the real page sends), and localhost, work.
+    let own = format!("http://127.0.0.1:{port}");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/control",
+        &[("Origin", own.as_str()), ("X-Dynamo-Token", token)],
+        r#"{"action": "heal_all"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let localhost = format!("localhost:{port}");
+    let (status, _) = http(port, "GET", "/api/cluster", &[("Host", &localhost)], "");
+    assert_eq!(status, 200);
+    // The nodes' WebSocket port: a rebinding Host is refused before any Origin is looked at.
+    let node = supervisor.ws[0];
+    assert!(websocket_status_for(node, &format!("evil.example:{node}"), &own).contains("421"));
+    assert!(websocket_status_for(node, &format!("localhost:{node}"), &own).contains("101"));
 }

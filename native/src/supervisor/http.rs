@@ -4,6 +4,7 @@
 //! token, generated at start and given only to the page this process serves (a `<meta>` tag in
 //! index.html); requests without it are refused with 401.
 
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,11 +21,12 @@ use super::{Slot, Supervisor};
 const HTTP_BYTES_MAX: usize = 64 << 10;
 
 pub(super) async fn serve(listener: TcpListener, supervisor: Arc<Supervisor>) {
+    let Ok(served) = listener.local_addr() else { return };
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let supervisor = supervisor.clone();
         tokio::spawn(async move {
-            let _ = http_connection(stream, supervisor).await;
+            let _ = http_connection(stream, served, supervisor).await;
         });
     }
 }
@@ -96,7 +98,7 @@ async fn respond_json(stream: &mut TcpStream, status: &str, value: Value) {
     respond(stream, status, "application/json", value.to_string().as_bytes()).await;
 }
 
-async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> Result<(), String> {
+async fn http_connection(mut stream: TcpStream, served: SocketAddr, supervisor: Arc<Supervisor>) -> Result<(), String> {
     let request = match read_request(&mut stream).await {
         Ok(request) => request,
         Err(error) => {
@@ -104,6 +106,17 @@ async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> 
             return Ok(());
         }
     };
+    // DNS rebinding: a page of another domain that resolves to this address must get nothing,
+    // neither the page (it carries the admin token) nor the API.
+    let Some(host) = request.header("host").filter(|host| crate::host::allowed(Some(host), served)) else {
+        let error = format!(
+            "this server answers only requests for {served}, localhost:{port}, 127.0.0.1:{port} or [::1]:{port}",
+            port = served.port()
+        );
+        respond_json(&mut stream, "421 Misdirected Request", json!({ "error": error })).await;
+        return Ok(());
+    };
+    let host = host.to_string();
     let path = request.path.split('?').next().unwrap_or("/").to_string();
     match (request.method.as_str(), path.as_str()) {
         ("GET", "/api/cluster") => {
@@ -111,6 +124,13 @@ async fn http_connection(mut stream: TcpStream, supervisor: Arc<Supervisor>) -> 
             respond_json(&mut stream, "200 OK", info).await
         }
         ("POST", "/api/control") => {
+            // A browser says where the request comes from: only the page this server served
+            // may drive the cluster.
+            if let Some(origin) = request.header("origin").filter(|origin| !crate::host::same_origin(origin, &host)) {
+                let error = format!("origin {origin} may not use the control API");
+                respond_json(&mut stream, "403 Forbidden", json!({ "error": error })).await;
+                return Ok(());
+            }
             let (status, answer) = control(&supervisor, &request).await;
             let answer = serde_json::to_value(answer).expect("a control answer encodes");
             respond_json(&mut stream, status, answer).await;
