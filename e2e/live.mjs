@@ -58,6 +58,8 @@ fs.writeFileSync(
     'write_quorum = 2',
     'tokens_per_node = 1',
     `secret = "${crypto.randomBytes(16).toString('hex')}"`,
+    // The nodes ask every client for it: the page gets it from the supervisor it came from.
+    `requirepass = "${crypto.randomBytes(12).toString('hex')}"`,
     ...names.flatMap((name, index) => [
       '',
       '[[node]]',

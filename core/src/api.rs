@@ -56,6 +56,14 @@ pub enum Op {
     Owners {
         key: Blob,
     },
+    /// Authenticate the connection with the cluster's client password (`requirepass`); until
+    /// then, with a password set, every other request is refused (`NOAUTH ...`). `user` may
+    /// only be `default`, as in Redis.
+    Auth {
+        #[serde(default)]
+        user: Option<String>,
+        password: String,
+    },
     /// Stream the node's trace events.
     Subscribe,
     /// A snapshot of the node's store for inspectors.

@@ -55,6 +55,12 @@ struct Raw {
     admitted_bytes_max: Option<u64>,
     /// Shared by the nodes: peer links and control requests must present it.
     secret: Option<String>,
+    /// The client password (Redis's `requirepass`): RESP clients `AUTH` with it, WebSocket
+    /// clients send `{"op": "auth"}` with it.
+    requirepass: Option<String>,
+    /// A file whose contents (without a trailing newline) are the client password, so that it
+    /// need not sit in the cluster file; relative to the cluster file's directory.
+    password_file: Option<PathBuf>,
     /// Browser origins allowed on the WebSocket API (besides http://127.0.0.1:8080 and
     /// http://localhost:8080).
     allowed_origins: Option<Vec<String>>,
@@ -78,6 +84,8 @@ pub struct ClusterFile {
     pub admitted_bytes_max: u64,
     /// The cluster secret; `None` means peers are not authenticated.
     pub secret: Option<String>,
+    /// The client password; `None` means clients need none (allowed on loopback only).
+    pub password: Option<String>,
     pub allowed_origins: Vec<String>,
 }
 
@@ -319,6 +327,56 @@ impl ClusterFile {
         if raw.secret.as_deref().is_some_and(|secret| secret.len() < 16) {
             return Err(FileError::Invalid { reason: "secret must be at least 16 characters".into() });
         }
+        let password = match (raw.requirepass, raw.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(FileError::Invalid {
+                    reason: "requirepass and password_file are both set; keep one of them".into(),
+                })
+            }
+            (Some(password), None) => Some(password),
+            (None, Some(file)) => {
+                let file = path.parent().map_or(file.clone(), |directory| directory.join(&file));
+                let text = std::fs::read_to_string(&file).map_err(|error| FileError::Invalid {
+                    reason: format!("password_file {}: {error}", file.display()),
+                })?;
+                Some(
+                    text.strip_suffix('\n')
+                        .map(|text| text.strip_suffix('\r').unwrap_or(text))
+                        .unwrap_or(&text)
+                        .to_string(),
+                )
+            }
+            (None, None) => None,
+        };
+        if password.as_deref() == Some("") {
+            return Err(FileError::Invalid {
+                reason: "the client password (requirepass or password_file) is empty".into(),
+            });
+        }
+        // Protected mode (as Redis's): a node reachable from other machines must not serve
+        // anyone who reaches it. Peers must present the secret, clients the password.
+        for node in &nodes {
+            for (field, address) in [("resp", node.resp), ("ws", node.ws)] {
+                if address.ip().is_loopback() {
+                    continue;
+                }
+                let missing = match (&password, &raw.secret) {
+                    (None, None) => "requirepass (or password_file) and secret",
+                    (None, Some(_)) => "requirepass (or password_file)",
+                    (Some(_), None) => "secret",
+                    (Some(_), Some(_)) => continue,
+                };
+                return Err(FileError::Invalid {
+                    reason: format!(
+                        "protected mode: node {} listens on {address} ({field}), which is not a loopback \
+                         address, and the cluster file sets no {missing}, so anyone who reaches it could \
+                         read and write every key; set {missing} in the cluster file (docs/operations.md), \
+                         or listen on 127.0.0.1",
+                        node.name
+                    ),
+                });
+            }
+        }
         let mut allowed_origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
         allowed_origins.extend(raw.allowed_origins.unwrap_or_default());
         Ok(ClusterFile {
@@ -328,6 +386,7 @@ impl ClusterFile {
             fsync: raw.fsync.unwrap_or(true),
             admitted_bytes_max: raw.admitted_bytes_max.unwrap_or(ADMITTED_BYTES_MAX_DEFAULT),
             secret: raw.secret,
+            password,
             allowed_origins,
         })
     }
@@ -420,6 +479,12 @@ mod tests {
         assert_eq!(file.index_of("5558").unwrap(), 2);
     }
 
+    /// The default file with a client password and a cluster secret, as a cluster across
+    /// machines needs (protected mode).
+    fn protected() -> String {
+        DEFAULT.replace("# secret = \"...\"", "secret = \"0123456789abcdef\"\nrequirepass = \"s3cret\"")
+    }
+
     #[test]
     fn addresses_may_be_host_names_or_wildcards() {
         // Host names resolve when the file loads, to an IPv4 address where there is one.
@@ -427,9 +492,49 @@ mod tests {
         assert_eq!(file.nodes[0].ws.to_string(), "127.0.0.1:11108");
         // A wildcard and a specific address of the other family do not collide, nor do two
         // specific addresses on one port.
-        let text = DEFAULT.replace("127.0.0.1:11108", "[::]:6556").replace("127.0.0.1:11112", "127.0.0.2:6556");
+        let text = protected().replace("127.0.0.1:11108", "[::]:6556").replace("127.0.0.1:11112", "127.0.0.2:6556");
         let file = parse(&text).unwrap();
         assert_eq!(file.nodes[0].ws.to_string(), "[::]:6556");
+    }
+
+    /// Protected mode, as Redis's: a node that listens beyond loopback without a client password
+    /// (or without the peers' secret) is refused, in one line that says why and what to set.
+    #[test]
+    fn a_node_beyond_loopback_needs_a_password_and_a_secret() {
+        let exposed = DEFAULT.replace("127.0.0.1:6558", "0.0.0.0:6558");
+        let error = parse(&exposed).unwrap_err();
+        assert_eq!(
+            error,
+            "invalid cluster file: protected mode: node 5558 listens on 0.0.0.0:6558 (resp), which is not a \
+             loopback address, and the cluster file sets no requirepass (or password_file) and secret, so anyone \
+             who reaches it could read and write every key; set requirepass (or password_file) and secret in the \
+             cluster file (docs/operations.md), or listen on 127.0.0.1"
+        );
+        let with_secret = exposed.replace("# secret = \"...\"", "secret = \"0123456789abcdef\"");
+        assert!(parse(&with_secret).unwrap_err().contains("sets no requirepass (or password_file), so"));
+        let with_password = exposed.replace("# secret = \"...\"", "requirepass = \"pw\"");
+        assert!(parse(&with_password).unwrap_err().contains("sets no secret, so"));
+        let file = parse(&protected().replace("127.0.0.1:6558", "0.0.0.0:6558")).unwrap();
+        assert_eq!(file.password.as_deref(), Some("s3cret"));
+        // Every loopback address is fine without them (nodes in a test namespace use 127.0.0.2...).
+        assert!(parse(&DEFAULT.replace("127.0.0.1:6558", "127.0.0.9:6558")).is_ok());
+    }
+
+    #[test]
+    fn the_password_may_come_from_a_file_beside_the_cluster_file() {
+        let dir = std::env::temp_dir().join(format!("dynamo-password-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("password"), "from a file\n").unwrap();
+        let text = DEFAULT.replace("# secret = \"...\"", "password_file = \"password\"");
+        let file = ClusterFile::parse(&text, &dir.join("cluster.toml")).unwrap();
+        assert_eq!(file.password.as_deref(), Some("from a file"), "the trailing newline is not the password's");
+        let missing = ClusterFile::parse(&text, &dir.join("elsewhere/cluster.toml")).unwrap_err().to_string();
+        assert!(missing.contains("password_file") && missing.contains("elsewhere/password"), "{missing}");
+        let both = text.replace("password_file", "requirepass = \"x\"\npassword_file");
+        assert!(ClusterFile::parse(&both, &dir.join("cluster.toml")).unwrap_err().to_string().contains("both set"));
+        let empty = DEFAULT.replace("# secret = \"...\"", "requirepass = \"\"");
+        assert!(parse(&empty).unwrap_err().contains("is empty"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod cluster_file;
 mod host;
 mod node;
+mod password;
 mod resp;
 mod serve;
 mod storage;

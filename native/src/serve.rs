@@ -84,7 +84,7 @@ async fn accept_ws(listener: TcpListener, handle: Handle, peers: Peers) {
             if path == "/peer" {
                 peers.accept(socket, address).await;
             } else {
-                crate::ws_api::serve(socket, handle).await;
+                crate::ws_api::serve(socket, address, handle).await;
             }
         });
     }

@@ -15,6 +15,8 @@ use dynamo_core::client::{Pipeline, Session as ClientSession, Started, Token};
 use dynamo_core::message::ClientReply;
 use dynamo_core::trace::TraceEvent;
 use dynamo_core::types::{NodeId, OpId};
+use std::net::SocketAddr;
+
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
@@ -41,6 +43,10 @@ type Done = (Token, Value, OpId, ClientReply, Option<ClientSession>);
 /// One connection's state.
 struct Connection {
     handle: Handle,
+    /// At once without a client password; after `{"op": "auth"}` with one.
+    authenticated: bool,
+    failed_auths: u64,
+    address: SocketAddr,
     traces: Option<Receiver<TraceEvent>>,
     /// The client operations sent and not answered (`OPERATIONS_MAX` at most).
     pipeline: Pipeline<Value>,
@@ -58,9 +64,17 @@ enum Next {
 /// down does not hold up the others. Operations on one key, and those that cover the whole
 /// store, still run in the order they were sent: a client that sends a put and then a get of the
 /// same key without waiting reads its own write, as it would have one at a time.
-pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
+pub async fn serve(socket: WebSocketStream<TcpStream>, address: SocketAddr, handle: Handle) {
     let (mut sink, mut stream) = socket.split();
-    let mut session = Connection { handle, traces: None, pipeline: Pipeline::new(OPERATIONS_MAX) };
+    let authenticated = handle.file.password.is_none();
+    let mut session = Connection {
+        handle,
+        authenticated,
+        failed_auths: 0,
+        address,
+        traces: None,
+        pipeline: Pipeline::new(OPERATIONS_MAX),
+    };
     let mut in_flight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
     loop {
         let room = session.pipeline.has_room();
@@ -121,6 +135,10 @@ pub async fn serve(socket: WebSocketStream<TcpStream>, handle: Handle) {
         let id = parsed.as_ref().ok().and_then(|value| value.get("id")).cloned().unwrap_or(Value::Null);
         let answers = match parsed.and_then(serde_json::from_value::<Request>) {
             Err(error) => vec![Answer::Error { id, error: format!("bad request: {error}") }],
+            Ok(Request { id, op: Op::Auth { user, password } }) => vec![session.authenticate(id, user, &password)],
+            Ok(Request { id, .. }) if !session.authenticated => {
+                vec![Answer::Error { id, error: "NOAUTH Authentication required.".into() }]
+            }
             Ok(Request { id, op }) => match op.into_client_op() {
                 Ok(op) => {
                     session.pipeline.submit(id, op);
@@ -144,6 +162,23 @@ impl Connection {
 
     fn node_named(&self, name: &str) -> Option<NodeId> {
         self.handle.file.nodes.iter().position(|node| node.name == name).map(|index| NodeId(index as u32))
+    }
+
+    /// `{"op": "auth"}`: the same password, and the same answers, as the RESP port's `AUTH`.
+    fn authenticate(&mut self, id: Value, user: Option<String>, password: &str) -> Answer {
+        let expected = self.handle.file.password.as_deref();
+        let passed = match (user.as_deref(), expected) {
+            (Some(user), _) if user != "default" => false,
+            (_, None) => true,
+            (_, Some(expected)) => crate::password::matches(password.as_bytes(), expected),
+        };
+        if passed {
+            self.authenticated = true;
+            return Answer::Ok { id, ok: true };
+        }
+        self.failed_auths += 1;
+        crate::password::log_failure(self.address, "ws", self.failed_auths);
+        Answer::Error { id, error: "WRONGPASS invalid username-password pair or user is disabled.".into() }
     }
 
     /// Stops (or resumes) sending to `peer`.
@@ -210,14 +245,15 @@ impl Connection {
                 }
                 Answer::Ok { id, ok: true }
             }
-            Op::Get { .. }
+            Op::Auth { .. }
+            | Op::Get { .. }
             | Op::Put { .. }
             | Op::Delete { .. }
             | Op::Local
             | Op::Global
             | Op::LocalDelete
             | Op::GlobalDelete => {
-                unreachable!("client operations go to the node (Op::into_client_op)")
+                unreachable!("authentication and client operations are handled before (serve)")
             }
         };
         vec![answer]

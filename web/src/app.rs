@@ -797,7 +797,8 @@ impl App {
                 let urls =
                     (0..cluster.nodes.len() as u32).map(|node| cluster.nodes[node as usize].client_url()).collect();
                 self.sockets = Some(Sockets::new(urls, self.inbox.clone()));
-                self.live = Some(LiveSession::new(cluster, browser::time_origin_us(), browser::now_us()));
+                let live = LiveSession::new(cluster, browser::time_origin_us(), browser::now_us());
+                self.live = Some(live.with_password(browser::client_password()));
             }
             Mode::Replay if self.replay.is_none() => return,
             _ => {}
@@ -1955,8 +1956,17 @@ mod browser {
 
     /// The admin token the supervisor writes into the page it serves.
     pub fn admin_token() -> Option<String> {
+        meta("dynamo-admin-token")
+    }
+
+    /// The nodes' client password, which the supervisor writes into the page when it has one.
+    pub fn client_password() -> Option<String> {
+        meta("dynamo-password")
+    }
+
+    fn meta(name: &str) -> Option<String> {
         let document = web_sys::window()?.document()?;
-        let meta = document.query_selector("meta[name=\"dynamo-admin-token\"]").ok()??;
+        let meta = document.query_selector(&format!("meta[name=\"{name}\"]")).ok()??;
         crate::live::token_of(meta.get_attribute("content"))
     }
 

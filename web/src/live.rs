@@ -211,6 +211,8 @@ pub struct LiveSession {
     tracked: Operations,
     /// The request in focus (an index into `requests`); the newest when `None`.
     focus: Option<usize>,
+    /// The nodes' client password, if the cluster has one.
+    password: Option<String>,
     awaited: BTreeMap<u64, Awaited>,
     next_id: u64,
     verdict: Verdict,
@@ -255,6 +257,7 @@ impl LiveSession {
             waiting: Vec::new(),
             tracked: Operations::default(),
             focus: None,
+            password: None,
             awaited: BTreeMap::new(),
             next_id: 1,
             verdict: Verdict::default(),
@@ -400,10 +403,21 @@ impl LiveSession {
 
     // ----- Sockets. -----
 
-    /// The socket to `node` opened: returns what to send on it (the trace subscription).
+    /// The nodes' client password (`requirepass`), which each socket presents first.
+    pub fn with_password(mut self, password: Option<String>) -> LiveSession {
+        self.password = password;
+        self
+    }
+
+    /// The socket to `node` opened: returns what to send on it (the password when the cluster
+    /// has one, then the trace subscription).
     pub fn socket_opened(&mut self, node: NodeId) -> Vec<String> {
         self.sockets[node.index()] = Socket::Open;
-        vec![serde_json::to_string(&ApiRequest { id: Value::Null, op: Op::Subscribe }).expect("a request encodes")]
+        let auth = self.password.clone().map(|password| Op::Auth { user: None, password });
+        auth.into_iter()
+            .chain([Op::Subscribe])
+            .map(|op| serde_json::to_string(&ApiRequest { id: Value::Null, op }).expect("a request encodes"))
+            .collect()
     }
 
     pub fn socket_connecting(&mut self, node: NodeId) {
@@ -922,6 +936,15 @@ mod tests {
             assert_eq!(session.socket_opened(NodeId(node)), [r#"{"id":null,"op":"subscribe"}"#]);
         }
         session
+    }
+
+    #[test]
+    fn a_socket_presents_the_password_before_it_subscribes() {
+        let mut session = LiveSession::new(cluster(), ORIGIN, 0).with_password(Some("s3cret".into()));
+        assert_eq!(
+            session.socket_opened(NodeId(0)),
+            [r#"{"id":null,"op":"auth","user":null,"password":"s3cret"}"#, r#"{"id":null,"op":"subscribe"}"#]
+        );
     }
 
     fn trace(at: Micros, node: u32, kind: TraceKind) -> String {

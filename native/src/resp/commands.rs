@@ -15,6 +15,15 @@ impl Connection {
         let name = String::from_utf8_lossy(&arguments[0]).to_uppercase();
         let args = &arguments[1..];
         let key = |index: usize| Blob::new(&args[index]);
+        // Redis's order: an unknown command or a wrong argument count is said even to a client
+        // that has not authenticated; everything else waits for AUTH.
+        let Some((least, most)) = arguments_allowed(&name) else { return Reply::Error(unknown_command(&arguments)) };
+        if args.len() < least || most.is_some_and(|most| args.len() > most) {
+            return wrong_arity(&name);
+        }
+        if !self.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+            return Reply::Error("NOAUTH Authentication required.".into());
+        }
         if self.transaction_refused {
             // Like Redis after an error while queueing (EXECABORT): the client believes these
             // commands are queued for EXEC; running them one by one would leave half a
@@ -186,9 +195,7 @@ impl Connection {
                     _ => Reply::Array(Vec::new()),
                 }
             }
-            ("AUTH", _) => {
-                Reply::Error("ERR AUTH <password> called without any password configured for the default user".into())
-            }
+            ("AUTH", _) => self.auth(args),
             ("MULTI", 0) => {
                 self.transaction_refused = true;
                 Reply::Error(
@@ -206,13 +213,8 @@ impl Connection {
                 self.quit = true;
                 Reply::ok()
             }
-            (
-                "PING" | "ECHO" | "SET" | "GET" | "DEL" | "UNLINK" | "EXISTS" | "KEYS" | "MGET" | "TYPE" | "TTL"
-                | "PTTL" | "TIME" | "DBSIZE" | "MULTI" | "EXEC" | "DISCARD" | "DYN.LOCAL" | "DYN.FLUSHLOCAL"
-                | "DYN.OWNERS" | "SELECT",
-                _,
-            ) => wrong_arity(&name),
-            _ => Reply::Error(unknown_command(&arguments)),
+            // `arguments_allowed` let through a count no arm above takes.
+            _ => wrong_arity(&name),
         }
     }
 
@@ -256,27 +258,43 @@ impl Connection {
         Reply::Array(vec![Reply::text("0"), Reply::Array(keys)])
     }
 
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, in Redis's order: the version is
+    /// checked first, then the options from left to right (an `AUTH` takes effect at once, even
+    /// if a later option is wrong), then whether the client is authenticated, and only then the
+    /// protocol switches.
     fn hello(&mut self, args: &[Vec<u8>]) -> Reply {
+        let mut protocol = self.protocol;
         if let Some(version) = args.first() {
             match std::str::from_utf8(version).ok().and_then(|text| text.parse::<i64>().ok()) {
-                Some(2) => self.protocol = 2,
-                Some(3) => self.protocol = 3,
+                Some(version @ (2 | 3)) => protocol = version as u8,
                 Some(_) => return Reply::Error("NOPROTO unsupported protocol version".into()),
                 None => return Reply::Error("ERR Protocol version is not an integer or out of range".into()),
             }
         }
         let mut index = 1;
         while index < args.len() {
-            let option = String::from_utf8_lossy(&args[index]).to_uppercase();
-            match option.as_str() {
-                "SETNAME" if index + 1 < args.len() => {
-                    self.name = Some(args[index + 1].clone());
-                    index += 2;
+            let option = &args[index];
+            if option.eq_ignore_ascii_case(b"AUTH") && index + 2 < args.len() {
+                if let Err(refusal) = self.authenticate(Some(&args[index + 1]), &args[index + 2]) {
+                    return refusal;
                 }
-                "AUTH" if index + 2 < args.len() => index += 3,
-                _ => return Reply::Error(format!("ERR syntax error in HELLO option '{option}'")),
+                index += 3;
+            } else if option.eq_ignore_ascii_case(b"SETNAME") && index + 1 < args.len() {
+                self.name = Some(args[index + 1].clone());
+                index += 2;
+            } else {
+                return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(option)));
             }
         }
+        if !self.authenticated {
+            return Reply::Error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH \
+                 <user> <pass> option can be used to authenticate the client and select the RESP protocol version \
+                 at the same time"
+                    .into(),
+            );
+        }
+        self.protocol = protocol;
         Reply::Map(vec![
             (Reply::text("server"), Reply::text("redis")),
             (Reply::text("version"), Reply::text("7.2.0")),
@@ -286,6 +304,46 @@ impl Connection {
             (Reply::text("role"), Reply::text("master")),
             (Reply::text("modules"), Reply::Array(Vec::new())),
         ])
+    }
+
+    /// `AUTH password` or `AUTH default password`, as Redis answers them with `requirepass`
+    /// (and without: then `AUTH default anything` passes and `AUTH password` is an error).
+    fn auth(&mut self, args: &[Vec<u8>]) -> Reply {
+        let (user, password) = match args {
+            [password] => (None, password),
+            [user, password] => (Some(user.as_slice()), password),
+            _ => return Reply::Error("ERR syntax error".into()),
+        };
+        match self.authenticate(user, password) {
+            Ok(()) => Reply::ok(),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// Checks a user (only `default` exists) and password; authenticates the connection on
+    /// success. A failure never unauthenticates a connection that was (as in Redis), and a
+    /// client that keeps failing is logged.
+    fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), Reply> {
+        let expected = self.handle.file.password.as_deref();
+        let passed = match (user, expected) {
+            (None, None) => {
+                return Err(Reply::Error(
+                    "ERR AUTH <password> called without any password configured for the default user. Are you \
+                     sure your configuration is correct?"
+                        .into(),
+                ))
+            }
+            (Some(user), _) if user != b"default" => false,
+            (Some(_), None) => true,
+            (_, Some(expected)) => crate::password::matches(password, expected),
+        };
+        if passed {
+            self.authenticated = true;
+            return Ok(());
+        }
+        self.failed_auths += 1;
+        crate::password::log_failure(self.address, "resp", self.failed_auths);
+        Err(Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into()))
     }
 
     fn client(&mut self, args: &[Vec<u8>]) -> Reply {
@@ -356,6 +414,21 @@ impl Connection {
         }
         text
     }
+}
+
+/// How many arguments (after the name) each command takes, at least and at most; `None` for a
+/// command this port does not know. Checked before anything else, as Redis does.
+fn arguments_allowed(name: &str) -> Option<(usize, Option<usize>)> {
+    const ANY: Option<usize> = None;
+    Some(match name {
+        "PING" => (0, Some(1)),
+        "ECHO" | "GET" | "KEYS" | "TYPE" | "TTL" | "PTTL" | "DYN.OWNERS" | "SELECT" => (1, Some(1)),
+        "SET" => (2, ANY),
+        "DEL" | "UNLINK" | "EXISTS" | "MGET" | "SCAN" | "CLIENT" | "CONFIG" | "AUTH" | "WATCH" => (1, ANY),
+        "TIME" | "DBSIZE" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => (0, Some(0)),
+        "FLUSHALL" | "FLUSHDB" | "INFO" | "HELLO" | "COMMAND" | "QUIT" => (0, ANY),
+        _ => return None,
+    })
 }
 
 /// Whether `FLUSHALL`/`FLUSHDB` arguments are ones Redis accepts: none, `ASYNC` or `SYNC`.

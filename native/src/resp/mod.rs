@@ -66,6 +66,13 @@ struct Connection {
     /// MULTI was refused and no EXEC or DISCARD has come since: the commands a client sends
     /// after MULTI are meant to run only as one transaction, so none of them may run alone.
     transaction_refused: bool,
+    /// Whether the client may run commands: at once without a client password, after `AUTH`
+    /// (or `HELLO ... AUTH`) with one.
+    authenticated: bool,
+    /// Failed `AUTH`s on this connection, for the log.
+    failed_auths: u64,
+    /// The client's address, for the log.
+    address: SocketAddr,
 }
 
 impl Drop for Connection {
@@ -86,11 +93,14 @@ where
     let mut session = Connection {
         id: session.client(),
         session: Some(session),
+        authenticated: handle.file.password.is_none(),
         handle,
         protocol: 2,
         name: None,
         quit: false,
         transaction_refused: false,
+        failed_auths: 0,
+        address,
     };
     let mut input = vec![0u8; 64 << 10];
     let mut output = Vec::new();

@@ -207,15 +207,28 @@ async fn link(supervisor: &Supervisor, name: &str, op: impl FnOnce(String) -> Op
     let Some(secret) = &supervisor.file.secret else {
         return Err("the cluster file has no secret, so nodes refuse link control".into());
     };
-    let request = Request { id: Value::Null, op: op(secret.clone()) };
+    let mut requests = Vec::new();
+    if let Some(password) = &supervisor.file.password {
+        requests.push(Request { id: Value::Null, op: Op::Auth { user: None, password: password.clone() } });
+    }
+    requests.push(Request { id: Value::Null, op: op(secret.clone()) });
     let url = format!("ws://{}/client", supervisor.file.nodes[index].ws);
     let attempt = async {
         let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("node {name}: {e}"))?;
-        let text = serde_json::to_string(&request).expect("a request always encodes");
-        socket.send(Message::Text(text)).await.map_err(|e| e.to_string())?;
+        for request in &requests {
+            let text = serde_json::to_string(request).expect("a request always encodes");
+            socket.send(Message::Text(text)).await.map_err(|e| e.to_string())?;
+        }
+        // The answer to the last request says how it went (a refused password refuses it too).
+        let mut skip = requests.len() - 1;
         while let Some(message) = socket.next().await {
             if let Ok(Message::Text(text)) = message {
-                return match serde_json::from_str::<Answer>(&text).map_err(|e| e.to_string())? {
+                let answer = serde_json::from_str::<Answer>(&text).map_err(|e| e.to_string())?;
+                if skip > 0 && matches!(answer, Answer::Ok { .. }) {
+                    skip -= 1;
+                    continue;
+                }
+                return match answer {
                     Answer::Error { error, .. } => Err(format!("node {name}: {error}")),
                     _ => Ok(()),
                 };
@@ -226,6 +239,11 @@ async fn link(supervisor: &Supervisor, name: &str, op: impl FnOnce(String) -> Op
     tokio::time::timeout(std::time::Duration::from_secs(5), attempt)
         .await
         .unwrap_or_else(|_| Err(format!("node {name} did not answer")))
+}
+
+/// `text` as an HTML attribute value's contents.
+fn html_attribute(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -256,10 +274,14 @@ async fn static_file(stream: &mut TcpStream, supervisor: &Supervisor, path: &str
         return respond_json(stream, "404 Not Found", json!({ "error": "not found" })).await;
     };
     if file.file_name().is_some_and(|name| name == "index.html") {
-        // The admin token goes to this page only.
+        // The admin token, and the client password the nodes ask for, go to this page only
+        // (served only for this server's own address: see `host::allowed`).
+        let password = supervisor.file.password.as_deref().map_or(String::new(), |password| {
+            format!("<meta name=\"dynamo-password\" content=\"{}\">", html_attribute(password))
+        });
         let html = String::from_utf8_lossy(&body).replacen(
             "<head>",
-            &format!("<head><meta name=\"dynamo-admin-token\" content=\"{}\">", supervisor.token),
+            &format!("<head><meta name=\"dynamo-admin-token\" content=\"{}\">{password}", supervisor.token),
             1,
         );
         body = html.into_bytes();

@@ -19,6 +19,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub nodes: Vec<NodeInfo>,
+    /// The client password (`requirepass`) when `settings` set one.
+    pub password: Option<String>,
     children: Vec<Option<Child>>,
 }
 
@@ -60,7 +62,11 @@ impl Cluster {
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, text).expect("write the cluster file");
-        let mut cluster = Cluster { dir, config, nodes, children: Vec::new() };
+        let password = settings
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("requirepass = "))
+            .map(|quoted| quoted.trim_matches('"').to_string());
+        let mut cluster = Cluster { dir, config, nodes, password, children: Vec::new() };
         for index in 0..cluster.nodes.len() {
             let child = cluster.spawn(index);
             cluster.children.push(Some(child));
@@ -88,16 +94,21 @@ impl Cluster {
             .expect("start a dynamo node")
     }
 
-    /// Waits (at most 20 s) until node `index` answers PING on its RESP port.
+    /// Waits (at most 20 s) until node `index` answers PING on its RESP port (after AUTH when the
+    /// cluster has a password).
     pub fn wait_ready(&self, index: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let (request, expected) = match &self.password {
+            Some(password) => (format!("AUTH {password}\r\nPING\r\n"), "+OK\r\n+PONG\r\n"),
+            None => ("PING\r\n".to_string(), "+PONG\r\n"),
+        };
         while Instant::now() < deadline {
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.nodes[index].resp)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut answer = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok()
+                let mut answer = vec![0u8; expected.len()];
+                if stream.write_all(request.as_bytes()).is_ok()
                     && stream.read_exact(&mut answer).is_ok()
-                    && &answer == b"+PONG\r\n"
+                    && answer == expected.as_bytes()
                 {
                     return;
                 }
@@ -128,7 +139,8 @@ impl Cluster {
 
     pub fn url(&self, index: usize, resp3: bool) -> String {
         let protocol = if resp3 { "?protocol=resp3" } else { "" };
-        format!("redis://127.0.0.1:{}/{protocol}", self.nodes[index].resp)
+        let password = self.password.as_ref().map_or(String::new(), |password| format!(":{password}@"));
+        format!("redis://{password}127.0.0.1:{}/{protocol}", self.nodes[index].resp)
     }
 
     /// A Redis client connection to node `index`, with bounded waits.
