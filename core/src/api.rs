@@ -330,9 +330,9 @@ fn running() -> bool {
 }
 
 impl NodeInfo {
-    /// The address of its client WebSocket API.
-    pub fn client_url(&self) -> String {
-        format!("ws://{}/client", self.ws)
+    /// The address of its client WebSocket API (`wss` when the cluster speaks TLS).
+    pub fn client_url(&self, tls: bool) -> String {
+        format!("{}://{}/client", if tls { "wss" } else { "ws" }, self.ws)
     }
 }
 
@@ -341,6 +341,9 @@ impl NodeInfo {
 pub struct ClusterInfo {
     pub nodes: Vec<NodeInfo>,
     pub config: Config,
+    /// Whether the nodes' WebSocket ports speak TLS (`wss://`).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl ClusterInfo {
@@ -534,7 +537,10 @@ mod tests {
                 up: true,
             }],
             config: Config::default(),
+            tls: false,
         };
+        assert_eq!(info.nodes[0].client_url(info.tls), "ws://127.0.0.1:1/client");
+        assert_eq!(info.nodes[0].client_url(true), "wss://127.0.0.1:1/client");
         let text = serde_json::to_string(&info).unwrap();
         assert_eq!(serde_json::from_str::<ClusterInfo>(&text).unwrap(), info);
         assert!(ClusterInfo::parse(&text).is_err(), "one node against a configuration of five");

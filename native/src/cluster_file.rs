@@ -9,6 +9,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use dynamo_core::config::{Config, ConfigError, Consistency};
+
+use crate::tls::TlsFiles;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -61,9 +63,23 @@ struct Raw {
     /// A file whose contents (without a trailing newline) are the client password, so that it
     /// need not sit in the cluster file; relative to the cluster file's directory.
     password_file: Option<PathBuf>,
+    /// TLS for the ports that cross machines (`crate::tls`).
+    tls: Option<RawTls>,
     /// Browser origins allowed on the WebSocket API (besides http://127.0.0.1:8080 and
     /// http://localhost:8080).
     allowed_origins: Option<Vec<String>>,
+}
+
+/// `[tls]`: the cluster CA, each node's certificate and key (`{name}` is the node's name), and
+/// whether the RESP port speaks TLS too. Paths are relative to the cluster file's directory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: PathBuf,
+    cert: String,
+    key: String,
+    #[serde(default)]
+    resp: bool,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -86,6 +102,8 @@ pub struct ClusterFile {
     pub secret: Option<String>,
     /// The client password; `None` means clients need none (allowed on loopback only).
     pub password: Option<String>,
+    /// TLS files, when the cluster's ports speak TLS.
+    pub tls: Option<TlsFiles>,
     pub allowed_origins: Vec<String>,
 }
 
@@ -377,6 +395,23 @@ impl ClusterFile {
                 });
             }
         }
+        let directory = path.parent().unwrap_or(Path::new(""));
+        let tls = match raw.tls {
+            None => None,
+            Some(RawTls { ca, cert, key, resp }) => {
+                let beside = |file: &str| directory.join(file).to_string_lossy().into_owned();
+                let ca = directory.join(ca);
+                if !ca.is_file() {
+                    return Err(FileError::Invalid {
+                        reason: format!(
+                            "[tls] ca = {:?}: no such file (the cluster CA's certificate)",
+                            ca.display().to_string()
+                        ),
+                    });
+                }
+                Some(TlsFiles { ca, cert: beside(&cert), key: beside(&key), resp })
+            }
+        };
         let mut allowed_origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
         allowed_origins.extend(raw.allowed_origins.unwrap_or_default());
         Ok(ClusterFile {
@@ -387,6 +422,7 @@ impl ClusterFile {
             admitted_bytes_max: raw.admitted_bytes_max.unwrap_or(ADMITTED_BYTES_MAX_DEFAULT),
             secret: raw.secret,
             password,
+            tls,
             allowed_origins,
         })
     }

@@ -8,6 +8,7 @@ mod resp;
 mod serve;
 mod storage;
 mod supervisor;
+mod tls;
 mod ws_api;
 
 use std::io::IsTerminal;

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::cluster_file::ClusterFile;
 use crate::node::{self, websocket_config, Handle, Peers};
+use crate::tls::{Stream, Tls};
 
 /// Runs node `index` of `file` until the process is killed.
 pub async fn run(file: ClusterFile, index: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -16,11 +17,17 @@ pub async fn run(file: ClusterFile, index: usize) -> Result<(), Box<dyn std::err
     let node = node::start(file, index)?;
     let ws = TcpListener::bind(me.ws).await.map_err(|e| format!("cannot listen on {} (ws): {e}", me.ws))?;
     let resp = TcpListener::bind(me.resp).await.map_err(|e| format!("cannot listen on {} (resp): {e}", me.resp))?;
-    tokio::spawn(accept_ws(ws, node.handle.clone(), node.peers.clone()));
-    tokio::spawn(crate::resp::serve(resp, node.handle.clone()));
+    tokio::spawn(accept_ws(ws, node.handle.clone(), node.peers.clone(), node.tls.clone()));
+    let resp_tls = node.tls.as_ref().and_then(|tls| tls.resp().cloned());
+    tokio::spawn(crate::resp::serve(resp, node.handle.clone(), resp_tls.clone()));
     // Not println!: a closed stdout (`dynamo node ... | head -1`) must not stop the node. The
     // supervisor (`dynamo cluster`) waits for this line's "node NAME ready:".
-    crate::say(format_args!("node {} ready: ws://{} resp {} ({:?})", me.name, me.ws, me.resp, node.start));
+    let (ws_scheme, resp_tls) =
+        (if node.tls.is_some() { "wss" } else { "ws" }, if resp_tls.is_some() { " (TLS)" } else { "" });
+    crate::say(format_args!(
+        "node {} ready: {ws_scheme}://{} resp {}{resp_tls} ({:?})",
+        me.name, me.ws, me.resp, node.start
+    ));
     tracing::info!(node = %me.name, ws = %me.ws, resp = %me.resp, start = ?node.start, "ready");
     node.run().await;
     Ok(())
@@ -30,14 +37,23 @@ pub async fn run(file: ClusterFile, index: usize) -> Result<(), Box<dyn std::err
 /// connections.
 // tungstenite's handshake callback signature fixes its (large) error type.
 #[allow(clippy::result_large_err)]
-async fn accept_ws(listener: TcpListener, handle: Handle, peers: Peers) {
+async fn accept_ws(listener: TcpListener, handle: Handle, peers: Peers, tls: Option<Arc<Tls>>) {
     let Ok(served) = listener.local_addr() else { return };
     loop {
-        let Ok((stream, address)) = listener.accept().await else { continue };
-        let _ = stream.set_nodelay(true);
+        let Ok((tcp, address)) = listener.accept().await else { continue };
+        let _ = tcp.set_nodelay(true);
         let handle = handle.clone();
         let peers = peers.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream = match &tls {
+                Some(tls) => match tls.accept_ws(tcp).await {
+                    Ok(stream) => stream,
+                    // A peer with a certificate from another CA ends here, and says so.
+                    Err(error) => return tracing::warn!(%address, %error, "TLS handshake failed; disconnected"),
+                },
+                None => Stream::Plain(tcp),
+            };
             let mut path = String::new();
             let allowed = &handle.file.allowed_origins;
             let callback =

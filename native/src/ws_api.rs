@@ -21,7 +21,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,6 +29,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::node::Handle;
+use crate::tls::Stream;
 
 /// Client operations of one connection in flight or waiting at once. While that many are out,
 /// the connection reads no more requests (they wait in the socket), so a client cannot make the
@@ -64,7 +64,7 @@ enum Next {
 /// down does not hold up the others. Operations on one key, and those that cover the whole
 /// store, still run in the order they were sent: a client that sends a put and then a get of the
 /// same key without waiting reads its own write, as it would have one at a time.
-pub async fn serve(socket: WebSocketStream<TcpStream>, address: SocketAddr, handle: Handle) {
+pub async fn serve(socket: WebSocketStream<Stream>, address: SocketAddr, handle: Handle) {
     let (mut sink, mut stream) = socket.split();
     let authenticated = handle.file.password.is_none();
     let mut session = Connection {

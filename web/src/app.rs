@@ -794,8 +794,9 @@ impl App {
         match mode {
             Mode::Live if self.live.is_none() => {
                 let Some(cluster) = self.cluster.clone() else { return };
-                let urls =
-                    (0..cluster.nodes.len() as u32).map(|node| cluster.nodes[node as usize].client_url()).collect();
+                let urls = (0..cluster.nodes.len() as u32)
+                    .map(|node| cluster.nodes[node as usize].client_url(cluster.tls))
+                    .collect();
                 self.sockets = Some(Sockets::new(urls, self.inbox.clone()));
                 let live = LiveSession::new(cluster, browser::time_origin_us(), browser::now_us());
                 self.live = Some(live.with_password(browser::client_password()));

@@ -927,7 +927,7 @@ mod tests {
                 up: true,
             })
             .collect();
-        ClusterInfo { nodes, config }
+        ClusterInfo { nodes, config, tls: false }
     }
 
     fn connected(now: Micros) -> LiveSession {
@@ -971,7 +971,7 @@ mod tests {
     fn cluster_answers_are_checked_against_their_configuration() {
         let text = serde_json::to_string(&cluster()).expect("encodes");
         let info = ClusterInfo::parse(&text).expect("valid");
-        assert_eq!(info.nodes[2].client_url(), "ws://127.0.0.1:11002/client");
+        assert_eq!(info.nodes[2].client_url(info.tls), "ws://127.0.0.1:11002/client");
         let mut wrong = cluster();
         wrong.nodes.swap(0, 1);
         assert!(ClusterInfo::parse(&serde_json::to_string(&wrong).expect("encodes")).is_err());

@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::Event;
 use crate::cluster_file::ClusterFile;
+use crate::tls::{Stream, Tls};
 
 /// Envelopes queued for one peer before new ones are dropped.
 pub(super) const LINK_QUEUE_MAX: usize = 100_000;
@@ -74,6 +75,8 @@ pub(super) struct Link {
     pub(super) secret: Option<String>,
     /// `frame_bytes_max` of the cluster's config.
     pub(super) frame_bytes_max: usize,
+    /// TLS to the peer, when the cluster's ports speak it.
+    pub(super) tls: Option<Arc<Tls>>,
     pub(super) websocket: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
 }
 
@@ -81,19 +84,32 @@ impl Link {
     pub(super) async fn run(
         self,
         mut outgoing: mpsc::Receiver<Envelope>,
-        mut incoming: mpsc::Receiver<WebSocketStream<TcpStream>>,
+        mut incoming: mpsc::Receiver<WebSocketStream<Stream>>,
     ) {
         let mut backoff = LINK_BACKOFF_MIN;
+        // A dial that fails the same way again (a peer that is down) is not logged again; a new
+        // reason (a certificate the peer refuses) is, once.
+        let mut last_failure: Option<String> = None;
         loop {
             let up = Instant::now();
             let mut ended = if self.dial {
                 match self.connect().await {
                     Ok(socket) => {
+                        last_failure = None;
                         tracing::info!(peer = %self.name, "peer link up (dialed)");
                         self.carry(socket, &mut outgoing, &mut incoming).await
                     }
-                    Err(error) => {
+                    Err(DialError::Unreachable(error)) => {
                         tracing::debug!(peer = %self.name, address = %self.address, %error, "dial failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(LINK_BACKOFF_MAX);
+                        continue;
+                    }
+                    Err(DialError::Refused(error)) => {
+                        if last_failure.as_ref() != Some(&error) {
+                            tracing::warn!(peer = %self.name, address = %self.address, %error, "peer link refused");
+                            last_failure = Some(error);
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(LINK_BACKOFF_MAX);
                         continue;
@@ -132,16 +148,26 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> Result<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, String> {
-        let url = format!("ws://{}/peer", self.address);
+    async fn connect(&self) -> Result<WebSocketStream<Stream>, DialError> {
+        let unreachable = |error: std::io::Error| DialError::Unreachable(error.to_string());
+        let refused = |error: &dyn std::fmt::Display| DialError::Refused(error.to_string());
+        let tcp = TcpStream::connect(self.address).await.map_err(unreachable)?;
         // No Nagle: small frames must leave at once (with delayed ACKs, Nagle costs 40 ms).
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(self.websocket), true)
+        tcp.set_nodelay(true).map_err(unreachable)?;
+        let (stream, scheme) = match &self.tls {
+            // The peer's certificate must be the cluster CA's, for the address we dial.
+            Some(tls) => (tls.dial(tcp, self.address.ip()).await.map_err(|e| refused(&format!("TLS: {e}")))?, "wss"),
+            None => (Stream::Plain(tcp), "ws"),
+        };
+        let url = format!("{scheme}://{}/peer", self.address);
+        // With TLS 1.3 a refused client certificate shows here, in the WebSocket handshake.
+        let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(self.websocket))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| refused(&e))?;
         let hello =
             PeerFrame::Hello { cluster: self.cluster.clone(), name: self.me.clone(), secret: self.secret.clone() };
-        let bytes = postcard::to_allocvec(&hello).map_err(|e| e.to_string())?;
-        socket.send(WsMessage::Binary(bytes)).await.map_err(|e| e.to_string())?;
+        let bytes = postcard::to_allocvec(&hello).map_err(|e| refused(&e))?;
+        socket.send(WsMessage::Binary(bytes)).await.map_err(|e| refused(&e))?;
         Ok(socket)
     }
 
@@ -149,7 +175,7 @@ impl Link {
         &self,
         socket: WebSocketStream<S>,
         outgoing: &mut mpsc::Receiver<Envelope>,
-        incoming: &mut mpsc::Receiver<WebSocketStream<TcpStream>>,
+        incoming: &mut mpsc::Receiver<WebSocketStream<Stream>>,
     ) -> Ended
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -233,10 +259,18 @@ impl Link {
     }
 }
 
+/// Why a dial failed.
+enum DialError {
+    /// The peer's address does not answer (it is down): an everyday event, not logged loudly.
+    Unreachable(String),
+    /// The peer answered and the TLS or WebSocket handshake failed (a certificate refused, say).
+    Refused(String),
+}
+
 /// How a link's connection ended.
 enum Ended {
     Closed(String),
-    Replaced(Box<WebSocketStream<TcpStream>>),
+    Replaced(Box<WebSocketStream<Stream>>),
 }
 
 /// Where this node's accepted `/peer` connections go: the `Link` of each peer.
@@ -244,14 +278,14 @@ enum Ended {
 pub struct Peers {
     pub(super) file: Arc<ClusterFile>,
     /// By node index: the link waiting for that peer's connections (`None` for this node).
-    pub(super) links: Arc<Vec<Option<mpsc::Sender<WebSocketStream<TcpStream>>>>>,
+    pub(super) links: Arc<Vec<Option<mpsc::Sender<WebSocketStream<Stream>>>>>,
 }
 
 impl Peers {
     /// Takes over an accepted `/peer` connection: reads the peer's hello and hands the socket to
     /// that peer's link, or refuses it (another cluster, a wrong secret, an unknown name) with a
     /// log line that says why.
-    pub async fn accept(&self, mut socket: WebSocketStream<TcpStream>, address: SocketAddr) {
+    pub async fn accept(&self, mut socket: WebSocketStream<Stream>, address: SocketAddr) {
         let hello = match socket.next().await {
             Some(Ok(WsMessage::Binary(bytes))) => postcard::from_bytes::<PeerFrame>(&bytes).ok(),
             _ => None,
@@ -259,10 +293,21 @@ impl Peers {
         let peer = match hello {
             Some(PeerFrame::Hello { cluster, name, secret }) => {
                 let index = self.file.nodes.iter().position(|node| node.name == name);
+                let secret_matches = match (&secret, &self.file.secret) {
+                    (Some(given), Some(expected)) => crate::password::matches(given.as_bytes(), expected),
+                    (given, expected) => given == expected,
+                };
+                // With TLS, a peer proves it is the node it names: its certificate (signed by
+                // the cluster CA, checked in the handshake) is for that node's address.
+                let certified = |index: usize| {
+                    self.file.tls.is_none() || socket.get_ref().certified_for(self.file.nodes[index].ws.ip())
+                };
                 if cluster != self.file.config.nodes {
                     Err(format!("{name} has another cluster file (nodes {})", cluster.join(", ")))
-                } else if secret != self.file.secret {
+                } else if !secret_matches {
                     Err(format!("{name} presented a different cluster secret"))
+                } else if index.is_some_and(|index| !certified(index)) {
+                    Err(format!("{name} presented no certificate from the cluster CA for its address"))
                 } else {
                     match index.map(|index| self.links.get(index).cloned().flatten()) {
                         Some(Some(link)) => Ok(link),

@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::cluster_file::ClusterFile;
 use crate::storage::{group_commit_loop, Storage};
+use crate::tls::Tls;
 
 use driver::{Driver, Persister};
 pub use link::{websocket_config, Peers};
@@ -151,6 +152,8 @@ pub struct Started {
     pub handle: Handle,
     /// Where accepted `/peer` connections go.
     pub peers: Peers,
+    /// The node's TLS, when the cluster's ports speak it.
+    pub tls: Option<Arc<Tls>>,
     /// How the core started it (fresh or recovering), for the ready line.
     pub start: Start,
     task: NodeTask,
@@ -172,6 +175,10 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
     let me = file.nodes[index].clone();
     let config = file.config.clone();
     let ring = Arc::new(Ring::new(&config.nodes, config.tokens_per_node, config.replicas));
+    let tls = match &file.tls {
+        Some(files) => Some(Arc::new(Tls::load(files, &me.name)?)),
+        None => None,
+    };
     let dir = file.data_dir.join(&me.name);
     let (storage, durable) = Storage::open(&dir, file.fsync)?;
     tracing::info!(node = %me.name, keys = durable.slots.len(), hints = durable.hints.len(), "storage loaded");
@@ -243,6 +250,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
             inputs: inputs.clone(),
             secret: file.secret.clone(),
             frame_bytes_max: link::frame_bytes_max(&config),
+            tls: tls.clone(),
             websocket: websocket_config(&config),
         };
         tokio::spawn(link.run(rx, incoming));
@@ -263,7 +271,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
     };
     let peers = Peers { file, links: Arc::new(accepted) };
     let task = NodeTask { node, driver, events, outputs, now: Box::new(now) };
-    Ok(Started { handle, peers, start, task })
+    Ok(Started { handle, peers, tls, start, task })
 }
 
 impl Started {

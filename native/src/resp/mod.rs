@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use crate::node::Handle;
 use codec::{Parsed, Parser, ProtocolError, Reply};
 use commands::error_reply;
+use tokio_rustls::TlsAcceptor;
 
 /// The longest a connection waits for the node's answer (the node answers long before).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -33,12 +34,21 @@ const KEYS_IN_FLIGHT_MAX: usize = 64;
 /// How long a request may be pending before the replies computed ahead of it are sent.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
-/// Accepts RESP connections forever.
-pub async fn serve(listener: TcpListener, handle: Handle) {
+/// Accepts RESP connections forever, over TLS when `tls` is given (`redis-cli --tls`).
+pub async fn serve(listener: TcpListener, handle: Handle, tls: Option<TlsAcceptor>) {
     loop {
-        let Ok((stream, address)) = listener.accept().await else { continue };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, address, handle.clone()));
+        let Ok((tcp, address)) = listener.accept().await else { continue };
+        let _ = tcp.set_nodelay(true);
+        let (handle, tls) = (handle.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tls {
+                None => connection(tcp, address, handle).await,
+                Some(tls) => match crate::tls::accept(&tls, tcp).await {
+                    Ok(stream) => connection(stream, address, handle).await,
+                    Err(error) => tracing::warn!(%address, %error, "TLS handshake failed on the RESP port"),
+                },
+            }
+        });
     }
 }
 

@@ -212,9 +212,21 @@ async fn link(supervisor: &Supervisor, name: &str, op: impl FnOnce(String) -> Op
         requests.push(Request { id: Value::Null, op: Op::Auth { user: None, password: password.clone() } });
     }
     requests.push(Request { id: Value::Null, op: op(secret.clone()) });
-    let url = format!("ws://{}/client", supervisor.file.nodes[index].ws);
+    let address = supervisor.file.nodes[index].ws;
     let attempt = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("node {name}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(address).await.map_err(|e| format!("node {name}: {e}"))?;
+        let (stream, scheme) = match &supervisor.file.tls {
+            // The node's certificate must be the cluster CA's, for its address.
+            Some(files) => {
+                let connector = crate::tls::client(&files.ca).map_err(|e| e.to_string())?;
+                let stream = crate::tls::dial_with(&connector, tcp, address.ip()).await;
+                (stream.map_err(|e| format!("node {name}: TLS: {e}"))?, "wss")
+            }
+            None => (crate::tls::Stream::Plain(tcp), "ws"),
+        };
+        let url = format!("{scheme}://{address}/client");
+        let (mut socket, _) =
+            tokio_tungstenite::client_async(url, stream).await.map_err(|e| format!("node {name}: {e}"))?;
         for request in &requests {
             let text = serde_json::to_string(request).expect("a request always encodes");
             socket.send(Message::Text(text)).await.map_err(|e| e.to_string())?;

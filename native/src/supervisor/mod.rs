@@ -179,7 +179,7 @@ impl Supervisor {
                 up: matches!(slot, Slot::Running(_)),
             })
             .collect();
-        ClusterInfo { nodes, config: self.file.config.clone() }
+        ClusterInfo { nodes, config: self.file.config.clone(), tls: self.file.tls.is_some() }
     }
 }
 

@@ -40,6 +40,16 @@ impl Cluster {
     /// Like `start`, with `settings` (TOML lines) added to the cluster file. The timeouts are
     /// 100 ms per request and 1 s per operation unless `settings` sets them.
     pub fn start_with(test: &str, settings: &str) -> Cluster {
+        let cluster = Cluster::launch(test, settings);
+        for index in 0..cluster.nodes.len() {
+            cluster.wait_ready(index);
+        }
+        cluster
+    }
+
+    /// Like `start_with`, without waiting for the nodes: for clusters whose RESP port does not
+    /// answer a plain PING (TLS), which the caller waits for its own way.
+    pub fn launch(test: &str, settings: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("dynamo-test-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test directory");
@@ -70,9 +80,6 @@ impl Cluster {
         for index in 0..cluster.nodes.len() {
             let child = cluster.spawn(index);
             cluster.children.push(Some(child));
-        }
-        for index in 0..cluster.nodes.len() {
-            cluster.wait_ready(index);
         }
         cluster
     }
@@ -127,10 +134,20 @@ impl Cluster {
     }
 
     pub fn restart(&mut self, index: usize) {
+        self.relaunch(index);
+        self.wait_ready(index);
+    }
+
+    /// Like `restart`, without waiting for the node (see `launch`).
+    pub fn relaunch(&mut self, index: usize) {
         assert!(self.children[index].is_none(), "restart a killed node only");
         let child = self.spawn(index);
         self.children[index] = Some(child);
-        self.wait_ready(index);
+    }
+
+    /// The text of node `index`'s log so far.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.nodes[index].name))).unwrap_or_default()
     }
 
     pub fn is_up(&self, index: usize) -> bool {
