@@ -17,6 +17,10 @@
 
 mod background;
 mod coordinate;
+mod read;
+mod route;
+mod scan;
+mod write;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -170,15 +174,15 @@ pub struct Node {
     suspected: Vec<bool>,
     /// Keys this node holds a prepared ballot for (R promises gathered on its last accept):
     /// its next write there skips phase 1.
-    leases: BTreeMap<Blob, coordinate::Lease>,
+    leases: BTreeMap<Blob, write::Lease>,
     /// Keys with a write round in flight here: key -> its txn.
     writing: BTreeMap<Blob, u64>,
     /// Writes waiting for the round in flight on their key.
-    queued_writes: BTreeMap<Blob, Vec<coordinate::WriteRequest>>,
+    queued_writes: BTreeMap<Blob, Vec<write::WriteRequest>>,
     /// Keys with a read round in flight here: key -> its txn.
     reading: BTreeMap<Blob, u64>,
     /// Reads waiting for the round in flight on their key; they share the next one.
-    queued_reads: BTreeMap<Blob, Vec<coordinate::ReadRequest>>,
+    queued_reads: BTreeMap<Blob, Vec<read::ReadRequest>>,
     /// Keys with a rewrite (a repair write) started: key -> its txn.
     rewrites: BTreeMap<Blob, u64>,
 
