@@ -1,11 +1,11 @@
 //! Live mode: a real cluster of `dynamo` processes, drawn with the same pieces as a simulation.
 //!
 //! The page talks to every node's JSON WebSocket API (docs/protocol.md) and to the supervisor's
-//! `/api/cluster` and `/api/control`; the browser side of that lives in `app`. This module is
-//! the part that needs no browser, tested natively: it decodes what the sockets say, pairs
-//! `MessageSent` with `MessageDelivered` across five event streams, keeps the client history
-//! (invoke and complete times from the page's clock) for the checker, and writes and reads the
-//! export format. It never decides anything about replication.
+//! `/api/cluster` and `/api/control`; the browser side of that lives in `connect` and `pump`.
+//! This module is the part that needs no browser, tested natively: it decodes what the sockets
+//! say, pairs `MessageSent` with `MessageDelivered` across five event streams, keeps the client
+//! history (invoke and complete times from the page's clock) for the checker, and writes and
+//! reads the export format. It never decides anything about replication.
 //!
 //! Time. Every time here is microseconds of the page's clock (`performance.now()`, from page
 //! load). Trace events carry UNIX-epoch microseconds from one machine, so subtracting the
@@ -18,7 +18,7 @@
 //! jumps ahead to the next event, or to the present, when none are. It is never more than
 //! `LAG_MAX` behind the present: a live stream cannot be scrubbed ahead, only shown late.
 //!
-//! A `LiveSession` built from a recording (`Recording`, the export format) replays it on the
+//! A `Live` built from a recording (`Recording`, the export format) replays it on the
 //! same timeline, with the same rules minus the lag bound.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dynamo_core::api::{self, ClusterInfo, Control, Inspection, Op, Request as ApiRequest};
-use dynamo_core::checker::check_history;
 use dynamo_core::client::{ClientIds, Pending, SessionPool};
 use dynamo_core::config::Config;
 use dynamo_core::history::{History, OpKind, Outcome};
@@ -37,9 +36,9 @@ use dynamo_core::trace::{TraceEvent, TraceKind};
 use dynamo_core::types::{Micros, NodeId, OpId};
 
 use crate::flights::{Arrival, Flights};
-use crate::focus::{Operation, Operations};
-use crate::session::{Answer, LogLine, NodeStatus, NodeView, Request, Verdict};
-use crate::text::{describe, op_text, Tone};
+use crate::inspector::NodeView;
+use crate::text::Tone;
+use crate::timeline::{Answer, LogLine, NodeStatus, Request, Timeline};
 
 /// How long events wait before they are drawn, so sends and deliveries from different sockets
 /// meet (the brief allows a few hundred milliseconds).
@@ -63,8 +62,6 @@ const FLIGHT_EXPIRY: Micros = 1_000_000;
 const EVENTS_KEPT_MAX: usize = 200_000;
 /// Finished flights kept for the space-time diagram.
 const FLIGHT_HISTORY_MAX: usize = 800;
-/// Lines kept in the event log.
-const LOG_LINES_MAX: usize = 400;
 /// The `format` field of a recording.
 pub const RECORDING_FORMAT: &str = "dynamo-live-run";
 pub const RECORDING_VERSION: u32 = 1;
@@ -173,7 +170,8 @@ enum Clock {
     Replay { end: Micros },
 }
 
-pub struct LiveSession {
+/// A real cluster on screen, or a recording of one: see the module documentation.
+pub struct Live {
     cluster: ClusterInfo,
     ring: Ring,
     clock: Clock,
@@ -192,13 +190,11 @@ pub struct LiveSession {
     upcoming: VecDeque<TraceEvent>,
     /// Marks of a recording not yet on screen (replay only).
     upcoming_marks: VecDeque<Mark>,
-    flights: Flights,
-    status: Vec<NodeStatus>,
+    /// What the screen shows of the run: flights, status, log, requests, focus, verdict.
+    timeline: Timeline,
     /// Whether the supervisor says the process is up.
     reported_up: Vec<bool>,
     sockets: Vec<Socket>,
-    lines: VecDeque<LogLine>,
-    requests: Vec<Request>,
     /// Per request, its operation in `history` (key operations only).
     history_index: Vec<Option<u64>>,
     history: History,
@@ -207,16 +203,10 @@ pub struct LiveSession {
     sessions: SessionPool,
     /// Per request, its history session while it waits for its answer.
     waiting: Vec<Option<Pending>>,
-    /// Every request followed from its arrival to its answer, as far as the screen shows.
-    tracked: Operations,
-    /// The request in focus (an index into `requests`); the newest when `None`.
-    focus: Option<usize>,
     /// The nodes' client password, if the cluster has one.
     password: Option<String>,
     awaited: BTreeMap<u64, Awaited>,
     next_id: u64,
-    verdict: Verdict,
-    verdict_of: (usize, usize),
     dropped: u64,
     /// Every event taken in (for the export), oldest first.
     events: VecDeque<TraceEvent>,
@@ -225,15 +215,15 @@ pub struct LiveSession {
     cuts: BTreeSet<(NodeId, NodeId)>,
 }
 
-impl LiveSession {
+impl Live {
     /// A session attached to `cluster`; `origin_unix` is the page clock's origin
     /// (`performance.timeOrigin`) in UNIX-epoch microseconds, `now` the page time.
-    pub fn new(cluster: ClusterInfo, origin_unix: Micros, now: Micros) -> LiveSession {
+    pub fn new(cluster: ClusterInfo, origin_unix: Micros, now: Micros) -> Live {
         let nodes = cluster.nodes.len();
         let ring = Ring::new(&cluster.config.nodes, cluster.config.tokens_per_node, cluster.config.replicas);
         let reported_up = cluster.nodes.iter().map(|node| node.up).collect();
         let start = now.saturating_sub(PAIRING_DELAY);
-        LiveSession {
+        Live {
             cluster,
             ring,
             clock: Clock::Live,
@@ -245,23 +235,16 @@ impl LiveSession {
             released: start,
             upcoming: VecDeque::new(),
             upcoming_marks: VecDeque::new(),
-            flights: Flights::new(FLIGHT_HISTORY_MAX).with_min_flight(LIVE_FLIGHT_MIN),
-            status: vec![NodeStatus::default(); nodes],
+            timeline: Timeline::new(nodes, Flights::new(FLIGHT_HISTORY_MAX).with_min_flight(LIVE_FLIGHT_MIN)),
             reported_up,
             sockets: vec![Socket::Connecting; nodes],
-            lines: VecDeque::new(),
-            requests: Vec::new(),
             history_index: Vec::new(),
             history: History::default(),
             sessions: SessionPool::new(ClientIds::unbound()),
             waiting: Vec::new(),
-            tracked: Operations::default(),
-            focus: None,
             password: None,
             awaited: BTreeMap::new(),
             next_id: 1,
-            verdict: Verdict::default(),
-            verdict_of: (0, 0),
             dropped: 0,
             events: VecDeque::new(),
             marks: Vec::new(),
@@ -271,7 +254,7 @@ impl LiveSession {
     }
 
     /// A session that replays `recording` from its first event.
-    pub fn replay(recording: Recording) -> LiveSession {
+    pub fn replay(recording: Recording) -> Live {
         let end = recording
             .events
             .iter()
@@ -289,7 +272,7 @@ impl LiveSession {
             .min()
             .unwrap_or(0)
             .saturating_sub(1);
-        let mut session = LiveSession::new(recording.cluster, recording.clock_origin_unix_us, start);
+        let mut session = Live::new(recording.cluster, recording.clock_origin_unix_us, start);
         session.clock = Clock::Replay { end };
         session.shown = start;
         session.released = start;
@@ -306,8 +289,8 @@ impl LiveSession {
                 (Some(at), Some(reply)) => Answer::Replied { at, reply },
                 (at, _) => Answer::GaveUp { at: at.unwrap_or(recorded.sent_at + REQUEST_TIMEOUT) },
             };
-            let client = session.requests.len();
-            session.requests.push(Request {
+            let client = session.timeline.requests().len();
+            session.timeline.push_request(Request {
                 client,
                 op_id: recorded.op_id,
                 node: recorded.node,
@@ -350,8 +333,9 @@ impl LiveSession {
         self.now.saturating_sub(self.shown)
     }
 
-    pub fn flights(&self) -> &Flights {
-        &self.flights
+    /// What the screen shows of the run.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     pub fn status(&self, node: NodeId) -> NodeStatus {
@@ -360,7 +344,7 @@ impl LiveSession {
             Clock::Live => !self.reported_up[index] || self.sockets[index] != Socket::Open,
             Clock::Replay { .. } => !self.reported_up[index],
         };
-        NodeStatus { down, recovering: !down && self.status[index].recovering }
+        NodeStatus { down, recovering: !down && self.timeline.status(node).recovering }
     }
 
     /// Whether the supervisor says the node's process runs (what fail and heal act on).
@@ -372,20 +356,8 @@ impl LiveSession {
         self.sockets[node.index()]
     }
 
-    pub fn lines(&self) -> &VecDeque<LogLine> {
-        &self.lines
-    }
-
-    pub fn requests(&self) -> &[Request] {
-        &self.requests
-    }
-
     pub fn history(&self) -> &History {
         &self.history
-    }
-
-    pub fn verdict(&self) -> &Verdict {
-        &self.verdict
     }
 
     /// Trace events lost on the way: reported by the nodes, or beyond what the page keeps.
@@ -404,7 +376,7 @@ impl LiveSession {
     // ----- Sockets. -----
 
     /// The nodes' client password (`requirepass`), which each socket presents first.
-    pub fn with_password(mut self, password: Option<String>) -> LiveSession {
+    pub fn with_password(mut self, password: Option<String>) -> Live {
         self.password = password;
         self
     }
@@ -428,12 +400,12 @@ impl LiveSession {
     pub fn socket_closed(&mut self, node: NodeId, now: Micros) {
         self.now = self.now.max(now);
         self.sockets[node.index()] = Socket::Closed;
-        self.status[node.index()].recovering = false;
+        self.timeline.status_mut(node).recovering = false;
         let lost: Vec<(u64, Awaited)> = self
             .awaited
             .iter()
             .filter(|(_, awaited)| match awaited {
-                Awaited::Request(index) => self.requests[*index].node == node,
+                Awaited::Request(index) => self.timeline.requests()[*index].node == node,
                 Awaited::Inspect(inspected) => *inspected == node,
             })
             .map(|(id, awaited)| (*id, *awaited))
@@ -473,12 +445,12 @@ impl LiveSession {
             api::Answer::Dropped { dropped } => self.dropped += dropped,
             api::Answer::Started { id, started } => {
                 if let Some(Awaited::Request(index)) = id.as_u64().and_then(|id| self.awaited.get(&id)).copied() {
-                    self.requests[index].op_id = Some(started);
+                    self.timeline.requests_mut()[index].op_id = Some(started);
                 }
             }
             api::Answer::Reply { id, reply, op } => {
                 if let Some(Awaited::Request(index)) = self.take_awaited(&id) {
-                    self.requests[index].op_id = Some(op);
+                    self.timeline.requests_mut()[index].op_id = Some(op);
                     self.complete(index, reply.into(), now);
                 }
             }
@@ -490,7 +462,7 @@ impl LiveSession {
             }
             api::Answer::Inspect { id, inspect } => {
                 if let Some(Awaited::Inspect(inspected)) = self.take_awaited(&id) {
-                    self.status[inspected.index()].recovering = inspect.recovering;
+                    self.timeline.status_mut(inspected).recovering = inspect.recovering;
                     self.inspections[inspected.index()] = Some(*inspect);
                 }
             }
@@ -503,31 +475,9 @@ impl LiveSession {
         id.as_u64().and_then(|id| self.awaited.remove(&id))
     }
 
-    /// Focuses one request (an index into `requests`), or the newest with `None`.
+    /// Focuses one request (an index into the requests), or the newest with `None`.
     pub fn set_focus(&mut self, focus: Option<usize>) {
-        self.focus = focus.filter(|index| *index < self.requests.len());
-    }
-
-    /// The request in focus: the chosen one, else the newest.
-    pub fn focus(&self) -> Option<usize> {
-        self.focus.or(self.requests.len().checked_sub(1))
-    }
-
-    /// The operation in focus, once its `OpId` is known and the screen has shown it arrive.
-    pub fn focused(&self) -> Option<&Operation> {
-        let request = self.requests.get(self.focus()?)?;
-        self.tracked.get(request.op_id?)
-    }
-
-    /// The request in focus and its readout ("put apple=red · prepare 2/2 · accept 2/2 · ok").
-    pub fn focus_text(&self) -> Option<(usize, String)> {
-        let index = self.focus()?;
-        let request = self.requests.get(index)?;
-        let text = request
-            .op_id
-            .and_then(|id| self.tracked.text(id))
-            .unwrap_or_else(|| format!("{} · sending", op_text(&request.op)));
-        Some((index, format!("#{} {text}", index + 1)))
+        self.timeline.set_focus(focus);
     }
 
     // ----- Acting. -----
@@ -536,7 +486,7 @@ impl LiveSession {
     /// `None` when the node's socket is not open (the request then fails at once).
     pub fn request(&mut self, node: NodeId, op: ClientOp, now: Micros) -> Option<String> {
         self.now = self.now.max(now);
-        let index = self.requests.len();
+        let index = self.timeline.requests().len();
         let kind = match &op {
             ClientOp::Get { .. } => Some(OpKind::Get),
             ClientOp::Put { value, .. } => Some(OpKind::Put(value.clone())),
@@ -547,7 +497,7 @@ impl LiveSession {
         let pending = self.sessions.take().start(op.clone());
         let client = pending.id().client;
         let history = kind.zip(op.key()).map(|(kind, key)| self.history.invoke(client, key.clone(), kind, now));
-        self.requests.push(Request {
+        self.timeline.push_request(Request {
             client: index,
             op_id: None,
             node,
@@ -623,7 +573,7 @@ impl LiveSession {
 
     fn mark(&mut self, mark: Mark) {
         let tone = if mark.up == Some(false) { Tone::Fault } else { Tone::Recovery };
-        self.log(LogLine { at: mark.at, node: mark.node, text: mark.text.clone(), tone });
+        self.timeline.log(LogLine { at: mark.at, node: mark.node, text: mark.text.clone(), tone });
         self.marks.push(mark);
     }
 
@@ -634,7 +584,7 @@ impl LiveSession {
     }
 
     fn complete(&mut self, index: usize, reply: ClientReply, now: Micros) {
-        let request = &mut self.requests[index];
+        let request = &mut self.timeline.requests_mut()[index];
         if request.answer != Answer::Waiting {
             return;
         }
@@ -657,10 +607,11 @@ impl LiveSession {
     }
 
     fn give_up(&mut self, index: usize, now: Micros) {
-        if self.requests[index].answer != Answer::Waiting {
+        let request = &mut self.timeline.requests_mut()[index];
+        if request.answer != Answer::Waiting {
             return;
         }
-        self.requests[index].answer = Answer::GaveUp { at: now };
+        request.answer = Answer::GaveUp { at: now };
         // Its outcome stays unknown for ever: its history client takes no further operation.
         self.waiting[index] = None;
         if let Some(operation) = self.history_index[index] {
@@ -670,14 +621,8 @@ impl LiveSession {
     }
 
     fn refresh_verdict(&mut self) {
-        let signature = (
-            self.history.operations.len(),
-            self.requests.iter().filter(|request| request.answer != Answer::Waiting).count(),
-        );
-        if signature != self.verdict_of {
-            self.verdict_of = signature;
-            self.verdict = Verdict { report: check_history(&self.history) };
-        }
+        let settled = self.timeline.requests().iter().filter(|request| request.answer != Answer::Waiting).count();
+        self.timeline.refresh_verdict(&self.history, settled);
     }
 
     // ----- Time. -----
@@ -691,7 +636,7 @@ impl LiveSession {
                 .awaited
                 .iter()
                 .filter_map(|(id, awaited)| match awaited {
-                    Awaited::Request(index) if self.requests[*index].sent_at + REQUEST_TIMEOUT <= now => {
+                    Awaited::Request(index) if self.timeline.requests()[*index].sent_at + REQUEST_TIMEOUT <= now => {
                         Some((*id, *index))
                     }
                     _ => None,
@@ -707,7 +652,7 @@ impl LiveSession {
         // Only messages with a known, short flight hold the clock: after the pairing delay, one
         // without an end is lost (a killed receiver), and one queued for seconds while its
         // receiver was down would only let the screen fall behind.
-        let busy = self.flights.in_air(self.shown, LIVE_LATENCY).any(|(flight, _)| match flight.arrival {
+        let busy = self.timeline.flights().in_air(self.shown, LIVE_LATENCY).any(|(flight, _)| match flight.arrival {
             Arrival::Unknown => false,
             _ => flight.end(LIVE_LATENCY) <= flight.sent_at + SLOW_MOTION_FLIGHT_MAX,
         });
@@ -750,7 +695,8 @@ impl LiveSession {
         let event = self.upcoming.front().map(|event| event.at).or_else(|| self.arrived.keys().next().map(|key| key.0));
         let mark = self.upcoming_marks.front().map(|mark| mark.at);
         let request = self
-            .requests
+            .timeline
+            .requests()
             .iter()
             .filter_map(|request| match request.answer {
                 Answer::Replied { at, .. } | Answer::GaveUp { at } if at > self.shown => Some(at),
@@ -776,7 +722,7 @@ impl LiveSession {
         }
         if event.at <= self.released {
             // Late (a slow socket): too late to wait, but still worth drawing and logging.
-            self.flights.observe(&event);
+            self.timeline.flights_mut().observe(&event);
             let index = self.upcoming.partition_point(|known| known.at <= event.at);
             self.upcoming.insert(index, event);
         } else {
@@ -792,7 +738,7 @@ impl LiveSession {
                 break;
             }
             let event = entry.remove();
-            self.flights.observe(&event);
+            self.timeline.flights_mut().observe(&event);
             self.upcoming.push_back(event);
         }
         self.released = self.released.max(until);
@@ -811,31 +757,14 @@ impl LiveSession {
                 self.reported_up[mark.node.index()] = up;
             }
             let tone = if mark.up == Some(false) { Tone::Fault } else { Tone::Recovery };
-            self.log(LogLine { at: mark.at, node: mark.node, text: mark.text, tone });
+            self.timeline.log(LogLine { at: mark.at, node: mark.node, text: mark.text, tone });
         }
-        self.flights.retire(self.shown, LIVE_LATENCY);
-        self.flights.expire(self.shown.saturating_sub(FLIGHT_EXPIRY));
+        self.timeline.flights_mut().retire(self.shown, LIVE_LATENCY);
+        self.timeline.flights_mut().expire(self.shown.saturating_sub(FLIGHT_EXPIRY));
     }
 
     fn take_in(&mut self, event: &TraceEvent) {
-        self.tracked.observe(event);
-        let status = &mut self.status[event.node.index()];
-        match &event.kind {
-            TraceKind::RecoveryStarted { .. } => status.recovering = true,
-            TraceKind::RecoveryFinished { .. } => status.recovering = false,
-            _ => {}
-        }
-        let line = describe(&self.ring, &event.kind);
-        if let Some((text, tone)) = line {
-            self.log(LogLine { at: event.at, node: event.node, text, tone });
-        }
-    }
-
-    fn log(&mut self, line: LogLine) {
-        self.lines.push_back(line);
-        while self.lines.len() > LOG_LINES_MAX {
-            self.lines.pop_front();
-        }
+        self.timeline.take_in(&self.ring, event);
     }
 
     // ----- Inspectors and export. -----
@@ -851,7 +780,8 @@ impl LiveSession {
     /// The run so far in the export format.
     pub fn recording(&self) -> Recording {
         let requests = self
-            .requests
+            .timeline
+            .requests()
             .iter()
             .map(|request| {
                 let (answered_at, reply) = match &request.answer {
@@ -930,8 +860,8 @@ mod tests {
         ClusterInfo { nodes, config, tls: false }
     }
 
-    fn connected(now: Micros) -> LiveSession {
-        let mut session = LiveSession::new(cluster(), ORIGIN, now);
+    fn connected(now: Micros) -> Live {
+        let mut session = Live::new(cluster(), ORIGIN, now);
         for node in 0..5 {
             assert_eq!(session.socket_opened(NodeId(node)), [r#"{"id":null,"op":"subscribe"}"#]);
         }
@@ -940,7 +870,7 @@ mod tests {
 
     #[test]
     fn a_socket_presents_the_password_before_it_subscribes() {
-        let mut session = LiveSession::new(cluster(), ORIGIN, 0).with_password(Some("s3cret".into()));
+        let mut session = Live::new(cluster(), ORIGIN, 0).with_password(Some("s3cret".into()));
         assert_eq!(
             session.socket_opened(NodeId(0)),
             [r#"{"id":null,"op":"auth","user":null,"password":"s3cret"}"#, r#"{"id":null,"op":"subscribe"}"#]
@@ -1004,12 +934,20 @@ mod tests {
         assert_eq!(operations.len(), 2);
         assert_eq!((operations[0].invoked_at, operations[0].completed_at), (1_000_000, Some(1_004_000)));
         assert_eq!(operations[1].outcome, Outcome::Read(Some("red".into())));
-        assert!(session.verdict().text().starts_with("linearizable: 2 operations"), "{}", session.verdict().text());
+        assert!(
+            session.timeline().verdict().text().starts_with("linearizable: 2 operations"),
+            "{}",
+            session.timeline().verdict().text()
+        );
 
         // A stale read after the write completed is a violation.
         let get = session.request(NodeId(1), ClientOp::Get { key: "apple".into() }, 1_020_000).expect("connected");
         session.receive(NodeId(1), &answered(id_of(&get), json!({ "Value": null })), 1_021_000);
-        assert!(session.verdict().text().starts_with("violation on key apple"), "{}", session.verdict().text());
+        assert!(
+            session.timeline().verdict().text().starts_with("violation on key apple"),
+            "{}",
+            session.timeline().verdict().text()
+        );
     }
 
     /// Live mode follows the operation in focus as the simulated mode does: the node names the
@@ -1020,7 +958,10 @@ mod tests {
         let mut session = connected(1_000_000);
         let frame = session.request(NodeId(0), ClientOp::Put { key: "apple".into(), value: "red".into() }, 1_000_000);
         let id = id_of(&frame.expect("connected"));
-        assert_eq!(session.focus_text().map(|(_, text)| text).as_deref(), Some("#1 put apple=red · sending"));
+        assert_eq!(
+            session.timeline().focus_text().map(|(_, text)| text).as_deref(),
+            Some("#1 put apple=red · sending")
+        );
         let op = OpId { client: dynamo_core::types::ClientId(77), seq: 3 };
         session.receive(NodeId(0), &json!({ "id": id, "started": op }).to_string(), 1_000_050);
         let kinds = [
@@ -1059,10 +1000,10 @@ mod tests {
         }
         session.advance(1_000_300 + PAIRING_DELAY + 1, 16.0, 1.0);
         assert_eq!(
-            session.focus_text().map(|(_, text)| text).as_deref(),
+            session.timeline().focus_text().map(|(_, text)| text).as_deref(),
             Some("#1 put apple=red · accept 1/2 · waiting")
         );
-        let focused = session.focused().expect("the request is followed");
+        let focused = session.timeline().focused().expect("the request is followed");
         assert!(focused.carries(NodeId(0), NodeId(1), MessageKind::Accept, Some(5)));
     }
 
@@ -1072,15 +1013,18 @@ mod tests {
         session.request(NodeId(0), ClientOp::Put { key: "a".into(), value: "1".into() }, 0).expect("connected");
         session.request(NodeId(1), ClientOp::Put { key: "b".into(), value: "1".into() }, 0).expect("connected");
         session.socket_closed(NodeId(1), 5_000);
-        assert!(matches!(session.requests()[1].answer, Answer::GaveUp { at: 5_000 }));
+        assert!(matches!(session.timeline().requests()[1].answer, Answer::GaveUp { at: 5_000 }));
         session.advance(REQUEST_TIMEOUT - 1, 16.0, 1.0);
-        assert_eq!(session.requests()[0].answer, Answer::Waiting);
+        assert_eq!(session.timeline().requests()[0].answer, Answer::Waiting);
         session.advance(REQUEST_TIMEOUT, 16.0, 1.0);
-        assert!(matches!(session.requests()[0].answer, Answer::GaveUp { .. }));
+        assert!(matches!(session.timeline().requests()[0].answer, Answer::GaveUp { .. }));
         assert!(session.history().operations.iter().all(|op| op.outcome == Outcome::Unknown));
         // A node that is not connected fails at once, without a frame to send.
         assert_eq!(session.request(NodeId(1), ClientOp::Get { key: "a".into() }, 6_000), None);
-        assert!(matches!(&session.requests()[2].answer, Answer::Replied { reply: ClientReply::Error(_), .. }));
+        assert!(matches!(
+            &session.timeline().requests()[2].answer,
+            Answer::Replied { reply: ClientReply::Error(_), .. }
+        ));
     }
 
     #[test]
@@ -1093,15 +1037,15 @@ mod tests {
         assert_eq!(session.dropped(), 3);
         // Nothing is drawn before the pairing delay has passed.
         session.advance(1_100_000, 16.0, 0.01);
-        assert_eq!(session.flights().started, 0);
+        assert_eq!(session.timeline().flights().started, 0);
         session.advance(1_000_000 + PAIRING_DELAY + 1, 16.0, 0.01);
         assert_eq!(session.shown(), 1_000_000, "an idle screen jumps to the next event");
-        assert_eq!(session.flights().started, 1);
+        assert_eq!(session.timeline().flights().started, 1);
         // Slow motion while the message is in the air: 16 ms of frames move 160 µs.
         session.advance(1_000_000 + PAIRING_DELAY + 16_000, 16.0, 0.01);
         assert_eq!(session.shown(), 1_000_160);
         // 160 µs of a 400 µs flight, drawn as the 500 µs minimum.
-        let (_, pose) = session.flights().in_air(session.shown(), LIVE_LATENCY).next().expect("in the air");
+        let (_, pose) = session.timeline().flights().in_air(session.shown(), LIVE_LATENCY).next().expect("in the air");
         assert!((pose.fraction - 160.0 / LIVE_FLIGHT_MIN as f64).abs() < 1e-9, "{pose:?}");
         // Never more than LAG_MAX behind the present.
         session.advance(10_000_000, 16.0, 0.01);
@@ -1133,7 +1077,7 @@ mod tests {
         // moved it 160 µs).
         session.advance(1_000_000 + PAIRING_DELAY + 216_000, 16.0, 0.01);
         assert_eq!(session.shown(), 1_216_000);
-        assert_eq!(session.flights().started, 1);
+        assert_eq!(session.timeline().flights().started, 1);
     }
 
     #[test]
@@ -1157,7 +1101,7 @@ mod tests {
         session.receive(NodeId(2), &trace(3_600_000, 2, TraceKind::RecoveryFinished { records: 4 }), 3_600_100);
         session.advance(4_000_000, 16.0, 0.01);
         assert!(!session.status(NodeId(2)).recovering);
-        let texts: Vec<&str> = session.lines().iter().map(|line| line.text.as_str()).collect();
+        let texts: Vec<&str> = session.timeline().lines().iter().map(|line| line.text.as_str()).collect();
         assert_eq!(
             texts,
             [
@@ -1229,15 +1173,15 @@ mod tests {
         assert_eq!(recording, session.recording());
         assert_eq!(recording.events[0].at, 1_000_100, "times are on the page clock");
 
-        let mut replay = LiveSession::replay(recording);
+        let mut replay = Live::replay(recording);
         assert!(replay.is_replay());
-        assert!(replay.verdict().text().starts_with("linearizable: 1 operations"));
-        assert_eq!(replay.requests()[0].answer_at(replay.shown()), &Answer::Waiting);
+        assert!(replay.timeline().verdict().text().starts_with("linearizable: 1 operations"));
+        assert_eq!(replay.timeline().requests()[0].answer_at(replay.shown()), &Answer::Waiting);
         for _ in 0..1_000 {
             replay.advance(0, 16.0, 0.01);
         }
-        assert_eq!(replay.flights().started, 1);
-        assert!(matches!(replay.requests()[0].answer_at(replay.shown()), Answer::Replied { .. }));
+        assert_eq!(replay.timeline().flights().started, 1);
+        assert!(matches!(replay.timeline().requests()[0].answer_at(replay.shown()), Answer::Replied { .. }));
         assert!(replay.status(NodeId(1)).down, "marks replay the process state");
 
         assert!(Recording::decode("{}").is_err());

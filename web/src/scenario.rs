@@ -155,11 +155,11 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Session;
+    use crate::simulated::Simulated;
 
-    fn run(scenario: Scenario, setup: Setup) -> Session {
+    fn run(scenario: Scenario, setup: Setup) -> Simulated {
         let setup = scenario.setup(&setup).unwrap_or(setup);
-        let mut session = Session::new(setup).expect("valid setup");
+        let mut session = Simulated::new(setup).expect("valid setup");
         for (after, action) in scenario.script(session.ring(), "apple") {
             session.schedule(after, action);
         }
@@ -169,8 +169,8 @@ mod tests {
         session
     }
 
-    fn lines(session: &Session) -> Vec<String> {
-        session.lines().map(|line| format!("{} {}", session.name(line.node), line.text)).collect()
+    fn lines(session: &Simulated) -> Vec<String> {
+        session.timeline().lines().iter().map(|line| format!("{} {}", session.name(line.node), line.text)).collect()
     }
 
     #[test]
@@ -183,7 +183,7 @@ mod tests {
         ];
         for (scenario, mechanism) in expected {
             let session = run(scenario, Setup::default());
-            let verdict = session.verdict().text();
+            let verdict = session.timeline().verdict().text();
             assert!(verdict.starts_with("linearizable"), "{scenario:?}: {verdict}");
             let lines = lines(&session);
             assert!(
@@ -197,7 +197,7 @@ mod tests {
     fn the_weak_quorum_anomaly_is_caught_by_the_checker() {
         let session = run(Scenario::WeakQuorumAnomaly, Setup::default());
         assert!(session.setup().eventual);
-        let verdict = session.verdict().text();
+        let verdict = session.timeline().verdict().text();
         assert!(verdict.starts_with("violation"), "{verdict}\n{:#?}", lines(&session));
     }
 }

@@ -1,177 +1,152 @@
-//! What the page draws, whatever produces it: a simulation (`Session`) or a real cluster or a
-//! recording of one (`LiveSession`). The components read a `&dyn Stage` so the ring, the
-//! message dots, the history and verdict, the space-time diagram, the events log and the
-//! inspectors work unchanged in every mode.
-
-use std::collections::VecDeque;
+//! What the page shows: a simulated run (`Simulated`), a real cluster (`Live`), or a recording
+//! of one (`Live` built from it). One enum, so the page always shows a run that exists; the
+//! panels read the shown run's `Timeline` and the few things that differ by mode through it.
 
 use dynamo_core::config::Config;
 use dynamo_core::ring::Ring;
 use dynamo_core::types::{Micros, NodeId};
 
-use crate::flights::Flights;
-use crate::focus::Operation;
-use crate::live::{LiveSession, LIVE_LATENCY};
-use crate::session::{LogLine, NodeStatus, NodeView, Request, Session, Verdict};
+use crate::inspector::NodeView;
+use crate::live::{Live, LIVE_LATENCY};
+use crate::simulated::Simulated;
+use crate::timeline::{NodeStatus, Timeline};
 
-pub trait Stage {
-    fn ring(&self) -> &Ring;
-    fn config(&self) -> &Config;
-    /// The time on screen.
-    fn shown(&self) -> Micros;
-    /// The latency flights are drawn against (the diagram's scale, lost messages' fade).
-    fn latency_max(&self) -> Micros;
-    fn flights(&self) -> &Flights;
-    fn status(&self, node: NodeId) -> NodeStatus;
-    /// Whether the node runs (what fail and heal toggle).
-    fn is_up(&self, node: NodeId) -> bool;
-    fn log(&self) -> &VecDeque<LogLine>;
-    fn requests(&self) -> &[Request];
-    fn verdict(&self) -> &Verdict;
-    fn node_view(&self, node: NodeId) -> NodeView;
-    /// Links cut one way, as (from, to).
-    fn cuts(&self) -> Vec<(NodeId, NodeId)>;
+/// Which kind of run the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The simulator, in the page.
+    Simulated,
+    /// A real cluster, through its sockets and supervisor.
+    Live,
+    /// A run exported from Live mode, opened from a file.
+    Replay,
+}
 
-    fn name(&self, node: NodeId) -> &str {
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Simulated => "simulated",
+            Mode::Live => "live",
+            Mode::Replay => "replay",
+        }
+    }
+}
+
+/// The run on screen.
+pub enum Stage {
+    Simulated(Box<Simulated>),
+    Live(Box<Live>),
+    Replay(Box<Live>),
+}
+
+impl Stage {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Stage::Simulated(_) => Mode::Simulated,
+            Stage::Live(_) => Mode::Live,
+            Stage::Replay(_) => Mode::Replay,
+        }
+    }
+
+    /// The real cluster or the recording, when that is what is shown.
+    fn live(&self) -> Option<&Live> {
+        match self {
+            Stage::Live(live) | Stage::Replay(live) => Some(live),
+            Stage::Simulated(_) => None,
+        }
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        match self {
+            Stage::Simulated(simulated) => simulated.timeline(),
+            Stage::Live(live) | Stage::Replay(live) => live.timeline(),
+        }
+    }
+
+    pub fn ring(&self) -> &Ring {
+        match self {
+            Stage::Simulated(simulated) => simulated.ring(),
+            Stage::Live(live) | Stage::Replay(live) => live.ring(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        match self {
+            Stage::Simulated(simulated) => &simulated.simulation().options().config,
+            Stage::Live(live) | Stage::Replay(live) => live.config(),
+        }
+    }
+
+    pub fn name(&self, node: NodeId) -> &str {
         self.ring().name(node)
     }
 
-    /// The operation in focus (see `focus`), if this stage follows one.
-    fn focused(&self) -> Option<&Operation> {
-        None
+    /// The time on screen.
+    pub fn shown(&self) -> Micros {
+        match self {
+            Stage::Simulated(simulated) => simulated.shown(),
+            Stage::Live(live) | Stage::Replay(live) => live.shown(),
+        }
     }
 
-    /// The request in focus (an index into `requests`) and its readout.
-    fn focus_text(&self) -> Option<(usize, String)> {
-        None
+    /// The latency flights are drawn against (the diagram's scale, lost messages' fade).
+    pub fn latency_max(&self) -> Micros {
+        match self {
+            Stage::Simulated(simulated) => simulated.latency_max(),
+            Stage::Live(_) | Stage::Replay(_) => LIVE_LATENCY,
+        }
     }
 
-    /// The request in focus (an index into `requests`).
-    fn focus(&self) -> Option<usize> {
-        None
-    }
-}
-
-impl Stage for Session {
-    fn ring(&self) -> &Ring {
-        Session::ring(self)
+    /// A node as the screen shows it: from the trace in a simulation; from the supervisor and
+    /// the node's socket for a real cluster.
+    pub fn status(&self, node: NodeId) -> NodeStatus {
+        match self {
+            Stage::Simulated(simulated) => simulated.status(node),
+            Stage::Live(live) | Stage::Replay(live) => live.status(node),
+        }
     }
 
-    fn focused(&self) -> Option<&Operation> {
-        Session::focused(self)
+    /// Whether the node runs (what fail and heal toggle).
+    pub fn is_up(&self, node: NodeId) -> bool {
+        match self {
+            Stage::Simulated(simulated) => simulated.simulation().is_up(node),
+            Stage::Live(live) | Stage::Replay(live) => live.is_up(node),
+        }
     }
 
-    fn focus_text(&self) -> Option<(usize, String)> {
-        Session::focus_text(self)
+    pub fn node_view(&self, node: NodeId) -> NodeView {
+        match self {
+            Stage::Simulated(simulated) => simulated.node_view(node),
+            Stage::Live(live) | Stage::Replay(live) => live.node_view(node),
+        }
     }
 
-    fn focus(&self) -> Option<usize> {
-        Session::focus(self)
+    /// Links cut one way, as (from, to).
+    pub fn cuts(&self) -> Vec<(NodeId, NodeId)> {
+        match self {
+            Stage::Simulated(simulated) => simulated.simulation().cuts().iter().copied().collect(),
+            Stage::Live(live) | Stage::Replay(live) => live.cuts().iter().copied().collect(),
+        }
     }
 
-    fn config(&self) -> &Config {
-        &self.simulation().options().config
+    /// Trace events lost on the way (real clusters only).
+    pub fn dropped(&self) -> Option<u64> {
+        self.live().map(Live::dropped)
     }
 
-    fn shown(&self) -> Micros {
-        Session::shown(self)
+    /// Focuses one request of the history (an index into the requests).
+    pub fn set_focus(&mut self, index: Option<usize>) {
+        match self {
+            Stage::Simulated(simulated) => simulated.set_focus(index),
+            Stage::Live(live) | Stage::Replay(live) => live.set_focus(index),
+        }
     }
 
-    fn latency_max(&self) -> Micros {
-        Session::latency_max(self)
-    }
-
-    fn flights(&self) -> &Flights {
-        Session::flights(self)
-    }
-
-    fn status(&self, node: NodeId) -> NodeStatus {
-        Session::status(self, node)
-    }
-
-    fn is_up(&self, node: NodeId) -> bool {
-        self.simulation().is_up(node)
-    }
-
-    fn log(&self) -> &VecDeque<LogLine> {
-        Session::log(self)
-    }
-
-    fn requests(&self) -> &[Request] {
-        Session::requests(self)
-    }
-
-    fn verdict(&self) -> &Verdict {
-        Session::verdict(self)
-    }
-
-    fn node_view(&self, node: NodeId) -> NodeView {
-        Session::node_view(self, node)
-    }
-
-    fn cuts(&self) -> Vec<(NodeId, NodeId)> {
-        self.simulation().cuts().iter().copied().collect()
-    }
-}
-
-impl Stage for LiveSession {
-    fn ring(&self) -> &Ring {
-        LiveSession::ring(self)
-    }
-
-    fn focused(&self) -> Option<&Operation> {
-        LiveSession::focused(self)
-    }
-
-    fn focus_text(&self) -> Option<(usize, String)> {
-        LiveSession::focus_text(self)
-    }
-
-    fn focus(&self) -> Option<usize> {
-        LiveSession::focus(self)
-    }
-
-    fn config(&self) -> &Config {
-        LiveSession::config(self)
-    }
-
-    fn shown(&self) -> Micros {
-        LiveSession::shown(self)
-    }
-
-    fn latency_max(&self) -> Micros {
-        LIVE_LATENCY
-    }
-
-    fn flights(&self) -> &Flights {
-        LiveSession::flights(self)
-    }
-
-    fn status(&self, node: NodeId) -> NodeStatus {
-        LiveSession::status(self, node)
-    }
-
-    fn is_up(&self, node: NodeId) -> bool {
-        LiveSession::is_up(self, node)
-    }
-
-    fn log(&self) -> &VecDeque<LogLine> {
-        self.lines()
-    }
-
-    fn requests(&self) -> &[Request] {
-        LiveSession::requests(self)
-    }
-
-    fn verdict(&self) -> &Verdict {
-        LiveSession::verdict(self)
-    }
-
-    fn node_view(&self, node: NodeId) -> NodeView {
-        LiveSession::node_view(self, node)
-    }
-
-    fn cuts(&self) -> Vec<(NodeId, NodeId)> {
-        LiveSession::cuts(self).iter().copied().collect()
+    /// Moves the screen to the next event (a single step while paused).
+    pub fn step(&mut self) {
+        match self {
+            Stage::Simulated(simulated) => simulated.step(),
+            Stage::Live(live) | Stage::Replay(live) => live.step(),
+        }
     }
 }

@@ -9,27 +9,26 @@
 //!
 //! Actions (client requests, faults, loss) take effect at the simulation's current time, always
 //! on a slice boundary, and are logged with that time: replaying the log on a simulation built
-//! from the same `Setup` (`Session::replay`) reproduces the run exactly. This module is plain
+//! from the same `Setup` (`Simulated::replay`) reproduces the run exactly. What the screen shows
+//! of the run is a `Timeline`, fed as the screen reaches each trace event. This module is plain
 //! Rust, tested natively; it must never touch the browser, and it makes no replication decision
 //! of its own (all of that is `dynamo-core`'s).
 
 use std::collections::VecDeque;
 
 use dynamo_core::api::Inspection;
-use dynamo_core::checker::{check_history, CheckReport};
 use dynamo_core::config::ConfigError;
 use dynamo_core::history::Outcome;
-use dynamo_core::message::{ClientOp, ClientReply};
+use dynamo_core::message::ClientOp;
 use dynamo_core::ring::Ring;
 use dynamo_core::sim::{FaultAction, Simulation};
-use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
-use dynamo_core::types::{ms, Blob, Micros, NodeId, OpId, Rng};
-use dynamo_core::version::Ballot;
+use dynamo_core::trace::{TraceEvent, TraceKind};
+use dynamo_core::types::{ms, Blob, Micros, NodeId, Rng};
 
 use crate::flights::Flights;
-use crate::focus::{Operation, Operations};
+use crate::inspector::NodeView;
 use crate::script::{Action, Setup, Timed};
-use crate::text::{ballot_text, describe, op_text, Tone};
+use crate::timeline::{Answer, NodeStatus, Request, Timeline};
 
 /// Most simulator events one frame may process.
 pub const EVENTS_PER_FRAME_MAX: u64 = 4_000;
@@ -43,85 +42,11 @@ const SLICE_US: Micros = 200;
 const FRAME_WALL_MS_MAX: f64 = 100.0;
 /// Finished flights kept for the space-time diagram.
 const FLIGHT_HISTORY_MAX: usize = 800;
-/// Lines kept in the event log.
-const LOG_LINES_MAX: usize = 400;
 /// How far `step` looks for the next event before giving up.
 const STEP_SEARCH_MAX: Micros = ms(5_000);
 
-/// A node as the screen shows it (from trace events up to the time on screen).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct NodeStatus {
-    pub down: bool,
-    pub recovering: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    pub at: Micros,
-    pub node: NodeId,
-    pub text: String,
-    pub tone: Tone,
-}
-
-/// The answer a request got, as far as the driver knows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    Waiting,
-    Replied {
-        at: Micros,
-        reply: ClientReply,
-    },
-    /// The client used up its attempts without an answer.
-    GaveUp {
-        at: Micros,
-    },
-}
-
-/// One client request issued from the page (or a scenario, or a replayed link).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    pub client: usize,
-    /// The request's `OpId`, once known: what its trace events name.
-    pub op_id: Option<OpId>,
-    pub node: NodeId,
-    pub op: ClientOp,
-    pub sent_at: Micros,
-    pub answer: Answer,
-}
-
-impl Request {
-    /// The answer, once the screen has reached it.
-    pub fn answer_at(&self, shown: Micros) -> &Answer {
-        match &self.answer {
-            Answer::Replied { at, .. } | Answer::GaveUp { at } if *at > shown => &Answer::Waiting,
-            answer => answer,
-        }
-    }
-}
-
-/// The checker's verdict on the history so far.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
-    pub report: CheckReport,
-}
-
-impl Verdict {
-    /// One line for people; it starts with "linearizable" or "violation".
-    pub fn text(&self) -> String {
-        let report = &self.report;
-        if let Some(violation) = report.violations.first() {
-            return format!("violation on key {}: {}", violation.key, violation.explanation);
-        }
-        let mut text =
-            format!("linearizable: {} operations on {} keys checked", report.operations_checked, report.keys_checked);
-        if !report.inconclusive.is_empty() {
-            text.push_str(&format!(" ({} keys inconclusive)", report.inconclusive.len()));
-        }
-        text
-    }
-}
-
-pub struct Session {
+/// A simulated run on screen: see the module documentation.
+pub struct Simulated {
     setup: Setup,
     sim: Simulation,
     lookahead: Micros,
@@ -129,11 +54,9 @@ pub struct Session {
     shown: Micros,
     /// Fractional microseconds carried between frames.
     carry: f64,
-    flights: Flights,
     upcoming: VecDeque<TraceEvent>,
-    status: Vec<NodeStatus>,
-    lines: VecDeque<LogLine>,
-    requests: Vec<Request>,
+    /// What the screen shows of the run: flights, status, log, requests, focus, verdict.
+    timeline: Timeline,
     /// For each request, its operation in the simulation's history (key operations only): the
     /// history knows the exact time the client got its answer.
     operations: Vec<Option<usize>>,
@@ -142,11 +65,6 @@ pub struct Session {
     /// Actions still to apply, in time order (a replayed link, a guided scenario).
     queue: VecDeque<Timed>,
     loss_per_million: u32,
-    /// Messages the network lost to the loss setting, up to the time on screen.
-    lost: u64,
-    verdict: Verdict,
-    /// (operations, completed) of the history the verdict was computed for.
-    verdict_of: (usize, usize),
     /// The furthest time the screen has shown in this run: the scrubber's end.
     reached: Micros,
     /// The time the scrubber asked for, while the screen is still on its way there.
@@ -157,10 +75,6 @@ pub struct Session {
     /// The current one-way latency range (the setup's, until a latency action).
     latency: (Micros, Micros),
     workload: Option<Workload>,
-    /// Every request followed from its arrival to its answer, as far as the screen shows.
-    tracked: Operations,
-    /// The request in focus (an index into `requests`); the newest when `None`.
-    focus: Option<usize>,
 }
 
 /// The workload generator's settings, as the client panel sets them.
@@ -199,43 +113,35 @@ impl Workload {
     }
 }
 
-impl Session {
-    pub fn new(setup: Setup) -> Result<Session, ConfigError> {
-        Session::replay(setup, Vec::new())
+impl Simulated {
+    pub fn new(setup: Setup) -> Result<Simulated, ConfigError> {
+        Simulated::replay(setup, Vec::new())
     }
 
     /// A session that will apply `log` at its recorded times.
-    pub fn replay(setup: Setup, log: Vec<Timed>) -> Result<Session, ConfigError> {
+    pub fn replay(setup: Setup, log: Vec<Timed>) -> Result<Simulated, ConfigError> {
         let options = setup.options()?;
         let lookahead = options.network.latency_max_us.max(1);
         let setup_latency = (options.network.latency_min_us, options.network.latency_max_us);
         let nodes = options.config.nodes.len();
         let sim = Simulation::new(options);
-        let mut session = Session {
+        let mut session = Simulated {
             setup,
             sim,
             lookahead,
             shown: 0,
             carry: 0.0,
-            flights: Flights::new(FLIGHT_HISTORY_MAX),
             upcoming: VecDeque::new(),
-            status: vec![NodeStatus::default(); nodes],
-            lines: VecDeque::new(),
-            requests: Vec::new(),
+            timeline: Timeline::new(nodes, Flights::new(FLIGHT_HISTORY_MAX)),
             operations: Vec::new(),
             log: Vec::new(),
             queue: log.into(),
             loss_per_million: 0,
-            lost: 0,
-            verdict: Verdict::default(),
-            verdict_of: (0, 0),
             reached: 0,
             seek: None,
             branched_at: None,
             latency: (setup_latency.0, setup_latency.1),
             workload: None,
-            tracked: Operations::default(),
-            focus: None,
         };
         session.absorb();
         Ok(session)
@@ -264,68 +170,23 @@ impl Session {
         self.lookahead
     }
 
-    pub fn flights(&self) -> &Flights {
-        &self.flights
+    /// What the screen shows of the run.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
-    pub fn status(&self, node: NodeId) -> NodeStatus {
-        self.status[node.index()]
-    }
-
-    pub fn lines(&self) -> impl DoubleEndedIterator<Item = &LogLine> {
-        self.lines.iter()
-    }
-
-    pub fn log(&self) -> &VecDeque<LogLine> {
-        &self.lines
-    }
-
-    /// Focuses one request (an index into `requests`), or the newest with `None`.
+    /// Focuses one request (an index into the requests), or the newest with `None`.
     pub fn set_focus(&mut self, focus: Option<usize>) {
-        self.focus = focus.filter(|index| *index < self.requests.len());
+        self.timeline.set_focus(focus);
     }
 
-    /// The request in focus: the chosen one, else the newest.
-    pub fn focus(&self) -> Option<usize> {
-        self.focus.or(self.requests.len().checked_sub(1))
-    }
-
-    fn ops_observe(&mut self, event: &TraceEvent) {
-        self.tracked.observe(event);
-    }
-
-    /// The operation in focus, once the screen has shown its request arrive.
-    pub fn focused(&self) -> Option<&Operation> {
-        let request = self.requests.get(self.focus()?)?;
-        self.tracked.get(request.op_id?)
-    }
-
-    /// The request in focus and its readout ("put apple=red · prepare 2/2 · accept 2/2 · written").
-    pub fn focus_text(&self) -> Option<(usize, String)> {
-        let index = self.focus()?;
-        let request = self.requests.get(index)?;
-        let text = request
-            .op_id
-            .and_then(|id| self.tracked.text(id))
-            .unwrap_or_else(|| format!("{} · sending", op_text(&request.op)));
-        Some((index, format!("#{} {text}", index + 1)))
-    }
-
-    pub fn requests(&self) -> &[Request] {
-        &self.requests
-    }
-
-    pub fn verdict(&self) -> &Verdict {
-        &self.verdict
+    /// What the trace shows of `node` up to the time on screen.
+    pub fn status(&self, node: NodeId) -> NodeStatus {
+        self.timeline.status(node)
     }
 
     pub fn loss_per_million(&self) -> u32 {
         self.loss_per_million
-    }
-
-    /// Messages lost to the loss setting so far, as far as the screen has got.
-    pub fn lost(&self) -> u64 {
-        self.lost
     }
 
     /// Every action of the run, applied or still scheduled: what a shared link carries.
@@ -398,8 +259,8 @@ impl Session {
     pub fn scrub(&mut self, target: Micros) {
         let target = target.min(self.reached());
         if target < self.shown {
-            let mut rebuilt =
-                Session::replay(self.setup.clone(), self.script()).expect("this session was built from the same setup");
+            let mut rebuilt = Simulated::replay(self.setup.clone(), self.script())
+                .expect("this session was built from the same setup");
             rebuilt.reached = self.reached();
             rebuilt.branched_at = self.branched_at;
             *self = rebuilt;
@@ -461,7 +322,7 @@ impl Session {
                 let keyed = matches!(op, ClientOp::Get { .. } | ClientOp::Put { .. } | ClientOp::Delete { .. });
                 self.operations.push(keyed.then(|| self.sim.history().operations.len()));
                 let client = self.sim.spawn(*node, op.clone());
-                self.requests.push(Request {
+                self.timeline.push_request(Request {
                     client,
                     op_id: self.sim.op_of(client),
                     node: *node,
@@ -581,12 +442,12 @@ impl Session {
     /// Takes the new trace events, polls the clients and refreshes the verdict.
     fn absorb(&mut self) {
         for event in self.sim.take_trace() {
-            self.flights.observe(&event);
+            self.timeline.flights_mut().observe(&event);
             self.upcoming.push_back(event);
         }
         let now = self.sim.now();
         let operations = &self.sim.history().operations;
-        for (request, operation) in self.requests.iter_mut().zip(&self.operations) {
+        for (request, operation) in self.timeline.requests_mut().iter_mut().zip(&self.operations) {
             if request.answer != Answer::Waiting || self.sim.is_pending(request.client) {
                 continue;
             }
@@ -600,15 +461,9 @@ impl Session {
             };
         }
         let history = self.sim.history();
-        let signature = (
-            history.operations.len(),
-            history.operations.iter().filter(|op| op.outcome != Outcome::Unknown).count()
-                + self.requests.iter().filter(|r| matches!(r.answer, Answer::GaveUp { .. })).count(),
-        );
-        if signature != self.verdict_of {
-            self.verdict_of = signature;
-            self.verdict = Verdict { report: check_history(history) };
-        }
+        let settled = history.operations.iter().filter(|op| op.outcome != Outcome::Unknown).count()
+            + self.timeline.requests().iter().filter(|r| matches!(r.answer, Answer::GaveUp { .. })).count();
+        self.timeline.refresh_verdict(history, settled);
     }
 
     /// Moves the screen to `time`, taking in every trace event up to it.
@@ -617,28 +472,9 @@ impl Session {
         self.reached = self.reached.max(self.shown);
         while self.upcoming.front().is_some_and(|event| event.at <= self.shown) {
             let event = self.upcoming.pop_front().expect("front was just checked");
-            self.take_in(event);
+            self.timeline.take_in(self.sim.ring(), &event);
         }
-        self.flights.retire(self.shown, self.lookahead);
-    }
-
-    fn take_in(&mut self, event: TraceEvent) {
-        self.ops_observe(&event);
-        let status = &mut self.status[event.node.index()];
-        match &event.kind {
-            TraceKind::Crashed => *status = NodeStatus { down: true, recovering: false },
-            TraceKind::Restarted => status.down = false,
-            TraceKind::RecoveryStarted { .. } => status.recovering = true,
-            TraceKind::RecoveryFinished { .. } => status.recovering = false,
-            TraceKind::MessageDropped { reason: DropReason::Loss, .. } => self.lost += 1,
-            _ => {}
-        }
-        if let Some((text, tone)) = describe(self.sim.ring(), &event.kind) {
-            self.lines.push_back(LogLine { at: event.at, node: event.node, text, tone });
-            while self.lines.len() > LOG_LINES_MAX {
-                self.lines.pop_front();
-            }
-        }
+        self.timeline.flights_mut().retire(self.shown, self.lookahead);
     }
 }
 
@@ -647,82 +483,7 @@ fn visible(kind: &TraceKind) -> bool {
     !matches!(kind, TraceKind::Persisted { .. })
 }
 
-/// One stored key as an inspector shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRow {
-    pub key: String,
-    /// `None`: a tombstone (the key was deleted).
-    pub value: Option<String>,
-    pub ballot: String,
-    pub promised: String,
-    pub clock: String,
-    /// Whether this node is one of the key's home replicas.
-    pub home: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HintRow {
-    pub home: String,
-    pub key: String,
-    pub value: Option<String>,
-}
-
-/// Everything a node's inspector shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeView {
-    pub name: String,
-    pub status: NodeStatus,
-    /// True when the node is down and the rows come from its disk.
-    pub from_disk: bool,
-    pub keys: Vec<KeyRow>,
-    pub hints: Vec<HintRow>,
-    pub suspects: Vec<String>,
-}
-
-impl NodeView {
-    /// The inspector of `node` from an inspection snapshot (`dynamo_core::api::Inspection`):
-    /// the same in every mode, whether the snapshot is of a simulated node, of its disk while it
-    /// is down, or a real node's answer.
-    pub fn of(ring: &Ring, node: NodeId, inspection: &Inspection, status: NodeStatus, from_disk: bool) -> NodeView {
-        let keys = inspection
-            .slots
-            .iter()
-            .map(|slot| KeyRow {
-                key: slot.key.to_text(),
-                value: slot.value.as_ref().map(Blob::to_text),
-                ballot: ballot_text(ring, slot.ballot.unwrap_or(Ballot::ZERO)),
-                promised: ballot_text(ring, slot.promised),
-                clock: slot
-                    .clock
-                    .iter()
-                    .filter(|(node, _)| node.index() < ring.node_count())
-                    .map(|(node, count)| format!("{}:{count}", ring.name(*node)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                home: ring.homes(slot.key.as_bytes()).contains(&node),
-            })
-            .collect();
-        let hints = inspection
-            .hints
-            .iter()
-            .map(|hint| HintRow {
-                home: hint.home.clone(),
-                key: hint.key.to_text(),
-                value: hint.value.as_ref().map(Blob::to_text),
-            })
-            .collect();
-        NodeView {
-            name: ring.name(node).to_string(),
-            status,
-            from_disk,
-            keys,
-            hints,
-            suspects: inspection.suspects.clone(),
-        }
-    }
-}
-
-impl Session {
+impl Simulated {
     /// The inspector of `node`, from the simulation's current state (the live node, or its disk
     /// while it is down).
     pub fn node_view(&self, node: NodeId) -> NodeView {
@@ -777,6 +538,7 @@ pub fn time_label(at: Micros) -> String {
 mod tests {
     use super::*;
     use crate::text::reply_text;
+    use dynamo_core::trace::DropReason;
 
     #[test]
     fn the_speed_slider_is_logarithmic() {
@@ -790,14 +552,15 @@ mod tests {
     }
 
     /// Plays `session` for `wall_ms` of frames of 16 ms at `speed`.
-    fn play(session: &mut Session, wall_ms: u64, speed: f64) {
+    fn play(session: &mut Simulated, wall_ms: u64, speed: f64) {
         for _ in 0..wall_ms / 16 {
             session.advance(16.0, speed);
         }
     }
 
-    fn answers(session: &Session) -> Vec<String> {
+    fn answers(session: &Simulated) -> Vec<String> {
         session
+            .timeline()
             .requests()
             .iter()
             .map(|request| match request.answer_at(session.shown()) {
@@ -810,37 +573,42 @@ mod tests {
 
     #[test]
     fn a_put_then_a_get_answer_on_screen() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         session.act(Action::put(0, "apple", "red"));
         play(&mut session, 1_000, 0.05);
         assert_eq!(answers(&session), ["ok"]);
         session.act(Action::get(3, "apple"));
         play(&mut session, 1_000, 0.05);
         assert_eq!(answers(&session), ["ok", "value red"]);
-        assert!(session.verdict().text().starts_with("linearizable"), "{}", session.verdict().text());
-        assert!(session.flights().started > 10);
+        assert!(
+            session.timeline().verdict().text().starts_with("linearizable"),
+            "{}",
+            session.timeline().verdict().text()
+        );
+        assert!(session.timeline().flights().started > 10);
         // The screen stays behind the simulation by the lookahead, never ahead of it.
         assert!(session.shown() + session.latency_max() <= session.simulation().now());
     }
 
     #[test]
     fn the_focused_operation_counts_its_votes_and_ends_with_the_answer() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         session.act(Action::put(0, "apple", "red"));
         session.act(Action::get(2, "apple"));
         play(&mut session, 1_000, 0.05);
         // The newest request is in focus by default.
-        let (index, text) = session.focus_text().expect("a request");
+        let (index, text) = session.timeline().focus_text().expect("a request");
         assert_eq!(index, 1);
         assert!(text.starts_with("#2 get apple · read 2/2"), "{text}");
         session.set_focus(Some(0));
-        let (_, text) = session.focus_text().expect("a request");
+        let (_, text) = session.timeline().focus_text().expect("a request");
         assert!(text.starts_with("#1 put apple"), "{text}");
         assert!(text.contains("accept 2/2"), "{text}");
         assert!(text.ends_with(" · ok"), "{text}");
         // Its messages are the ones carrying its transactions.
-        let focused = session.focused().expect("seen").clone();
+        let focused = session.timeline().focused().expect("seen").clone();
         let ours = session
+            .timeline()
             .flights()
             .window(0, session.shown(), session.latency_max())
             .filter(|flight| focused.carries(flight.key.from, flight.to, flight.kind, flight.txn))
@@ -850,18 +618,19 @@ mod tests {
 
     #[test]
     fn lost_messages_are_counted_when_the_screen_reaches_them() {
-        let mut session = Session::new(Setup { seed: 3, ..Setup::default() }).expect("valid");
+        let mut session = Simulated::new(Setup { seed: 3, ..Setup::default() }).expect("valid");
         session.act(Action::Loss { per_million: 300_000 });
         for index in 0..10 {
             session.act(Action::put(index % 5, &format!("key{index}"), "v"));
         }
-        assert_eq!(session.lost(), 0);
+        assert_eq!(session.timeline().lost(), 0);
         play(&mut session, 2_000, 0.05);
-        let lost = session.lost();
+        let lost = session.timeline().lost();
         assert!(lost > 0, "30% loss lost nothing");
         // Every loss counted was on screen: its flight is a dropped one sent before the present.
         let shown = session.shown();
         let dropped = session
+            .timeline()
             .flights()
             .window(0, shown, session.latency_max())
             .filter(|flight| {
@@ -873,7 +642,7 @@ mod tests {
 
     #[test]
     fn a_frame_never_exceeds_its_event_budget() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         for index in 0..50 {
             session.act(Action::put(index % 5, &format!("key{index}"), "v"));
         }
@@ -885,7 +654,7 @@ mod tests {
 
     #[test]
     fn the_screen_shows_a_crash_and_the_recovery() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         session.act(Action::put(0, "apple", "red"));
         play(&mut session, 500, 0.05);
         session.toggle(NodeId(2));
@@ -898,7 +667,7 @@ mod tests {
         session.toggle(NodeId(2));
         play(&mut session, 2_000, 0.5);
         assert!(!session.status(NodeId(2)).down);
-        let texts: Vec<&str> = session.lines().map(|line| line.text.as_str()).collect();
+        let texts: Vec<&str> = session.timeline().lines().iter().map(|line| line.text.as_str()).collect();
         assert!(texts.iter().any(|text| text.starts_with("recovery finished")), "{texts:?}");
         let view = session.node_view(NodeId(2));
         assert!(!view.from_disk && !view.status.recovering);
@@ -906,7 +675,7 @@ mod tests {
 
     #[test]
     fn a_request_to_a_down_node_gives_up() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         session.toggle(NodeId(1));
         session.act(Action::get(1, "apple"));
         play(&mut session, 2_000, 5.0);
@@ -915,7 +684,7 @@ mod tests {
 
     #[test]
     fn steps_move_the_screen_to_the_next_event() {
-        let mut session = Session::new(Setup::default()).expect("default setup");
+        let mut session = Simulated::new(Setup::default()).expect("default setup");
         session.act(Action::put(0, "apple", "red"));
         let mut times = Vec::new();
         for _ in 0..5 {
@@ -927,7 +696,7 @@ mod tests {
 
     #[test]
     fn replaying_the_log_reproduces_the_run() {
-        let mut session = Session::new(Setup { seed: 7, ..Setup::default() }).expect("valid");
+        let mut session = Simulated::new(Setup { seed: 7, ..Setup::default() }).expect("valid");
         session.act(Action::put(0, "apple", "red"));
         play(&mut session, 300, 0.05);
         session.toggle(NodeId(4));
@@ -941,7 +710,7 @@ mod tests {
 
         let (setup, log) =
             crate::link::decode(&crate::link::encode(session.setup(), &session.script())).expect("the link decodes");
-        let mut replayed = Session::replay(setup, log).expect("valid");
+        let mut replayed = Simulated::replay(setup, log).expect("valid");
         // Different frame pacing: the result must not depend on it.
         while replayed.simulation().now() + ms(10) < until {
             replayed.advance(33.0, 0.17);
@@ -956,14 +725,26 @@ mod tests {
     type Screen = (Micros, Vec<String>, String, Vec<NodeView>, Vec<String>, u64);
 
     /// Everything the page shows of a session at the time on screen.
-    fn on_screen(session: &Session) -> Screen {
+    fn on_screen(session: &Simulated) -> Screen {
         let views = (0..5).map(|node| session.node_view(NodeId(node))).collect();
-        let lines = session.lines().map(|line| format!("{} {} {}", line.at, line.node.0, line.text)).collect();
-        (session.shown(), answers(session), session.verdict().text(), views, lines, session.lost())
+        let lines = session
+            .timeline()
+            .lines()
+            .iter()
+            .map(|line| format!("{} {} {}", line.at, line.node.0, line.text))
+            .collect();
+        (
+            session.shown(),
+            answers(session),
+            session.timeline().verdict().text(),
+            views,
+            lines,
+            session.timeline().lost(),
+        )
     }
 
     /// Frames until the scrubber's target is on screen; returns how many it took.
-    fn settle(session: &mut Session) -> usize {
+    fn settle(session: &mut Simulated) -> usize {
         let mut frames = 0;
         while session.seeking().is_some() {
             let events = session.advance(16.0, 0.0);
@@ -975,8 +756,8 @@ mod tests {
     }
 
     /// A run with requests, a crash, loss and a latency change, and what it showed on the way.
-    fn eventful_run() -> (Session, Vec<(Micros, Screen)>) {
-        let mut session = Session::new(Setup { seed: 11, ..Setup::default() }).expect("valid");
+    fn eventful_run() -> (Simulated, Vec<(Micros, Screen)>) {
+        let mut session = Simulated::new(Setup { seed: 11, ..Setup::default() }).expect("valid");
         let mut seen = Vec::new();
         session.act(Action::put(0, "apple", "red"));
         play(&mut session, 400, 0.05);
@@ -1035,14 +816,14 @@ mod tests {
         play(&mut session, 800, 0.1);
         let (setup, log) =
             crate::link::decode(&crate::link::encode(session.setup(), &session.script())).expect("decodes");
-        let mut replayed = Session::replay(setup, log).expect("valid");
+        let mut replayed = Simulated::replay(setup, log).expect("valid");
         replayed.simulate_until(session.simulation().now(), u64::MAX);
         assert_eq!(replayed.simulation().history(), session.simulation().history());
     }
 
     #[test]
     fn the_workload_generator_logs_requests_that_replay() {
-        let mut session = Session::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
+        let mut session = Simulated::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
         let settings = WorkloadSettings { rate_per_second: 200, keys: 3, reads_percent: 30 };
         session.start_workload(settings);
         assert_eq!(session.workload(), Some(settings));
@@ -1061,14 +842,18 @@ mod tests {
         // 100 ms of simulated time at 200 per second: about 20 requests.
         assert!((10..=30).contains(&(gets + puts)), "{gets} gets and {puts} puts");
         assert!(gets > 0 && puts > 0);
-        assert!(session.verdict().text().starts_with("linearizable"), "{}", session.verdict().text());
+        assert!(
+            session.timeline().verdict().text().starts_with("linearizable"),
+            "{}",
+            session.timeline().verdict().text()
+        );
         assert!(answers(&session).iter().all(|answer| answer != "waiting"));
         let (setup, log) = crate::link::decode(&crate::link::encode(session.setup(), &script)).expect("decodes");
-        let mut replayed = Session::replay(setup, log).expect("valid");
+        let mut replayed = Simulated::replay(setup, log).expect("valid");
         replayed.simulate_until(session.simulation().now(), u64::MAX);
         assert_eq!(replayed.simulation().history(), session.simulation().history());
         // The same seed and start time generate the same requests.
-        let mut again = Session::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
+        let mut again = Simulated::new(Setup { seed: 5, ..Setup::default() }).expect("valid");
         again.start_workload(settings);
         play(&mut again, 1_000, 0.1);
         again.stop_workload();
@@ -1078,14 +863,14 @@ mod tests {
     #[test]
     fn the_latency_action_slows_requests_down() {
         let took = |latency: Option<(u64, u64)>| {
-            let mut session = Session::new(Setup::default()).expect("valid");
+            let mut session = Simulated::new(Setup::default()).expect("valid");
             if let Some((min_us, max_us)) = latency {
                 session.act(Action::Latency { min_us, max_us });
             }
             session.act(Action::put(0, "apple", "red"));
             play(&mut session, 3_000, 0.2);
-            match &session.requests()[0].answer {
-                Answer::Replied { at, .. } => *at - session.requests()[0].sent_at,
+            match &session.timeline().requests()[0].answer {
+                Answer::Replied { at, .. } => *at - session.timeline().requests()[0].sent_at,
                 other => panic!("{other:?}"),
             }
         };
