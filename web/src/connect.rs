@@ -16,7 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 use yew::platform::spawn_local;
 
-use crate::live::Recording;
+use crate::recording::Recording;
 use dynamo_core::api::{ClusterInfo, Control};
 
 /// How long to wait before dialing a node whose socket closed (a killed node comes back).

@@ -10,7 +10,7 @@
 //! geometry (`layout`), trace events to animations (`flights`), the operation in focus and its
 //! quorum votes (`focus`), the shared model of a run (`timeline`), the inspectors' model
 //! (`inspector`), the simulation driver that advances time in bounded slices and records
-//! actions (`simulated`), the live driver with its export format (`live`) and what the page
+//! actions (`simulated`), the live driver (`live`) and its export format (`recording`) and what the page
 //! exchanges with a cluster (`pump`), shareable links (`link`), guided scenarios (`scenario`),
 //! what the canvases draw and the hit-tests behind hover linking (`scene`), the words for
 //! operations and events (`text`), and the render throttle and frame-cost statistics (`pace`).
@@ -30,6 +30,7 @@ pub mod pace;
 pub mod paint;
 pub mod palette;
 pub mod pump;
+pub mod recording;
 pub mod scenario;
 pub mod scene;
 pub mod script;

@@ -5,7 +5,7 @@
 //! This module is the part that needs no browser, tested natively: it decodes what the sockets
 //! say, pairs `MessageSent` with `MessageDelivered` across five event streams, keeps the client
 //! history (invoke and complete times from the page's clock) for the checker, and writes and
-//! reads the export format. It never decides anything about replication.
+//! reads the export format (`recording`). It never decides anything about replication.
 //!
 //! Time. Every time here is microseconds of the page's clock (`performance.now()`, from page
 //! load). Trace events carry UNIX-epoch microseconds from one machine, so subtracting the
@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dynamo_core::api::{self, ClusterInfo, Control, Inspection, Op, Request as ApiRequest};
@@ -33,10 +32,11 @@ use dynamo_core::history::{History, OpKind, Outcome};
 use dynamo_core::message::{ClientError, ClientOp, ClientReply, Invalid, Unavailable};
 use dynamo_core::ring::Ring;
 use dynamo_core::trace::{TraceEvent, TraceKind};
-use dynamo_core::types::{Micros, NodeId, OpId};
+use dynamo_core::types::{Micros, NodeId};
 
 use crate::flights::{Arrival, Flights};
 use crate::inspector::NodeView;
+use crate::recording::{Mark, RecordedRequest, Recording, RECORDING_FORMAT, RECORDING_VERSION};
 use crate::text::Tone;
 use crate::timeline::{Answer, LogLine, NodeStatus, Request, Timeline};
 
@@ -62,10 +62,6 @@ const FLIGHT_EXPIRY: Micros = 1_000_000;
 const EVENTS_KEPT_MAX: usize = 200_000;
 /// Finished flights kept for the space-time diagram.
 const FLIGHT_HISTORY_MAX: usize = 800;
-/// The `format` field of a recording.
-pub const RECORDING_FORMAT: &str = "dynamo-live-run";
-pub const RECORDING_VERSION: u32 = 1;
-
 /// What the page's log says the supervisor did.
 fn describe_control(control: &Control) -> String {
     match control {
@@ -90,75 +86,6 @@ pub enum Socket {
 enum Awaited {
     Request(usize),
     Inspect(NodeId),
-}
-
-/// A request of the page as the export keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedRequest {
-    pub node: NodeId,
-    /// The `OpId` the node gave it (what its trace events name), when the page learnt it.
-    #[serde(default)]
-    pub op_id: Option<OpId>,
-    pub op: ClientOp,
-    pub sent_at: Micros,
-    /// `None`: never answered (given up).
-    pub answered_at: Option<Micros>,
-    pub reply: Option<ClientReply>,
-}
-
-/// Something the page itself did or saw (a control request, a process going down or up).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mark {
-    pub at: Micros,
-    pub node: NodeId,
-    /// The process's state from then on, when the mark says.
-    pub up: Option<bool>,
-    pub text: String,
-}
-
-/// The export format: a live run, complete enough to replay and to check again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recording {
-    /// Always `RECORDING_FORMAT`.
-    pub format: String,
-    pub version: u32,
-    pub cluster: ClusterInfo,
-    /// The page clock's origin in UNIX-epoch microseconds; every other time is relative to it.
-    pub clock_origin_unix_us: Micros,
-    /// Trace events, with `at` on the page clock.
-    pub events: Vec<TraceEvent>,
-    /// Events the nodes reported dropped (`{"dropped": n}`) plus any the page did not keep.
-    pub dropped: u64,
-    pub marks: Vec<Mark>,
-    pub requests: Vec<RecordedRequest>,
-    /// The checker's input: single-key operations with the page's invoke and complete times.
-    pub history: History,
-}
-
-impl Recording {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a recording always encodes")
-    }
-
-    pub fn decode(text: &str) -> Result<Recording, String> {
-        let recording: Recording = from_json(text).map_err(|error| format!("not a dynamo live run: {error}"))?;
-        if recording.format != RECORDING_FORMAT || recording.version != RECORDING_VERSION {
-            return Err(format!(
-                "unsupported recording {} version {} (this page reads {RECORDING_FORMAT} version {RECORDING_VERSION})",
-                recording.format, recording.version
-            ));
-        }
-        recording.cluster.check()?;
-        let nodes = recording.cluster.nodes.len();
-        let known = |node: NodeId| node.index() < nodes;
-        if !recording.events.iter().all(|event| known(event.node))
-            || !recording.requests.iter().all(|request| known(request.node))
-            || !recording.marks.iter().all(|mark| known(mark.node))
-        {
-            return Err("the recording names a node its cluster does not have".to_string());
-        }
-        Ok(recording)
-    }
 }
 
 /// Where the screen's time comes from.
@@ -815,13 +742,6 @@ impl Live {
     }
 }
 
-/// Decodes JSON text through `serde_json::Value`. Socket frames must go through `Value` anyway
-/// (their shape says what they are), so decoding everything the same way keeps one deserializer
-/// per type in the `.wasm` instead of two.
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
-    serde_json::from_value(serde_json::from_str::<Value>(text)?)
-}
-
 /// The admin token the supervisor writes into the page (`<meta name="dynamo-admin-token">`),
 /// from the document's `content` attribute; an empty one counts as none.
 pub fn token_of(content: Option<String>) -> Option<String> {
@@ -962,7 +882,7 @@ mod tests {
             session.timeline().focus_text().map(|(_, text)| text).as_deref(),
             Some("#1 put apple=red · sending")
         );
-        let op = OpId { client: dynamo_core::types::ClientId(77), seq: 3 };
+        let op = dynamo_core::types::OpId { client: dynamo_core::types::ClientId(77), seq: 3 };
         session.receive(NodeId(0), &json!({ "id": id, "started": op }).to_string(), 1_000_050);
         let kinds = [
             (
