@@ -24,11 +24,40 @@ pub struct Cluster {
     children: Vec<Option<Child>>,
 }
 
-/// Ports that were free a moment ago (bound and released together, so they are distinct).
+/// Ports that were free a moment ago, distinct, and below the kernel's ephemeral range: a port
+/// from that range (what binding port 0 hands out) can be taken by any outgoing connection (a
+/// node dialing a peer, a benchmark client) between the moment it is picked and the moment the
+/// node binds it. Each call in a process moves on through the range, so parallel tests never
+/// pick the same port; the start depends on the process id, so test binaries run one after
+/// another start apart too.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
-    listeners.iter().map(|listener| listener.local_addr().expect("local address").port()).collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u32, ephemeral_low.max(10_000 + 1_000));
+    let span = high - low;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..span {
+        if held.len() == count {
+            break;
+        }
+        let port = (low + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        // Bound here, so it is free now; held until all are picked, so they are distinct.
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), count, "{count} free ports below {high}");
+    held.iter().map(|listener| listener.local_addr().expect("local address").port()).collect()
 }
 
 impl Cluster {
