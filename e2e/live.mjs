@@ -22,15 +22,30 @@ const LIMIT_MS = 240_000;
 if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: cargo build --release -p dynamo-native`);
 if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${dist} is missing: scripts/web.sh build`);
 
-/** Free TCP ports of 127.0.0.1 (held together so they differ, then released). */
+/**
+ * Free TCP ports of 127.0.0.1 (held together so they differ, then released), below the
+ * kernel's ephemeral range: a port from that range (what listening on port 0 hands out) can be
+ * taken by a node's outgoing connection to a peer before the node meant to listen on it starts.
+ */
 async function freePorts(count) {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise((resolve, reject) => {
-      const server = net.createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
+  let ephemeralLow = 32768;
+  try {
+    ephemeralLow = parseInt(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0], 10) || ephemeralLow;
+  } catch {}
+  const low = 10_000;
+  const span = Math.max(ephemeralLow - low, 1_000);
+  const listen = (port) => new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(null));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+  const servers = [];
+  const start = crypto.randomInt(span);
+  for (let tried = 0; tried < span && servers.length < count; tried++) {
+    const server = await listen(low + ((start + tried) % span));
+    if (server) servers.push(server);
+  }
+  if (servers.length < count) throw new Error(`${count} free ports below ${low + span}`);
   const ports = servers.map((server) => server.address().port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
