@@ -63,24 +63,26 @@ fn hot_swarm_finds_no_violation_and_no_lost_write() {
     assert_seeds_pass("hot ", seeds(), SimOptions::swarm_hot);
 }
 
-/// Hot-profile seeds that catch a mutation, kept: 59 and 411 catch a read joining a read round
-/// already in flight; 166 and 616 catch replicas answering before their state is durable, and
-/// 15 and 191 the whole persistence barrier switched off. (Re-picked when rounds that time out
-/// began to send their phase again under the same ballot, which moved the runs: of the seeds
-/// kept before, 54, 157 and 206 no longer caught any of the three. Any change to the messages
-/// a run exchanges can move them, so recheck after one: docs/benchmarks.md has how.)
+/// Hot-profile seeds that catch a mutation, re-picked 2026-12-04 (docs/benchmarks.md, "What the
+/// swarm catches"): 43 and 317 catch a read joining a read round already in flight; 21 and 41
+/// replicas answering before their state is durable; 191 and 268 the whole persistence barrier
+/// switched off; 1180 and 13816 (3 of 20,000 hot seeds) a node that already knows a key
+/// writing it at the key's reserved first ballot. Any change to the messages a run exchanges
+/// can move them (the seeds kept before, 15, 59, 166, 411, 616, had stopped catching theirs
+/// after the core's coordinator was split and the incarnation made durable), so recheck after
+/// one.
 #[test]
 fn hot_regression_seeds() {
-    assert_seeds_pass("hot ", vec![15, 59, 166, 191, 411, 616], SimOptions::swarm_hot);
+    assert_seeds_pass("hot ", vec![21, 41, 43, 191, 268, 317, 1180, 13816], SimOptions::swarm_hot);
 }
 
 /// Seeds that once found a bug, kept forever. 1104, 1181, 1932: a repair write re-balloted an
 /// old value above an unfinished delete, and the delete's retry then trusted its own fenced-out
 /// attempt as "already applied" (fixed: only the newest record of a prepare quorum counts).
-/// 2234, 19493: with the persistence barrier disabled, a crash lost an acknowledged write (they
-/// caught that mutation until the first-ballot fast path changed their runs; the hot seeds
-/// above catch it now). 2311, 4026: a node that already knows a key writing it at the key's
-/// reserved first ballot (found by 6 of 20,000 seeds when 1,000 of each profile no longer did).
+/// 2234, 19493: with the persistence barrier disabled, a crash lost an acknowledged write.
+/// 2311, 4026: a node that already knows a key writing it at the key's reserved first ballot.
+/// (The last four caught their mutations when pinned; the runs have moved since, and the hot
+/// seeds above catch those mutations now.)
 #[test]
 fn regression_seeds() {
     assert_seeds_pass("", vec![1104, 1181, 1932, 2234, 2311, 4026, 19493], SimOptions::swarm);
