@@ -4,6 +4,7 @@ pub mod checker;
 pub mod client;
 pub mod config;
 pub mod history;
+pub mod layout;
 pub mod message;
 pub mod node;
 pub mod ring;

@@ -5,6 +5,8 @@
 //! per node the ring is the seed's static five-partition ring; further tokens (virtual nodes)
 //! are SHA-1 of "name#i". A key belongs to the first token at or after its position, walking
 //! clockwise and wrapping around. The ring is immutable and pure: it never changes under a node.
+//! A membership change builds a new one (`layout::Layout::ring`); node ids index a table that
+//! may hold nodes without tokens (those that left), which no key's preference list names.
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
@@ -50,6 +52,8 @@ pub struct Ring {
     names: Vec<String>,
     /// Sorted by position.
     tokens: Vec<Token>,
+    /// Distinct nodes that hold tokens: the length of every preference list.
+    members: usize,
     replicas: usize,
 }
 
@@ -67,8 +71,22 @@ impl Ring {
                 tokens.push(Token { position: position(label.as_bytes()), node: NodeId(index as u32) });
             }
         }
+        Ring::from_tokens(names.to_vec(), tokens, replicas)
+    }
+
+    /// Builds the ring from explicit tokens. `names` is the whole node table (index =
+    /// `NodeId`), including nodes that hold no token. Panics on no tokens, a token naming a
+    /// node outside the table, or fewer distinct token holders than `replicas`: the layout
+    /// refuses those first.
+    pub fn from_tokens(names: Vec<String>, mut tokens: Vec<Token>, replicas: u32) -> Ring {
+        assert!(!tokens.is_empty(), "a ring has tokens");
+        assert!(tokens.iter().all(|token| token.node.index() < names.len()), "tokens name table entries");
         tokens.sort_by(|a, b| a.position.cmp(&b.position).then(a.node.cmp(&b.node)));
-        Ring { names: names.to_vec(), tokens, replicas: replicas as usize }
+        let mut holders: Vec<NodeId> = tokens.iter().map(|token| token.node).collect();
+        holders.sort();
+        holders.dedup();
+        assert!(replicas as usize <= holders.len(), "validated by Config and Layout");
+        Ring { names, tokens, members: holders.len(), replicas: replicas as usize }
     }
 
     pub fn names(&self) -> &[String] {
@@ -79,8 +97,14 @@ impl Ring {
         &self.names[node.index()]
     }
 
+    /// Entries of the node table (every `NodeId` is below it), members or not.
     pub fn node_count(&self) -> usize {
         self.names.len()
+    }
+
+    /// Nodes that hold tokens.
+    pub fn member_count(&self) -> usize {
+        self.members
     }
 
     pub fn replicas(&self) -> usize {
@@ -105,13 +129,13 @@ impl Ring {
     /// clockwise from the key. The first `replicas` are its home replicas, the first of those
     /// its coordinator, the rest fallbacks.
     pub fn preference_at(&self, position: &Position) -> Vec<NodeId> {
-        let mut order = Vec::with_capacity(self.names.len());
+        let mut order = Vec::with_capacity(self.members);
         let start = self.successor(position);
         for step in 0..self.tokens.len() {
             let node = self.tokens[(start + step) % self.tokens.len()].node;
             if !order.contains(&node) {
                 order.push(node);
-                if order.len() == self.names.len() {
+                if order.len() == self.members {
                     break;
                 }
             }

@@ -1,0 +1,612 @@
+//! The layout: the ring as replicated state, and the plans that change it (issue 14; the
+//! transition protocol that carries a plan out is described in ARCHITECTURE.md, "Membership
+//! changes").
+//!
+//! A layout is a table of every node the cluster ever had (index = `NodeId`, never reused, so
+//! a node that left keeps its entry and its id names no one else), each member's tokens, and
+//! an epoch. Staged changes (`Change`) against one layout make a `Plan`: the next layout and
+//! every arc of the ring whose home set differs (`Move`). A plan is pure: computing it twice on
+//! the same layout gives the same plan, so a plan computed on an older epoch can be told apart
+//! and refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::NODES_MAX;
+use crate::ring::{position, Position, Ring, Token};
+use crate::types::NodeId;
+
+/// One entry of the node table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub name: String,
+    /// Ring positions this node owns while it is a member; empty once it has gone.
+    pub tokens: Vec<Position>,
+    pub state: NodeState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    /// Holds tokens: a home of the keys its tokens lead.
+    Member,
+    /// Left, was removed or was replaced. Its id is never used again.
+    Gone,
+}
+
+/// The ring as replicated state, at one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Drawn once when the first layout is made; every node keeps it, so a node of another
+    /// cluster (or a wiped one that bootstrapped a ring of its own) is told apart.
+    cluster: u64,
+    epoch: u64,
+    replicas: u32,
+    tokens_per_node: u32,
+    nodes: Vec<NodeEntry>,
+    /// Arcs `(start, end]` whose first home has changed since the ring began: there no node
+    /// may write a key at its reserved first ballot, for good (ARCHITECTURE.md, "the first
+    /// ballot has one owner forever"). Sorted, adjacent arcs joined.
+    first_ballot_lost: Vec<(Position, Position)>,
+}
+
+/// One staged change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A new node takes tokens of its own.
+    Join { name: String },
+    /// A live member hands its ranges over, then goes.
+    Leave { name: String },
+    /// A dead member goes; its ranges are rebuilt from the surviving homes.
+    Remove { name: String },
+    /// `new` takes `old`'s tokens; `old` goes (dead or alive). `new` may be `old`'s own name on
+    /// a new disk: it is a new entry, with a new id.
+    Replace { old: String, new: String },
+}
+
+/// An arc of the ring, `(start, end]`, whose home set changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub start: Position,
+    pub end: Position,
+    /// Homes before, in preference order.
+    pub from: Vec<NodeId>,
+    /// Homes after, in preference order.
+    pub to: Vec<NodeId>,
+}
+
+impl Move {
+    /// Homes that hold the arc only after the change: they receive its keys.
+    pub fn gaining(&self) -> Vec<NodeId> {
+        self.to.iter().copied().filter(|node| !self.from.contains(node)).collect()
+    }
+
+    /// Homes that hold the arc only before the change: they forget it at the end.
+    pub fn losing(&self) -> Vec<NodeId> {
+        self.from.iter().copied().filter(|node| !self.to.contains(node)).collect()
+    }
+
+    /// Whether a key at `at` lies in the arc. An arc whose start equals its end is the whole
+    /// ring.
+    pub fn contains(&self, at: &Position) -> bool {
+        arc_contains(&self.start, &self.end, at)
+    }
+
+    /// Whether the keys' coordinator (first home) changes.
+    pub fn changes_first_home(&self) -> bool {
+        self.from.first() != self.to.first()
+    }
+}
+
+/// Whether `at` lies in `(start, end]`, wrapping past the top; `start == end` is the whole ring.
+fn arc_contains(start: &Position, end: &Position, at: &Position) -> bool {
+    if start < end {
+        start < at && at <= end
+    } else {
+        at > start || at <= end
+    }
+}
+
+/// Staged changes computed against one layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The epoch the plan was computed on; committing it on any other is refused.
+    pub base_epoch: u64,
+    pub changes: Vec<Change>,
+    /// The layout once the changes are in (one epoch on).
+    pub next: Layout,
+    /// Every arc whose homes differ, in ring order.
+    pub moves: Vec<Move>,
+}
+
+impl Plan {
+    /// The move a key at `at` is part of, if its homes change.
+    pub fn move_at(&self, at: &Position) -> Option<&Move> {
+        self.moves.iter().find(|arc| arc.contains(at))
+    }
+
+    /// Of `keys`, how many change homes and how many home copies move (each key's copies on
+    /// the homes it gains).
+    pub fn moved<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Moved {
+        let mut moved = Moved::default();
+        for key in keys {
+            moved.keys += 1;
+            if let Some(arc) = self.move_at(&position(key)) {
+                moved.changed += 1;
+                moved.copies += arc.gaining().len() as u64;
+            }
+        }
+        moved
+    }
+}
+
+/// What `Plan::moved` counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub keys: u64,
+    /// Keys whose home set changes.
+    pub changed: u64,
+    /// Home copies that move: one per home a key gains.
+    pub copies: u64,
+}
+
+/// Why a set of changes cannot be planned. The texts are what `dynamo admin` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlanError {
+    /// Nothing staged.
+    Empty,
+    UnknownName {
+        name: String,
+    },
+    AlreadyMember {
+        name: String,
+    },
+    /// One node named by two staged changes.
+    NamedTwice {
+        name: String,
+    },
+    /// The plan would leave fewer members than replicas per key.
+    TooFewMembers {
+        left: u64,
+        replicas: u32,
+    },
+    TooManyNodes {
+        nodes: u64,
+        max: u64,
+    },
+    /// An arc would lose more homes that cannot take part in the handover (removed or
+    /// replaced) than its quorums can spare.
+    TooManyLost {
+        end: Position,
+        lost: u64,
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::Empty => write!(f, "nothing is staged"),
+            PlanError::UnknownName { name } => write!(f, "{name} is not a member"),
+            PlanError::AlreadyMember { name } => write!(f, "{name} is already a member"),
+            PlanError::NamedTwice { name } => write!(f, "{name} is named by two staged changes"),
+            PlanError::TooFewMembers { left, replicas } => {
+                write!(f, "the plan leaves {left} members, fewer than the {replicas} replicas of each key")
+            }
+            PlanError::TooManyNodes { nodes, max } => write!(f, "the plan makes {nodes} node ids, more than {max}"),
+            PlanError::TooManyLost { end, lost, max } => write!(
+                f,
+                "the range ending at {} would lose {lost} homes that cannot hand it over, more than {max}; \
+                 remove or replace dead nodes one plan at a time",
+                crate::ring::position_hex(end)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl Layout {
+    /// The first layout (epoch 1): `names` as members, in `NodeId` order, each with
+    /// `tokens_per_node` tokens at SHA-1 of its name and of "name#i", exactly as `Ring::new`.
+    pub fn bootstrap(cluster: u64, names: &[String], tokens_per_node: u32, replicas: u32) -> Layout {
+        let nodes = names
+            .iter()
+            .map(|name| NodeEntry {
+                name: name.clone(),
+                tokens: tokens_of(name, tokens_per_node),
+                state: NodeState::Member,
+            })
+            .collect();
+        Layout { cluster, epoch: 1, replicas, tokens_per_node, nodes, first_ballot_lost: Vec::new() }
+    }
+
+    pub fn cluster(&self) -> u64 {
+        self.cluster
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    pub fn nodes(&self) -> &[NodeEntry] {
+        &self.nodes
+    }
+
+    /// Whether a key at `at` may still be written at its reserved first ballot by its first home
+    /// (which must also never have promised or accepted anything for it).
+    pub fn first_ballot_allowed(&self, at: &Position) -> bool {
+        !self.first_ballot_lost.iter().any(|(start, end)| arc_contains(start, end, at))
+    }
+
+    /// Members in `NodeId` order.
+    pub fn members(&self) -> Vec<NodeId> {
+        (0..self.nodes.len() as u32).map(NodeId).filter(|node| self.is_member(*node)).collect()
+    }
+
+    pub fn is_member(&self, node: NodeId) -> bool {
+        self.nodes.get(node.index()).is_some_and(|entry| entry.state == NodeState::Member)
+    }
+
+    /// The member called `name`, if any (a name may also label gone entries).
+    pub fn member_named(&self, name: &str) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .position(|entry| entry.state == NodeState::Member && entry.name == name)
+            .map(|index| NodeId(index as u32))
+    }
+
+    /// The ring of this layout's members.
+    pub fn ring(&self) -> Ring {
+        let names = self.nodes.iter().map(|entry| entry.name.clone()).collect();
+        let tokens = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.state == NodeState::Member)
+            .flat_map(|(index, entry)| {
+                entry.tokens.iter().map(move |position| Token { position: *position, node: NodeId(index as u32) })
+            })
+            .collect();
+        Ring::from_tokens(names, tokens, self.replicas)
+    }
+
+    /// Of two layouts of one cluster, the one to keep: the higher epoch. Each epoch is decided
+    /// once (ARCHITECTURE.md), so two layouts of one epoch are equal; `None` when they are not,
+    /// or belong to different clusters, which a caller must report, never merge.
+    pub fn newest<'a>(&'a self, other: &'a Layout) -> Option<&'a Layout> {
+        if self.cluster != other.cluster {
+            return None;
+        }
+        match self.epoch.cmp(&other.epoch) {
+            std::cmp::Ordering::Greater => Some(self),
+            std::cmp::Ordering::Less => Some(other),
+            std::cmp::Ordering::Equal => (self == other).then_some(self),
+        }
+    }
+
+    /// Plans `changes` against this layout, for read and write quorums R and W. An arc may lose
+    /// at most min(R, W) - 1 homes that will never learn the new layout (removed, or replaced),
+    /// so that every quorum of its old homes holds one that does (ARCHITECTURE.md, "the
+    /// barrier").
+    pub fn plan(&self, changes: &[Change], read_quorum: u32, write_quorum: u32) -> Result<Plan, PlanError> {
+        if changes.is_empty() {
+            return Err(PlanError::Empty);
+        }
+        let mut named: Vec<String> = Vec::new();
+        let mut name_once = |name: &String| -> Result<(), PlanError> {
+            if named.contains(name) {
+                return Err(PlanError::NamedTwice { name: name.clone() });
+            }
+            named.push(name.clone());
+            Ok(())
+        };
+        let mut next = self.clone();
+        next.epoch += 1;
+        // Old homes that will not hand over: they cannot learn the joint epoch.
+        let mut silent: Vec<NodeId> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Join { name } => {
+                    name_once(name)?;
+                    if next.member_named(name).is_some() {
+                        return Err(PlanError::AlreadyMember { name: name.clone() });
+                    }
+                    next.nodes.push(NodeEntry {
+                        name: name.clone(),
+                        tokens: tokens_of(name, self.tokens_per_node),
+                        state: NodeState::Member,
+                    });
+                }
+                Change::Leave { name } | Change::Remove { name } => {
+                    name_once(name)?;
+                    let node = next.member_named(name).ok_or_else(|| PlanError::UnknownName { name: name.clone() })?;
+                    let entry = &mut next.nodes[node.index()];
+                    entry.tokens.clear();
+                    entry.state = NodeState::Gone;
+                    if matches!(change, Change::Remove { .. }) {
+                        silent.push(node);
+                    }
+                }
+                Change::Replace { old, new } => {
+                    name_once(old)?;
+                    if new != old {
+                        name_once(new)?;
+                        if next.member_named(new).is_some() {
+                            return Err(PlanError::AlreadyMember { name: new.clone() });
+                        }
+                    }
+                    let node = next.member_named(old).ok_or_else(|| PlanError::UnknownName { name: old.clone() })?;
+                    let entry = &mut next.nodes[node.index()];
+                    let tokens = std::mem::take(&mut entry.tokens);
+                    entry.state = NodeState::Gone;
+                    silent.push(node);
+                    next.nodes.push(NodeEntry { name: new.clone(), tokens, state: NodeState::Member });
+                }
+            }
+        }
+        let ids = next.nodes.len() as u64;
+        if ids > NODES_MAX {
+            return Err(PlanError::TooManyNodes { nodes: ids, max: NODES_MAX });
+        }
+        let left = next.members().len() as u64;
+        if left < self.replicas as u64 {
+            return Err(PlanError::TooFewMembers { left, replicas: self.replicas });
+        }
+        let moves = moves_between(&self.ring(), &next.ring(), self.replicas as usize);
+        let max = read_quorum.min(write_quorum).saturating_sub(1) as u64;
+        for arc in &moves {
+            let lost = arc.losing().iter().filter(|node| silent.contains(node)).count() as u64;
+            if lost > max {
+                return Err(PlanError::TooManyLost { end: arc.end, lost, max });
+            }
+        }
+        next.first_ballot_lost
+            .extend(moves.iter().filter(|arc| arc.changes_first_home()).map(|arc| (arc.start, arc.end)));
+        next.first_ballot_lost = join_arcs(std::mem::take(&mut next.first_ballot_lost));
+        Ok(Plan { base_epoch: self.epoch, changes: changes.to_vec(), next, moves })
+    }
+}
+
+/// `arcs` sorted by start, each run of adjacent arcs (one's end the next one's start) joined.
+fn join_arcs(mut arcs: Vec<(Position, Position)>) -> Vec<(Position, Position)> {
+    arcs.sort();
+    arcs.dedup();
+    let mut joined: Vec<(Position, Position)> = Vec::with_capacity(arcs.len());
+    for (start, end) in arcs {
+        match joined.last_mut() {
+            Some(last) if last.1 == start && last.0 < last.1 => last.1 = end,
+            _ => joined.push((start, end)),
+        }
+    }
+    joined
+}
+
+/// A node's tokens: SHA-1 of its name, then of "name#1", "name#2", ...
+fn tokens_of(name: &str, tokens_per_node: u32) -> Vec<Position> {
+    (0..tokens_per_node)
+        .map(
+            |token| if token == 0 { position(name.as_bytes()) } else { position(format!("{name}#{token}").as_bytes()) },
+        )
+        .collect()
+}
+
+/// Every arc whose home set differs between `before` and `after`, adjacent arcs with the same
+/// homes joined. Both rings' tokens cut the circle; within one cut both preference lists are
+/// constant.
+fn moves_between(before: &Ring, after: &Ring, replicas: usize) -> Vec<Move> {
+    let mut cuts: Vec<Position> = before.tokens().iter().chain(after.tokens()).map(|token| token.position).collect();
+    cuts.sort();
+    cuts.dedup();
+    let homes = |ring: &Ring, at: &Position| {
+        let mut list = ring.preference_at(at);
+        list.truncate(replicas);
+        list
+    };
+    let same_set = |a: &[NodeId], b: &[NodeId]| a.len() == b.len() && a.iter().all(|node| b.contains(node));
+    let mut moves: Vec<Move> = Vec::new();
+    for (index, end) in cuts.iter().enumerate() {
+        let start = cuts[(index + cuts.len() - 1) % cuts.len()];
+        let (from, to) = (homes(before, end), homes(after, end));
+        if same_set(&from, &to) {
+            continue;
+        }
+        match moves.last_mut() {
+            Some(last) if last.end == start && last.from == from && last.to == to => last.end = *end,
+            _ => moves.push(Move { start, end: *end, from, to }),
+        }
+    }
+    // The arc that wraps past the top of the circle may continue the first one.
+    if moves.len() > 1 {
+        let (first, last) = (&moves[0], &moves[moves.len() - 1]);
+        if last.end == first.start && last.from == first.from && last.to == first.to {
+            let last = moves.pop().expect("more than one");
+            moves[0].start = last.start;
+        }
+    }
+    moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|index| (5554 + 2 * index).to_string()).collect()
+    }
+
+    fn seed_layout(tokens: u32) -> Layout {
+        Layout::bootstrap(7, &names(5), tokens, 3)
+    }
+
+    fn join(name: &str) -> Change {
+        Change::Join { name: name.to_string() }
+    }
+
+    /// The share of `keys` sample keys whose homes change, and of home copies that move.
+    fn moved_share(plan: &Plan, keys: u32) -> (f64, f64) {
+        let keys: Vec<String> = (0..keys).map(|key| format!("key{key}")).collect();
+        let moved = plan.moved(keys.iter().map(|key| key.as_bytes()));
+        (moved.changed as f64 / moved.keys as f64, moved.copies as f64 / (moved.keys as f64 * 3.0))
+    }
+
+    #[test]
+    fn the_first_layout_is_the_seed_ring() {
+        let layout = seed_layout(4);
+        assert_eq!(layout.epoch(), 1);
+        assert_eq!(layout.ring(), Ring::new(&names(5), 4, 3));
+    }
+
+    #[test]
+    fn a_plan_moves_exactly_the_arcs_whose_homes_change() {
+        let layout = seed_layout(8);
+        let plan = layout.plan(&[join("5564")], 2, 2).expect("plans");
+        assert_eq!(plan.base_epoch, 1);
+        assert_eq!(plan.next.epoch(), 2);
+        let (before, after) = (layout.ring(), plan.next.ring());
+        let new = plan.next.member_named("5564").expect("joined");
+        assert_eq!(new, NodeId(5));
+        for key in 0..2_000 {
+            let key = format!("key{key}");
+            let at = position(key.as_bytes());
+            let (from, to) = (before.homes(key.as_bytes()), after.homes(key.as_bytes()));
+            let mut sorted = (from.clone(), to.clone());
+            sorted.0.sort();
+            sorted.1.sort();
+            match plan.moves.iter().find(|arc| arc.contains(&at)) {
+                Some(arc) => {
+                    assert_eq!((&arc.from, &arc.to), (&from, &to), "{key}");
+                    assert_eq!(arc.gaining(), vec![new], "a join only gives ranges to the new node");
+                }
+                None => assert_eq!(sorted.0, sorted.1, "{key} moved but is in no arc"),
+            }
+        }
+        for pair in plan.moves.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "arcs are in ring order and do not overlap");
+        }
+    }
+
+    #[test]
+    fn a_join_moves_about_its_share_of_the_copies() {
+        for tokens in [1, 16] {
+            let plan = seed_layout(tokens).plan(&[join("5564")], 2, 2).expect("plans");
+            let (keys, copies) = moved_share(&plan, 20_000);
+            println!(
+                "{tokens} tokens: {:.3} of keys gain a home, {:.3} of copies move (ideal 1/6 = 0.167)",
+                keys, copies
+            );
+            // Each key that gains the new node moves one copy of three.
+            assert!((copies - keys / 3.0).abs() < 1e-9);
+            if tokens == 16 {
+                assert!((copies - 1.0 / 6.0).abs() < 0.05, "16 tokens spread the load: {copies}");
+            }
+        }
+    }
+
+    #[test]
+    fn leave_and_replace_keep_ids_and_move_tokens() {
+        let layout = seed_layout(4);
+        let plan = layout.plan(&[Change::Leave { name: "5556".into() }], 2, 2).expect("plans");
+        assert!(!plan.next.is_member(NodeId(1)));
+        assert_eq!(plan.next.nodes()[1].state, NodeState::Gone);
+        assert!(plan.moves.iter().all(|arc| arc.losing() == vec![NodeId(1)]));
+
+        let plan = layout.plan(&[Change::Replace { old: "5556".into(), new: "5556".into() }], 2, 2).expect("plans");
+        let new = plan.next.member_named("5556").expect("the new disk is a member");
+        assert_eq!(new, NodeId(5), "a replacement is a new id, even under the same name");
+        assert_eq!(plan.next.nodes()[5].tokens, layout.nodes()[1].tokens, "it takes the old tokens");
+        assert!(plan.moves.iter().all(|arc| arc.losing() == vec![NodeId(1)] && arc.gaining() == vec![new]));
+        // A key moves exactly when the old node was one of its homes.
+        let ring = layout.ring();
+        for key in 0..2_000 {
+            let key = format!("key{key}");
+            let moved = plan.moves.iter().any(|arc| arc.contains(&position(key.as_bytes())));
+            assert_eq!(moved, ring.homes(key.as_bytes()).contains(&NodeId(1)), "{key}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let layout = seed_layout(1);
+        let plan = |changes: &[Change]| layout.plan(changes, 2, 2).map(|_| ()).map_err(|error| error.to_string());
+        assert_eq!(plan(&[]), Err("nothing is staged".into()));
+        assert_eq!(plan(&[join("5554")]), Err("5554 is already a member".into()));
+        assert_eq!(plan(&[Change::Leave { name: "9999".into() }]), Err("9999 is not a member".into()));
+        assert_eq!(
+            plan(&[join("5564"), Change::Leave { name: "5564".into() }]),
+            Err("5564 is named by two staged changes".into())
+        );
+        let small = Layout::bootstrap(7, &names(3), 1, 3);
+        assert_eq!(
+            small.plan(&[Change::Leave { name: "5554".into() }], 2, 2).map_err(|e| e.to_string()),
+            Err("the plan leaves 2 members, fewer than the 3 replicas of each key".into())
+        );
+        // Two dead homes of one range at once: every quorum of the old homes could be silent.
+        let error =
+            layout.plan(&[Change::Remove { name: "5554".into() }, Change::Remove { name: "5556".into() }], 2, 2);
+        assert!(matches!(error, Err(PlanError::TooManyLost { lost: 2, max: 1, .. })), "{error:?}");
+        // Two live nodes leaving at once is fine: both hand over.
+        let both = layout.plan(&[Change::Leave { name: "5554".into() }, Change::Leave { name: "5556".into() }], 2, 2);
+        assert!(both.is_ok());
+    }
+
+    #[test]
+    fn the_newer_epoch_wins_and_a_mismatch_is_reported() {
+        let layout = seed_layout(2);
+        let next = layout.plan(&[join("5564")], 2, 2).expect("plans").next;
+        assert_eq!(layout.newest(&next), Some(&next));
+        assert_eq!(next.newest(&layout), Some(&next));
+        assert_eq!(next.newest(&next.clone()), Some(&next));
+        let other = layout.plan(&[join("5566")], 2, 2).expect("plans").next;
+        assert_eq!(next.newest(&other), None, "two layouts of one epoch must be the same");
+        let foreign = Layout::bootstrap(8, &names(5), 2, 3);
+        assert_eq!(layout.newest(&foreign), None, "another cluster's layout is never merged");
+    }
+
+    #[test]
+    fn the_first_ballot_is_lost_for_good_where_the_first_home_changes() {
+        let layout = seed_layout(8);
+        let plan = layout.plan(&[join("5564")], 2, 2).expect("plans");
+        let (before, after) = (layout.ring(), plan.next.ring());
+        let (mut lost, mut kept) = (0, 0);
+        for key in 0..2_000 {
+            let key = format!("key{key}");
+            let at = position(key.as_bytes());
+            assert!(layout.first_ballot_allowed(&at), "nothing is lost on the first ring");
+            let changed = before.homes(key.as_bytes())[0] != after.homes(key.as_bytes())[0];
+            assert_eq!(plan.next.first_ballot_allowed(&at), !changed, "{key}");
+            if changed {
+                lost += 1
+            } else {
+                kept += 1
+            }
+        }
+        assert!(lost > 0 && kept > 0, "{lost} lost, {kept} kept");
+        // Moving the first home back does not give the shortcut back.
+        let back = plan.next.plan(&[Change::Leave { name: "5564".into() }], 2, 2).expect("plans").next;
+        assert_eq!(back.ring().tokens(), layout.ring().tokens());
+        for key in 0..2_000 {
+            let at = position(format!("key{key}").as_bytes());
+            assert_eq!(back.first_ballot_allowed(&at), plan.next.first_ballot_allowed(&at));
+        }
+    }
+
+    #[test]
+    fn removals_are_bounded_by_the_smaller_quorum() {
+        let layout = seed_layout(1);
+        let remove = [Change::Remove { name: "5554".into() }];
+        assert!(layout.plan(&remove, 2, 2).is_ok());
+        // With R = 1 one old home alone is a read quorum: none may be left behind.
+        assert!(matches!(layout.plan(&remove, 1, 3), Err(PlanError::TooManyLost { lost: 1, max: 0, .. })));
+        assert!(layout.plan(&[Change::Leave { name: "5554".into() }], 1, 3).is_ok(), "a live node hands over");
+    }
+
+    #[test]
+    fn planning_is_deterministic() {
+        let layout = seed_layout(16);
+        let changes = [join("5564"), Change::Remove { name: "5558".into() }];
+        assert_eq!(layout.plan(&changes, 2, 2), layout.plan(&changes, 2, 2));
+    }
+}
