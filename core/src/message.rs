@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::store::{blob_wire_bytes_max, entry_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
-use crate::types::{Blob, NodeId, OpId};
+use crate::types::{Blob, Life, NodeId, OpId};
 use crate::version::Ballot;
 
 /// What a client can ask any node.
@@ -90,6 +90,16 @@ pub enum Unavailable {
     Recovering {
         peers_waiting: u64,
     },
+    /// The node started with nothing stored and waited an operation timeout for
+    /// `peers_waiting` peers to say whether they remember an earlier life of it.
+    Admitting {
+        peers_waiting: u64,
+    },
+    /// The node lost its data: `peer` remembers its incarnation `remembered`. It serves nothing.
+    Amnesia {
+        peer: NodeId,
+        remembered: u64,
+    },
     /// Made by a node's driver: the node is stopping and takes no more requests.
     ShuttingDown,
     /// Made by a node's driver: the node stopped with the request in it.
@@ -118,6 +128,16 @@ impl std::fmt::Display for Unavailable {
                 f,
                 "this node is still recovering the writes it missed ({peers_waiting} peers have not sent theirs \
                  yet); it answers @ queries once it has them"
+            ),
+            Unavailable::Admitting { peers_waiting } => write!(
+                f,
+                "this node started with nothing stored and waits for {peers_waiting} peers to say whether \
+                 they remember an earlier life of it; it serves once every peer has"
+            ),
+            Unavailable::Amnesia { peer, remembered } => write!(
+                f,
+                "this node lost its data (node {} remembers its incarnation {remembered}) and serves nothing",
+                peer.0
             ),
             Unavailable::ShuttingDown => f.write_str("the node is shutting down"),
             Unavailable::Stopped => f.write_str("the node stopped"),
@@ -350,6 +370,18 @@ pub enum Message {
     Fetch {
         keys: Vec<Blob>,
     },
+    /// From a node that started with nothing stored: do you remember an earlier life of me?
+    /// The only message a node sends before it is admitted (ARCHITECTURE.md, "amnesia never
+    /// votes"). `nonce` is drawn anew each life, so two lives under one incarnation differ.
+    /// The receiver durably remembers the sender's life before it answers.
+    Probe {
+        nonce: u64,
+    },
+    /// The life of the prober this node remembers, after taking in the probe: the latest
+    /// incarnation that probed it, with that life's nonce.
+    ProbeReply {
+        remembered: Option<Life>,
+    },
 }
 
 /// The kind of a message, for trace events and drawing.
@@ -375,6 +407,8 @@ pub enum MessageKind {
     DigestEntries,
     Records,
     Fetch,
+    Probe,
+    ProbeReply,
 }
 
 impl Message {
@@ -402,6 +436,8 @@ impl Message {
             Message::DigestEntries { .. } => MessageKind::DigestEntries,
             Message::Records { .. } => MessageKind::Records,
             Message::Fetch { .. } => MessageKind::Fetch,
+            Message::Probe { .. } => MessageKind::Probe,
+            Message::ProbeReply { .. } => MessageKind::ProbeReply,
         }
     }
 
@@ -423,7 +459,11 @@ impl Message {
             | Message::ScanReply { txn, .. }
             | Message::Digest { txn, .. }
             | Message::DigestEntries { txn, .. } => Some(*txn),
-            Message::Hint { .. } | Message::Records { .. } | Message::Fetch { .. } => None,
+            Message::Hint { .. }
+            | Message::Records { .. }
+            | Message::Fetch { .. }
+            | Message::Probe { .. }
+            | Message::ProbeReply { .. } => None,
         }
     }
 
@@ -440,6 +480,11 @@ impl Message {
                 | Message::ScanRequest { .. }
                 | Message::Fetch { .. }
         )
+    }
+
+    /// Whether a node that is not admitted takes this message in: only probes and their answers.
+    pub fn is_probe(&self) -> bool {
+        matches!(self, Message::Probe { .. } | Message::ProbeReply { .. })
     }
 
     /// An upper bound of this message's encoded size. Every batch the core builds is kept
@@ -491,6 +536,8 @@ impl Message {
                 }
                 Message::Records { records } => entries(records),
                 Message::Fetch { keys } => INT + keys.iter().map(blob_wire_bytes_max).sum::<usize>(),
+                Message::Probe { .. } => INT,
+                Message::ProbeReply { .. } => 3 * INT,
             }
     }
 

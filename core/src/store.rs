@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Blob, ClientId, NodeId, OpId};
+use crate::types::{Blob, ClientId, Life, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
 
 /// The last write sequence number a client session applied to a key, for at-most-once retries.
@@ -145,6 +145,13 @@ pub struct PersistBatch {
     /// Hints stored for another node (`home`); a later entry for the same pair replaces it.
     pub hints_stored: Vec<(NodeId, Blob, Record)>,
     pub hints_removed: Vec<(NodeId, Blob)>,
+    /// `Some(true)` in the first batch of a node that started with nothing stored, `Some(false)`
+    /// once it is admitted (`DurableState::unadmitted`).
+    #[serde(default)]
+    pub unadmitted: Option<bool>,
+    /// Peers' lives that probed this node (`DurableState::probed`).
+    #[serde(default)]
+    pub probed: Vec<(NodeId, Life)>,
 }
 
 impl PersistBatch {
@@ -153,6 +160,8 @@ impl PersistBatch {
             && self.slots.is_empty()
             && self.hints_stored.is_empty()
             && self.hints_removed.is_empty()
+            && self.unadmitted.is_none()
+            && self.probed.is_empty()
     }
 }
 
@@ -164,6 +173,15 @@ pub struct DurableState {
     pub incarnation: u64,
     pub slots: BTreeMap<Blob, Slot>,
     pub hints: BTreeMap<(NodeId, Blob), Record>,
+    /// The node started with nothing stored and has not yet heard from every peer that none
+    /// remembers an earlier life of it: until then it votes in nothing (ARCHITECTURE.md,
+    /// "amnesia never votes"). False for a data directory written before admission existed.
+    #[serde(default)]
+    pub unadmitted: bool,
+    /// Per peer, the latest life that probed this node (the highest incarnation; of two lives
+    /// under one incarnation, the first). A majority of nodes remembers every admitted life.
+    #[serde(default)]
+    pub probed: BTreeMap<NodeId, Life>,
 }
 
 impl DurableState {
@@ -182,6 +200,12 @@ impl DurableState {
         }
         for (home, key) in &batch.hints_removed {
             self.hints.remove(&(*home, key.clone()));
+        }
+        if let Some(unadmitted) = batch.unadmitted {
+            self.unadmitted = unadmitted;
+        }
+        for (peer, life) in &batch.probed {
+            self.probed.insert(*peer, *life);
         }
     }
 }

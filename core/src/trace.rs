@@ -159,6 +159,15 @@ pub enum TraceKind {
     },
     Crashed,
     Restarted,
+    /// A node that started with nothing stored heard from every peer that none remembers an
+    /// earlier life of it: it votes and serves from now on.
+    Admitted,
+    /// A node that started with nothing stored learned from `peer` that it had an earlier life
+    /// (incarnation `remembered`): its data was lost, and it serves nothing.
+    AmnesiaDetected {
+        peer: NodeId,
+        remembered: u64,
+    },
 }
 
 impl TraceKind {
@@ -169,6 +178,8 @@ impl TraceKind {
         matches!(
             self,
             TraceKind::Restarted
+                | TraceKind::Admitted
+                | TraceKind::AmnesiaDetected { .. }
                 | TraceKind::RecoveryStarted { .. }
                 | TraceKind::RecoveryProgress { .. }
                 | TraceKind::RecoveryFinished { .. }

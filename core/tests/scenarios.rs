@@ -187,3 +187,53 @@ fn replicas_slower_than_the_request_timeout_still_answer_every_request() {
         assert_eq!(sim.execute(entry, get), value("b"), "read of {key}");
     }
 }
+
+/// Amnesia: a node whose disk was lost must not vote as if new. Its probes reach peers that
+/// remember its earlier life, so it refuses to serve, and a read that could only be answered
+/// with its (empty) vote is unavailable instead of losing an acknowledged write.
+///
+/// `v1` is written to the first and second homes only (the first home's link to the third is
+/// cut). The first home's disk is wiped and it comes back empty; then the second home crashes.
+/// A read through the third home has only the wiped node and itself to ask: if the wiped node
+/// voted, both would say "absent" and the acknowledged `v1` would be lost.
+#[test]
+fn a_node_whose_disk_was_lost_does_not_vote_as_if_new() {
+    let mut sim = cluster();
+    let key = "remembered";
+    let homes = sim.ring().homes(key.as_bytes());
+    let (first, second, third) = (homes[0], homes[1], homes[2]);
+    sim.run_until(10_000);
+    for node in homes.iter().copied() {
+        let admitted = sim.node(node).map(|node| node.admission().clone());
+        assert_eq!(admitted, Some(dynamo_core::node::Admission::Admitted), "{node:?} admitted at birth");
+    }
+
+    sim.fault(FaultAction::Cut { from: first, to: third });
+    let put = ClientOp::Put { key: key.into(), value: "v1".into() };
+    assert_eq!(sim.execute(first, put), Some(ClientReply::Written));
+    sim.fault(FaultAction::HealAll);
+
+    sim.fault(FaultAction::Wipe(first));
+    sim.fault(FaultAction::Restart(first));
+    let settle = sim.now() + 50_000;
+    sim.run_until(settle);
+    let admission = sim.node(first).expect("up").admission().clone();
+    assert!(
+        matches!(admission, dynamo_core::node::Admission::Refused { remembered: 1, .. }),
+        "the wiped node learned that its peers remember its first life: {admission:?}"
+    );
+    let refused = sim.execute(first, ClientOp::Get { key: key.into() });
+    assert!(
+        matches!(
+            refused,
+            Some(ClientReply::Error(ClientError::Unavailable(dynamo_core::message::Unavailable::Amnesia { .. })))
+        ),
+        "{refused:?}"
+    );
+
+    sim.fault(FaultAction::Crash(second));
+    let read = sim.execute(third, ClientOp::Get { key: key.into() });
+    assert!(read != Some(ClientReply::Value(None)), "the acknowledged write was lost: {read:?}");
+    let report = check_history(sim.history());
+    assert!(report.is_linearizable(), "{:?}", report.violations);
+}

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use dynamo_core::store::{blob_wire_bytes_max, entry_wire_bytes_max, DurableState, PersistBatch, Record, Slot};
-use dynamo_core::types::{Blob, NodeId};
+use dynamo_core::types::{Blob, Life, NodeId};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 /// Why a node's storage could not be opened and loaded.
@@ -134,6 +134,17 @@ const EMPTY_KEY_ENTRY: &[u8] = b"slot";
 /// keyspace. Absent in a data directory written before incarnations were stored: 0.
 const INCARNATION_ENTRY: &[u8] = b"incarnation";
 
+/// Present (one byte, 1) while the node has not been admitted (`DurableState::unadmitted`).
+const UNADMITTED_ENTRY: &[u8] = b"unadmitted";
+
+/// `DurableState::probed`: the prefix, then the peer's id (4 bytes big-endian); the value is
+/// the life's incarnation and nonce (8 bytes big-endian each).
+const PROBED_PREFIX: &[u8] = b"probed/";
+
+fn probed_entry(peer: NodeId) -> Vec<u8> {
+    [PROBED_PREFIX, &peer.0.to_be_bytes()].concat()
+}
+
 /// Handles to one database: the node task (inline commits) and the storage thread may hold one
 /// each; `Persister` in `server.rs` keeps their commits in order.
 #[derive(Clone)]
@@ -143,7 +154,7 @@ pub struct Storage {
     /// The empty key's slot (`EMPTY_KEY_ENTRY`), which `slots` cannot hold.
     empty_key: Keyspace,
     hints: Keyspace,
-    /// Node-wide state that is not a key's: the incarnation.
+    /// Node-wide state that is not a key's: the incarnation, the admission, the lives that probed it.
     meta: Keyspace,
     fsync: bool,
 }
@@ -183,6 +194,19 @@ impl Storage {
             })?;
             state.incarnation = u64::from_be_bytes(bytes);
         }
+        state.unadmitted = self.meta.get(UNADMITTED_ENTRY).map_err(read("the admission"))?.is_some();
+        for entry in self.meta.prefix(PROBED_PREFIX) {
+            let (key, value) = entry.into_inner().map_err(read("the probed lives"))?;
+            let corrupt = || OpenError::Corrupt {
+                what: "probed life",
+                detail: format!("key of {} bytes and value of {} bytes", key.len(), value.len()),
+            };
+            let peer: [u8; 4] = key[PROBED_PREFIX.len()..].try_into().map_err(|_| corrupt())?;
+            let life: [u8; 16] = value.as_ref().try_into().map_err(|_| corrupt())?;
+            let incarnation = u64::from_be_bytes(life[..8].try_into().expect("eight bytes"));
+            let nonce = u64::from_be_bytes(life[8..].try_into().expect("eight bytes"));
+            state.probed.insert(NodeId(u32::from_be_bytes(peer)), Life { incarnation, nonce });
+        }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(read("the slots"))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(corrupt("slot"))?;
@@ -214,6 +238,15 @@ impl Storage {
         for batch in batches {
             if let Some(incarnation) = batch.incarnation {
                 write.insert(&self.meta, INCARNATION_ENTRY, incarnation.to_be_bytes());
+            }
+            match batch.unadmitted {
+                Some(true) => write.insert(&self.meta, UNADMITTED_ENTRY, [1u8]),
+                Some(false) => write.remove(&self.meta, UNADMITTED_ENTRY),
+                None => {}
+            }
+            for (peer, life) in &batch.probed {
+                let value = [life.incarnation.to_be_bytes(), life.nonce.to_be_bytes()].concat();
+                write.insert(&self.meta, probed_entry(*peer), value);
             }
             for (key, slot) in &batch.slots {
                 let bytes =
@@ -309,6 +342,8 @@ mod tests {
                 slots: vec![(Blob::from("k"), slot.clone())],
                 hints_stored: vec![(NodeId(3), Blob::from("h"), record(4)), (NodeId(1), Blob::from("x"), record(4))],
                 hints_removed: vec![],
+                unadmitted: Some(true),
+                probed: vec![(NodeId(2), Life { incarnation: 3, nonce: u64::MAX - 1 })],
             };
             let newer = Slot { promised: record(5).ballot, record: Some(record(5)) };
             let later = PersistBatch {
@@ -332,6 +367,15 @@ mod tests {
             assert_eq!(state.slots[&Blob::from("k")], newer);
             assert_eq!(state.hints.len(), 1);
             assert_eq!(state.incarnation, 7);
+            assert!(state.unadmitted, "still probing");
+            assert_eq!(state.probed[&NodeId(2)], Life { incarnation: 3, nonce: u64::MAX - 1 });
+            // Admitted: the entry goes.
+            {
+                let (storage, _) = Storage::open(&dir, fsync).unwrap();
+                storage.commit(&[PersistBatch { seq: 3, unadmitted: Some(false), ..Default::default() }]).unwrap();
+            }
+            let (_, state) = Storage::open(&dir, fsync).unwrap();
+            assert!(!state.unadmitted);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -348,6 +392,7 @@ mod tests {
             slots: vec![(empty.clone(), slot(4)), (longest.clone(), slot(4)), (Blob::from("k"), slot(4))],
             hints_stored: vec![(NodeId(3), empty.clone(), record(4)), (NodeId(3), longest.clone(), record(4))],
             hints_removed: vec![],
+            ..Default::default()
         };
         let later = PersistBatch {
             seq: 2,

@@ -196,6 +196,34 @@ fn a_restarted_node_takes_the_next_incarnation_and_reuses_no_message_id() {
     }
 }
 
+/// A node whose data directory was lost must not vote as if it were new (it could undo
+/// acknowledged writes): its peers remember the life that probed them at the cluster's start,
+/// so it exits with one line that says what happened and what to do, and the cluster keeps
+/// serving what was written.
+#[test]
+fn a_node_whose_data_directory_was_deleted_refuses_to_serve() {
+    let mut cluster = Cluster::start("amnesia");
+    let node = 2;
+    let mut c = cluster.redis(0, false);
+    for i in 0..20 {
+        let _: () = c.set(format!("kept{i}"), i).unwrap();
+    }
+    cluster.kill(node);
+    std::fs::remove_dir_all(cluster.data_dir(node)).expect("delete the data directory");
+    cluster.relaunch(node);
+    let code = cluster.wait_exit(node, Duration::from_secs(20));
+    let log = cluster.log(node);
+    assert_eq!(code, Some(2), "the wiped node exits with code 2; its log:\n{log}");
+    let name = &cluster.nodes[node].name;
+    let line = format!("node {name} has nothing stored, but node ");
+    assert!(log.contains(&line), "{log}");
+    assert!(log.contains("its data directory was lost") && log.contains("Restore its data directory"), "{log}");
+    for i in 0..20 {
+        let value: i64 = c.get(format!("kept{i}")).unwrap();
+        assert_eq!(value, i);
+    }
+}
+
 /// Many values of the largest size (1 MiB) at once: a frame never outgrows the peer's limit
 /// (a batch of large messages is split across frames), a link keeps reading while it writes,
 /// and recovery and `*` scans move large records in pages bounded in bytes. Before, a

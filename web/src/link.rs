@@ -108,6 +108,7 @@ fn encode_action(timed: &Timed) -> String {
         Action::Fault(fault) => match fault {
             FaultAction::Crash(node) => format!("c.{at}.{}", node.0),
             FaultAction::Restart(node) => format!("s.{at}.{}", node.0),
+            FaultAction::Wipe(node) => format!("w.{at}.{}", node.0),
             FaultAction::Cut { from, to } => format!("k.{at}.{}.{}", from.0, to.0),
             FaultAction::Heal { from, to } => format!("h.{at}.{}.{}", from.0, to.0),
             FaultAction::HealAll => format!("H.{at}"),
@@ -197,6 +198,10 @@ fn decode_action(item: &str) -> Result<Timed, LinkError> {
             want(3)?;
             Action::Fault(FaultAction::Restart(node(2)?))
         }
+        "w" => {
+            want(3)?;
+            Action::Fault(FaultAction::Wipe(node(2)?))
+        }
         "k" => {
             want(4)?;
             Action::Fault(FaultAction::Cut { from: node(2)?, to: node(3)? })
@@ -244,6 +249,7 @@ mod tests {
             Timed { at: 56, action: Action::Request { node: NodeId(1), op: ClientOp::GlobalDelete } },
             Timed { at: 60, action: Action::Fault(FaultAction::Crash(NodeId(2))) },
             Timed { at: 70, action: Action::Fault(FaultAction::Restart(NodeId(2))) },
+            Timed { at: 75, action: Action::Fault(FaultAction::Wipe(NodeId(3))) },
             Timed { at: 80, action: Action::Fault(FaultAction::Cut { from: NodeId(0), to: NodeId(1) }) },
             Timed { at: 90, action: Action::Fault(FaultAction::Heal { from: NodeId(0), to: NodeId(1) }) },
             Timed { at: 95, action: Action::Fault(FaultAction::HealAll) },

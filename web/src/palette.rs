@@ -24,10 +24,12 @@ pub enum Family {
     /// The `*` query's scan.
     Scan,
     AntiEntropy,
+    /// A node that started with nothing stored asking whether its peers remember it.
+    Admission,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Routing,
         Family::Prepare,
         Family::Accept,
@@ -38,6 +40,7 @@ impl Family {
         Family::Recovery,
         Family::Scan,
         Family::AntiEntropy,
+        Family::Admission,
     ];
 
     pub fn of(kind: MessageKind) -> Family {
@@ -54,6 +57,7 @@ impl Family {
             MessageKind::Digest | MessageKind::DigestEntries | MessageKind::Records | MessageKind::Fetch => {
                 Family::AntiEntropy
             }
+            MessageKind::Probe | MessageKind::ProbeReply => Family::Admission,
         }
     }
 
@@ -70,6 +74,7 @@ impl Family {
             Family::Recovery => "#0072B2",
             Family::Scan => "#ffffff",
             Family::AntiEntropy => "#6f7787",
+            Family::Admission => "#a48be0",
         }
     }
 
@@ -85,12 +90,13 @@ impl Family {
             Family::Recovery => "recovery sync",
             Family::Scan => "* scan",
             Family::AntiEntropy => "anti-entropy",
+            Family::Admission => "admission probe",
         }
     }
 }
 
 /// Every message kind, in declaration order (bit `kind as u32` of `scene::kind_mask`).
-pub const KINDS: [MessageKind; 20] = [
+pub const KINDS: [MessageKind; 22] = [
     MessageKind::Forward,
     MessageKind::ForwardAck,
     MessageKind::ForwardReply,
@@ -111,6 +117,8 @@ pub const KINDS: [MessageKind; 20] = [
     MessageKind::DigestEntries,
     MessageKind::Records,
     MessageKind::Fetch,
+    MessageKind::Probe,
+    MessageKind::ProbeReply,
 ];
 
 /// True for kinds that answer another message; they are drawn as rings instead of dots.
@@ -125,6 +133,7 @@ pub fn is_reply(kind: MessageKind) -> bool {
             | MessageKind::SyncReply
             | MessageKind::ScanReply
             | MessageKind::DigestEntries
+            | MessageKind::ProbeReply
     )
 }
 
@@ -151,6 +160,8 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::DigestEntries => "digest entries",
         MessageKind::Records => "records",
         MessageKind::Fetch => "fetch",
+        MessageKind::Probe => "probe",
+        MessageKind::ProbeReply => "probe reply",
     }
 }
 

@@ -160,6 +160,10 @@ mod tests {
     fn run(scenario: Scenario, setup: Setup) -> Simulated {
         let setup = scenario.setup(&setup).unwrap_or(setup);
         let mut session = Simulated::new(setup).expect("valid setup");
+        // As on the page, the scenario starts once the new cluster is up (its nodes admitted).
+        for _ in 0..10 {
+            session.advance(16.0, 0.5);
+        }
         for (after, action) in scenario.script(session.ring(), "apple") {
             session.schedule(after, action);
         }

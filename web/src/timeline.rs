@@ -174,7 +174,7 @@ impl Timeline {
         let status = &mut self.status[event.node.index()];
         match &event.kind {
             TraceKind::Crashed => *status = NodeStatus { down: true, recovering: false },
-            TraceKind::Restarted => status.down = false,
+            TraceKind::Restarted | TraceKind::Admitted | TraceKind::AmnesiaDetected { .. } => status.down = false,
             TraceKind::RecoveryStarted { .. } => status.recovering = true,
             TraceKind::RecoveryFinished { .. } => status.recovering = false,
             TraceKind::MessageDropped { reason: DropReason::Loss, .. } => self.lost += 1,

@@ -30,11 +30,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientIds;
 use crate::config::Config;
-use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal};
+use crate::message::{
+    AcceptPurpose, ClientError, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable,
+};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
 use crate::trace::{TraceEvent, TraceKind};
-use crate::types::{incarnation_base, Blob, Micros, NodeId, Rng, INCARNATION_MAX};
+use crate::types::{incarnation_base, incarnation_of, Blob, Life, Micros, NodeId, Rng, INCARNATION_MAX};
 use crate::version::Ballot;
 
 use background::{AntiEntropy, Recovery};
@@ -78,12 +80,33 @@ pub enum Start {
     Recover,
 }
 
+/// Whether a node votes: a node that started with nothing stored first asks its peers
+/// whether they remember an earlier life of it (ARCHITECTURE.md, "amnesia never votes").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Sent `Message::Probe` to every peer; `answered[i]` once peer i remembered no other life.
+    /// Admitted once more than half of the peers have.
+    Probing {
+        answered: Vec<bool>,
+    },
+    /// `peer` remembers incarnation `remembered` of this node, a life its disk does not: its
+    /// data was lost. For good (until an operator replaces the node).
+    Refused {
+        peer: NodeId,
+        remembered: u64,
+    },
+}
+
 /// Why a node cannot start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StartError {
     /// The node has started `INCARNATION_MAX` times: its ids would repeat.
     IncarnationsExhausted { incarnation: u64 },
+    /// The node started with nothing stored, but `peer` remembers its incarnation `remembered`:
+    /// its data was lost (`Admission::Refused`; reported once the peers answer).
+    Amnesia { node: String, peer: String, remembered: u64 },
 }
 
 impl std::fmt::Display for StartError {
@@ -93,6 +116,13 @@ impl std::fmt::Display for StartError {
                 f,
                 "this node has started {incarnation} times, the most its ids allow; \
                  its data must be rebuilt under a new data directory"
+            ),
+            StartError::Amnesia { node, peer, remembered } => write!(
+                f,
+                "node {node} has nothing stored, but node {peer} remembers its incarnation {remembered}: its data \
+                 directory was lost. A node that lost its data must not vote as if new (it could undo acknowledged \
+                 writes), so it will not serve. Restore its data directory; rebuilding a node in place \
+                 (`dynamo admin replace`) is not built yet"
             ),
         }
     }
@@ -128,6 +158,7 @@ enum Timer {
     Hints,
     AntiEntropy,
     Recovery,
+    Admission,
 }
 
 /// A Dynamo node. See the module documentation.
@@ -148,6 +179,17 @@ pub struct Node {
     /// Whether `take_client_ids` has handed out this incarnation's client ids.
     client_ids_taken: bool,
     start: Start,
+    admission: Admission,
+    /// A change of `DurableState::unadmitted` not yet in a persist batch.
+    admission_unpersisted: Option<bool>,
+    /// Client requests that arrived while probing, with their deadlines.
+    waiting_clients: Vec<(u64, ClientRequest, Micros)>,
+    /// This life as its probes name it, and the last incarnation the disk remembered.
+    life: Life,
+    incarnation_stored: u64,
+    /// Per peer, the latest life that probed this node (durable).
+    probed: BTreeMap<NodeId, Life>,
+    probed_unpersisted: BTreeMap<NodeId, Life>,
     store: BTreeMap<Blob, KeyState>,
     hints: BTreeMap<(NodeId, Blob), Record>,
 
@@ -210,12 +252,22 @@ impl Node {
             return Err(StartError::IncarnationsExhausted { incarnation: durable.incarnation });
         }
         let incarnation = durable.incarnation + 1;
-        let start = if durable.incarnation == 0 && durable.slots.is_empty() && durable.hints.is_empty() {
+        // A node that never finished probing never voted: it starts over, with nothing to recover.
+        let unadmitted = durable.incarnation == 0 || durable.unadmitted;
+        let start = if unadmitted && durable.slots.is_empty() && durable.hints.is_empty() {
             Start::Fresh
         } else {
             Start::Recover
         };
         let node_count = ring.node_count();
+        let peers = (0..node_count as u32).map(NodeId).filter(|peer| *peer != id);
+        let admission = if unadmitted && peers.clone().next().is_some() {
+            Admission::Probing { answered: (0..node_count).map(|index| index == id.index()).collect() }
+        } else {
+            Admission::Admitted
+        };
+        let mut rng = Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let life = Life { incarnation, nonce: rng.next_u64() };
         let mut round = 0;
         let store: BTreeMap<Blob, KeyState> = durable
             .slots
@@ -228,7 +280,7 @@ impl Node {
             .collect();
         let mut node = Node {
             id,
-            rng: Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+            rng,
             anti_entropy: AntiEntropy::new(id, &ring, &store),
             config,
             ring,
@@ -239,6 +291,16 @@ impl Node {
             incarnation_unpersisted: true,
             client_ids_taken: false,
             start,
+            admission_unpersisted: {
+                let probing = admission != Admission::Admitted;
+                (probing != durable.unadmitted).then_some(probing)
+            },
+            admission,
+            waiting_clients: Vec::new(),
+            life,
+            incarnation_stored: durable.incarnation,
+            probed: durable.probed,
+            probed_unpersisted: BTreeMap::new(),
             store,
             hints: durable.hints,
             dirty_slots: BTreeSet::new(),
@@ -265,9 +327,14 @@ impl Node {
             recovery: None,
             handoffs: BTreeMap::new(),
         };
-        if start == Start::Recover {
+        if durable.incarnation > 0 {
             node.emit(TraceKind::Restarted);
+        }
+        if start == Start::Recover {
             node.start_recovery();
+        }
+        if let Admission::Probing { .. } = node.admission {
+            node.probe();
         }
         let hint_delay = node.rng.between(1, node.config.hint_handoff_interval());
         node.schedule(now + hint_delay, Timer::Hints);
@@ -346,6 +413,23 @@ impl Node {
         self.trace = trace;
     }
 
+    /// Whether this node votes and serves, probes its peers first, or refused to (amnesia).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Why this node refuses to serve, for the driver to report and stop: its data was lost.
+    pub fn refusal(&self) -> Option<StartError> {
+        match &self.admission {
+            Admission::Refused { peer, remembered } => Some(StartError::Amnesia {
+                node: self.ring.name(self.id).to_string(),
+                peer: self.ring.name(*peer).to_string(),
+                remembered: *remembered,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether this node currently suspects `peer` of having failed.
     pub fn suspects(&self, peer: NodeId) -> bool {
         self.suspected[peer.index()]
@@ -362,9 +446,23 @@ impl Node {
                     self.emit(TraceKind::MessageDelivered { id: envelope.id, from, kind });
                 }
                 self.trust(from);
-                self.handle_message(from, envelope.message);
+                // Not admitted: as if down. It votes in nothing and sends nothing but probes.
+                if self.admission == Admission::Admitted || envelope.message.is_probe() {
+                    let incarnation = incarnation_of(envelope.id);
+                    self.handle_message(from, incarnation, envelope.message);
+                }
             }
-            Input::Client { handle, request } => self.handle_client(handle, request),
+            Input::Client { handle, request } => match &self.admission {
+                Admission::Admitted => self.handle_client(handle, request),
+                Admission::Probing { .. } => {
+                    let deadline = self.now + self.config.operation_timeout();
+                    self.waiting_clients.push((handle, request, deadline));
+                }
+                Admission::Refused { peer, remembered } => {
+                    let cause = Unavailable::Amnesia { peer: *peer, remembered: *remembered };
+                    self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+                }
+            },
             Input::Persisted { batch } => {
                 debug_assert!(batch <= self.persist_issued, "only issued batches complete");
                 self.persist_durable = self.persist_durable.max(batch);
@@ -390,12 +488,20 @@ impl Node {
 
     fn drain_local(&mut self) {
         while let Some(message) = self.local.pop_front() {
-            self.handle_message(self.id, message);
+            self.handle_message(self.id, self.incarnation, message);
         }
     }
 
     fn fire(&mut self, timer: Timer) {
         match timer {
+            Timer::Admission => self.admission_tick(),
+            // Not admitted: background work waits (it would send).
+            Timer::Hints if self.admission != Admission::Admitted => {
+                self.schedule(self.now + self.config.hint_handoff_interval(), Timer::Hints)
+            }
+            Timer::AntiEntropy if self.admission != Admission::Admitted => {
+                self.schedule(self.now + self.config.anti_entropy_interval(), Timer::AntiEntropy)
+            }
             Timer::Txn(txn) => self.txn_timer(txn),
             Timer::Hints => self.hints_tick(),
             Timer::AntiEntropy => self.anti_entropy_tick(),
@@ -403,7 +509,80 @@ impl Node {
         }
     }
 
-    fn handle_message(&mut self, from: NodeId, message: Message) {
+    // ----- Admission: a node that started with nothing stored. -----
+
+    /// Asks every peer that has not answered yet whether it remembers an earlier life of this
+    /// node, and again after a request timeout.
+    fn probe(&mut self) {
+        let Admission::Probing { answered } = &self.admission else { return };
+        let silent: Vec<NodeId> =
+            (0..answered.len() as u32).map(NodeId).filter(|peer| !answered[peer.index()]).collect();
+        let nonce = self.life.nonce;
+        for peer in silent {
+            self.send(peer, Message::Probe { nonce });
+        }
+        self.schedule(self.now + self.config.request_timeout(), Timer::Admission);
+    }
+
+    fn admission_tick(&mut self) {
+        let Admission::Probing { answered } = &self.admission else { return };
+        let peers_waiting = answered.iter().filter(|answered| !**answered).count() as u64;
+        let now = self.now;
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiting_clients).into_iter().partition(|(_, _, deadline)| *deadline <= now);
+        self.waiting_clients = waiting;
+        for (handle, _, _) in expired {
+            let cause = Unavailable::Admitting { peers_waiting };
+            self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+        }
+        self.probe();
+    }
+
+    /// A peer's probe: remember its life (durably, before the answer leaves, as every answer
+    /// waits for the state it reveals) unless a later one is remembered already, and of two
+    /// lives under one incarnation keep the first; answer with the life remembered.
+    fn on_probe(&mut self, from: NodeId, life: Life) {
+        let remembered = match self.probed.get(&from) {
+            Some(known) if known.incarnation >= life.incarnation => *known,
+            _ => {
+                self.probed.insert(from, life);
+                self.probed_unpersisted.insert(from, life);
+                life
+            }
+        };
+        self.send(from, Message::ProbeReply { remembered: Some(remembered) });
+    }
+
+    fn on_probe_reply(&mut self, from: NodeId, remembered: Option<Life>) {
+        let Admission::Probing { answered } = &mut self.admission else { return };
+        // This life, or one this node's disk remembers: no life was lost.
+        let lost = remembered.filter(|life| *life != self.life && life.incarnation > self.incarnation_stored);
+        if let Some(life) = lost {
+            let remembered = life.incarnation;
+            self.admission = Admission::Refused { peer: from, remembered };
+            self.emit(TraceKind::AmnesiaDetected { peer: from, remembered });
+            for (handle, _, _) in std::mem::take(&mut self.waiting_clients) {
+                let cause = Unavailable::Amnesia { peer: from, remembered };
+                self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+            }
+            return;
+        }
+        answered[from.index()] = true;
+        // More than half of the peers: any two such sets meet, so a later probe of a life that
+        // lost its disk reaches one that remembers this one.
+        let peers = answered.len() - 1;
+        let yes = answered.iter().filter(|answered| **answered).count() - 1;
+        if 2 * yes > peers {
+            self.admission = Admission::Admitted;
+            self.admission_unpersisted = Some(false);
+            self.emit(TraceKind::Admitted);
+            for (handle, request, _) in std::mem::take(&mut self.waiting_clients) {
+                self.handle_client(handle, request);
+            }
+        }
+    }
+
+    fn handle_message(&mut self, from: NodeId, incarnation: u64, message: Message) {
         match message {
             Message::Prepare { txn, key, ballot } => {
                 let result = self.on_prepare(&key, ballot);
@@ -446,6 +625,8 @@ impl Node {
             Message::DigestEntries { txn: _, buckets, entries } => self.on_digest_entries(from, buckets, entries),
             Message::Records { records } => self.on_records(records),
             Message::Fetch { keys } => self.on_fetch(from, keys),
+            Message::Probe { nonce } => self.on_probe(from, Life { incarnation, nonce }),
+            Message::ProbeReply { remembered } => self.on_probe_reply(from, remembered),
         }
     }
 
@@ -592,6 +773,8 @@ impl Node {
     /// Whether this step changed state that no persist batch holds yet.
     fn has_unpersisted_changes(&self) -> bool {
         self.incarnation_unpersisted
+            || self.admission_unpersisted.is_some()
+            || !self.probed_unpersisted.is_empty()
             || !self.dirty_slots.is_empty()
             || !self.hints_stored.is_empty()
             || !self.hints_removed.is_empty()
@@ -628,6 +811,8 @@ impl Node {
                 slots,
                 hints_stored: std::mem::take(&mut self.hints_stored),
                 hints_removed: std::mem::take(&mut self.hints_removed),
+                unadmitted: self.admission_unpersisted.take(),
+                probed: std::mem::take(&mut self.probed_unpersisted).into_iter().collect(),
             }));
         }
         for (need, output) in std::mem::take(&mut self.pending) {

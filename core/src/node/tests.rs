@@ -129,9 +129,23 @@ impl Harness {
 
 /// Starts a node from `durable` and makes its first batch (its new incarnation) durable, which
 /// every output waits for; the outputs go to `out`.
+/// A node that started with nothing stored is admitted (every peer answers its probe that it
+/// remembers no earlier life) and that batch is durable too; the probes are not in `out`.
 fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -> Node {
     let mut node = Node::start(options, durable, 0, out).expect("the node starts");
     node.step(0, Input::Persisted { batch: Node::START_BATCH }, out);
+    if let Admission::Probing { .. } = node.admission() {
+        out.retain(|output| !matches!(output, Output::Send { envelope, .. } if envelope.message.is_probe()));
+        let mut admission = Vec::new();
+        let peers: Vec<NodeId> =
+            (0..node.ring.node_count() as u32).map(NodeId).filter(|peer| *peer != node.id).collect();
+        for peer in peers {
+            let envelope = Envelope { id: 0, message: Message::ProbeReply { remembered: None } };
+            node.step(0, Input::Message { from: peer, envelope }, &mut admission);
+        }
+        assert_eq!(node.admission(), &Admission::Admitted);
+        node.step(0, Input::Persisted { batch: node.persist_issued }, &mut admission);
+    }
     node
 }
 
@@ -197,12 +211,13 @@ fn a_keys_first_write_by_its_first_home_skips_phase_one_behind_a_durable_own_pro
     let mut h = Harness::fresh_coordinator_of("k");
     let homes = h.node.ring.homes(b"k");
     let first = Ballot::first(h.node.id);
+    let issued = h.node.persist_issued;
     h.step(put("k", "v", 1));
     assert!(h.sends().iter().all(|(_, m)| !matches!(m, Message::Prepare { .. })), "no phase 1: {:?}", h.sends());
     assert!(h.sends().is_empty(), "the accepts wait for the own promise of the first ballot to be durable");
     // The own promise (and the own accept, made in the same step) wait in one persist batch.
     assert!(h.node.store[&Blob::from("k")].slot.promised >= first);
-    assert_eq!(h.node.persist_issued, Node::START_BATCH + 1);
+    assert_eq!(h.node.persist_issued, issued + 1);
     h.settle();
     let accepts: Vec<Ballot> = h
         .sends()
@@ -409,6 +424,7 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
     let options = NodeOptions { id: preference[3], config, ring, seed: 1, trace: false };
     let mut out = Vec::new();
     let mut node = started(options, DurableState::default(), &mut out);
+    let issued = node.persist_issued;
     let request = ClientRequest {
         id: OpId { client: ClientId(1), seq: 1 },
         op: ClientOp::Put { key: "k".into(), value: "x".into() },
@@ -426,7 +442,7 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
         .collect();
     assert!(sends.iter().all(|(_, kind)| *kind != MessageKind::Prepare && *kind != MessageKind::Accept), "{sends:?}");
     assert!(sends.contains(&(preference[0], MessageKind::Forward)), "passed on to the coordinator: {sends:?}");
-    assert_eq!(node.persist_issued, Node::START_BATCH, "nothing persisted beyond the start");
+    assert_eq!(node.persist_issued, issued, "nothing persisted beyond the start and the admission");
 }
 
 /// A replica never reveals state that is not durable yet: a read or a prepare that arrives
@@ -616,6 +632,7 @@ fn incremental_digests_equal_digests_computed_from_scratch() {
         slots: h.node.store.iter().map(|(key, state)| (key.clone(), state.slot.clone())).collect(),
         hints: BTreeMap::new(),
         incarnation: 1,
+        ..DurableState::default()
     };
     let restarted = h.restarted(durable);
     for peer in &peers {
@@ -855,4 +872,114 @@ fn a_round_carries_at_most_writes_per_round_max_of_the_queued_writes() {
         carried.push(h.replies().len());
     }
     assert_eq!(carried, vec![2, 2, 1]);
+}
+
+/// A node that starts with nothing stored (index 0 of the default five) probes its peers and
+/// returns what it sent and the node.
+fn probing(durable: DurableState) -> (Node, Vec<Output>) {
+    let config = Config::default();
+    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
+    let options = NodeOptions { id: NodeId(0), config, ring, seed: 9, trace: true };
+    let mut out = Vec::new();
+    let mut node = Node::start(options, durable, 0, &mut out).expect("starts");
+    node.step(0, Input::Persisted { batch: Node::START_BATCH }, &mut out);
+    assert!(matches!(node.admission(), Admission::Probing { .. }));
+    (node, out)
+}
+
+fn probe_reply(node: &mut Node, from: u32, remembered: Option<Life>) -> Vec<Output> {
+    let mut out = Vec::new();
+    let envelope = Envelope { id: incarnation_base(1), message: Message::ProbeReply { remembered } };
+    node.step(0, Input::Message { from: NodeId(from), envelope }, &mut out);
+    out
+}
+
+/// Admission takes more than half of the peers (any two such sets meet); until then the node
+/// sends nothing but probes, votes in nothing and keeps client requests waiting.
+#[test]
+fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_life_of_it() {
+    let (mut node, out) = probing(DurableState::default());
+    let probes =
+        out.iter().filter(|o| matches!(o, Output::Send { envelope, .. } if envelope.message.is_probe())).count();
+    assert_eq!(probes, 4, "one probe per peer");
+    let batch = out.iter().find_map(|o| match o {
+        Output::Persist(batch) => Some(batch.clone()),
+        _ => None,
+    });
+    assert_eq!(batch.and_then(|batch| batch.unadmitted), Some(true), "the start batch records it");
+    let mut held = Vec::new();
+    node.step(0, put("k", "v", 1), &mut held);
+    let prepare = Envelope {
+        id: incarnation_base(1),
+        message: Message::Prepare { txn: 1, key: "k".into(), ballot: Ballot { round: 5, node: NodeId(1) } },
+    };
+    node.step(0, Input::Message { from: NodeId(1), envelope: prepare }, &mut held);
+    assert!(!held.iter().any(|o| matches!(o, Output::Send { .. } | Output::Reply { .. })), "{held:?}");
+    // Its own probe of this life, remembered by a peer, is no other life.
+    let own = Some(node.life);
+    probe_reply(&mut node, 1, own);
+    assert!(matches!(node.admission(), Admission::Probing { .. }), "one of four peers is not enough");
+    probe_reply(&mut node, 2, None);
+    assert!(matches!(node.admission(), Admission::Probing { .. }), "two of four peers are not more than half");
+    let out = probe_reply(&mut node, 3, None);
+    assert_eq!(node.admission(), &Admission::Admitted);
+    let batch = out.iter().find_map(|o| match o {
+        Output::Persist(batch) => Some(batch.clone()),
+        _ => None,
+    });
+    assert_eq!(batch.and_then(|batch| batch.unadmitted), Some(false), "the admission is recorded");
+    let mut out = out;
+    node.step(0, Input::Persisted { batch: node.persist_issued }, &mut out);
+    let served = out.iter().any(|o| {
+        matches!(o, Output::Send { envelope, .. } if !envelope.message.is_probe() && envelope.message.key() == Some(&Blob::from("k")))
+    });
+    assert!(served, "the waiting put is served once admitted: {out:?}");
+}
+
+#[test]
+fn a_peer_that_remembers_a_life_the_disk_does_not_means_the_data_was_lost() {
+    let (mut node, _) = probing(DurableState::default());
+    let earlier = Life { incarnation: 1, nonce: node.life.nonce ^ 1 };
+    probe_reply(&mut node, 2, earlier.into());
+    assert_eq!(node.admission(), &Admission::Refused { peer: NodeId(2), remembered: 1 });
+    let mut out = Vec::new();
+    node.step(0, put("k", "v", 1), &mut out);
+    node.step(0, Input::Persisted { batch: node.persist_issued }, &mut out);
+    let refused = out.iter().any(|o| {
+        matches!(
+            o,
+            Output::Reply {
+                reply: ClientReply::Error(ClientError::Unavailable(Unavailable::Amnesia { remembered: 1, .. })),
+                ..
+            }
+        )
+    });
+    assert!(refused, "{out:?}");
+
+    // A node that crashed while probing remembers its last incarnation: a peer that remembers
+    // that life is no sign of lost data.
+    let restarted = DurableState { incarnation: 1, unadmitted: true, ..DurableState::default() };
+    let (mut node, _) = probing(restarted);
+    assert_eq!(node.life.incarnation, 2);
+    for peer in 1..4 {
+        probe_reply(&mut node, peer, Some(earlier));
+    }
+    assert_eq!(node.admission(), &Admission::Admitted);
+}
+
+/// A probe is remembered before it is answered, and of two lives under one incarnation the
+/// first is kept, so a wiped node's probes keep hearing of the life it lost.
+#[test]
+fn a_probed_node_remembers_the_prober_durably_and_keeps_the_first_life_of_an_incarnation() {
+    let mut h = Harness::home_of("k", 0, DurableState::default());
+    let prober = NodeId((h.node.id.0 + 1) % 5);
+    let probe = |nonce| Envelope { id: incarnation_base(1), message: Message::Probe { nonce } };
+    h.step(Input::Message { from: prober, envelope: probe(7) });
+    assert!(h.sends().is_empty(), "the answer waits for the batch that remembers the probe");
+    h.settle();
+    let first = Some(Life { incarnation: 1, nonce: 7 });
+    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: first })]);
+    h.step(Input::Message { from: prober, envelope: probe(8) });
+    h.settle();
+    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: first })], "the first life stays");
 }

@@ -73,6 +73,9 @@ enum Event {
 pub enum FaultAction {
     Crash(NodeId),
     Restart(NodeId),
+    /// Crash the node (if it is up) and erase its disk: it comes back (on `Restart`) with
+    /// nothing stored, as a machine whose data directory was lost.
+    Wipe(NodeId),
     /// Drop every message from `from` to `to` (one way).
     Cut {
         from: NodeId,
@@ -299,7 +302,8 @@ impl Simulation {
             id,
             config: self.options.config.clone(),
             ring: self.ring.clone(),
-            seed: self.options.seed ^ ((id.0 as u64 + 1) << 32),
+            // Each life draws its own randomness (a probe's nonce tells two lives apart).
+            seed: self.options.seed ^ ((id.0 as u64 + 1) << 32) ^ slot.life.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             trace: self.options.trace,
         };
         let mut outputs = std::mem::take(&mut self.outputs);
@@ -413,6 +417,10 @@ impl Simulation {
                     self.stats.crashes += 1;
                     self.record(node, TraceKind::Crashed);
                 }
+            }
+            FaultAction::Wipe(node) => {
+                self.fault(FaultAction::Crash(node));
+                self.nodes[node.index()].durable = DurableState::default();
             }
             FaultAction::Restart(node) => {
                 if self.nodes[node.index()].node.is_none() {

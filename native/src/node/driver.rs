@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dynamo_core::message::{ClientReply, Envelope};
-use dynamo_core::node::{Input, Node, Output};
+use dynamo_core::node::{Admission, Input, Node, Output};
 use dynamo_core::store::PersistBatch;
 use dynamo_core::trace::{DropReason, TraceEvent, TraceKind};
 use dynamo_core::types::NodeId;
@@ -118,10 +118,16 @@ impl Driver {
     pub(super) fn step(&mut self, node: &mut Node, now: u64, input: Input, outputs: &mut Vec<Output>) {
         // Trace events cost allocations: build them only while someone subscribes, or while
         // recovering (its progress is logged).
-        node.set_trace(self.traces.receiver_count() > 0 || node.is_recovering());
+        let probing = matches!(node.admission(), Admission::Probing { .. });
+        node.set_trace(self.traces.receiver_count() > 0 || node.is_recovering() || probing);
         node.step(now, input, outputs);
         self.carry_out(outputs);
         self.update_liveness(node);
+        if let Some(refusal) = node.refusal() {
+            // Its data was lost: it must not vote as if new, and serving nothing is no use.
+            tracing::error!("{refusal}");
+            std::process::exit(2);
+        }
     }
 
     /// Commits the batches waiting for an inline commit (all the events handled since the last
@@ -185,6 +191,9 @@ impl Driver {
                         }
                         TraceKind::RecoveryFinished { records } => {
                             tracing::info!(keys = records, "recovery finished; serving reads")
+                        }
+                        TraceKind::Admitted => {
+                            tracing::info!("admitted: no peer remembers an earlier life of this node; serving")
                         }
                         _ => {}
                     }

@@ -174,6 +174,25 @@ impl Cluster {
         self.children[index] = Some(child);
     }
 
+    /// Waits (at most `within`) for node `index`'s process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, index: usize, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let child = self.children[index].as_mut().expect("the node runs");
+            if let Some(status) = child.try_wait().expect("wait for the node") {
+                self.children[index] = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Node `index`'s data directory (`data_dir/<name>`).
+    pub fn data_dir(&self, index: usize) -> PathBuf {
+        self.dir.join("data").join(&self.nodes[index].name)
+    }
+
     /// The text of node `index`'s log so far.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.dir.join(format!("{}.log", self.nodes[index].name))).unwrap_or_default()
