@@ -45,6 +45,7 @@ fn main() {
                 down_min_ms: 200,
                 down_max_ms: 1_000,
                 down_at_once_max: 1,
+                wipe_at_crash: None,
             }),
             ..SimOptions::default()
         },

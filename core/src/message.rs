@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::store::{blob_wire_bytes_max, entry_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
-use crate::types::{Blob, Life, NodeId, OpId};
+use crate::types::{Blob, NodeId, OpId};
 use crate::version::Ballot;
 
 /// What a client can ask any node.
@@ -95,10 +95,9 @@ pub enum Unavailable {
     Admitting {
         peers_waiting: u64,
     },
-    /// The node lost its data: `peer` remembers its incarnation `remembered`. It serves nothing.
+    /// The node lost its data: `peer` remembers another disk of it. It serves nothing.
     Amnesia {
         peer: NodeId,
-        remembered: u64,
     },
     /// Made by a node's driver: the node is stopping and takes no more requests.
     ShuttingDown,
@@ -134,9 +133,9 @@ impl std::fmt::Display for Unavailable {
                 "this node started with nothing stored and waits for {peers_waiting} peers to say whether \
                  they remember an earlier life of it; it serves once every peer has"
             ),
-            Unavailable::Amnesia { peer, remembered } => write!(
+            Unavailable::Amnesia { peer } => write!(
                 f,
-                "this node lost its data (node {} remembers its incarnation {remembered}) and serves nothing",
+                "this node lost its data (node {} remembers an earlier disk of it) and serves nothing",
                 peer.0
             ),
             Unavailable::ShuttingDown => f.write_str("the node is shutting down"),
@@ -370,17 +369,16 @@ pub enum Message {
     Fetch {
         keys: Vec<Blob>,
     },
-    /// From a node that started with nothing stored: do you remember an earlier life of me?
-    /// The only message a node sends before it is admitted (ARCHITECTURE.md, "amnesia never
-    /// votes"). `nonce` is drawn anew each life, so two lives under one incarnation differ.
-    /// The receiver durably remembers the sender's life before it answers.
+    /// From a node not yet admitted: do you remember another disk of me? `disk` is the random
+    /// id its disk got when it was new (`DurableState::disk`). The only message a node sends
+    /// before it is admitted (ARCHITECTURE.md, "amnesia never votes"). The receiver durably
+    /// remembers the first disk id it hears of each peer before it answers.
     Probe {
-        nonce: u64,
+        disk: u64,
     },
-    /// The life of the prober this node remembers, after taking in the probe: the latest
-    /// incarnation that probed it, with that life's nonce.
+    /// The disk id of the prober this node remembers (after taking in the probe).
     ProbeReply {
-        remembered: Option<Life>,
+        remembered: u64,
     },
 }
 

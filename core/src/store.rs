@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Blob, ClientId, Life, NodeId, OpId};
+use crate::types::{Blob, ClientId, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
 
 /// The last write sequence number a client session applied to a key, for at-most-once retries.
@@ -149,9 +149,12 @@ pub struct PersistBatch {
     /// once it is admitted (`DurableState::unadmitted`).
     #[serde(default)]
     pub unadmitted: Option<bool>,
-    /// Peers' lives that probed this node (`DurableState::probed`).
+    /// The node's disk id, in the first batch of a disk (`DurableState::disk`).
     #[serde(default)]
-    pub probed: Vec<(NodeId, Life)>,
+    pub disk: Option<u64>,
+    /// Peers' disk ids first heard in their probes (`DurableState::probed`).
+    #[serde(default)]
+    pub probed: Vec<(NodeId, u64)>,
 }
 
 impl PersistBatch {
@@ -161,6 +164,7 @@ impl PersistBatch {
             && self.hints_stored.is_empty()
             && self.hints_removed.is_empty()
             && self.unadmitted.is_none()
+            && self.disk.is_none()
             && self.probed.is_empty()
     }
 }
@@ -178,10 +182,14 @@ pub struct DurableState {
     /// "amnesia never votes"). False for a data directory written before admission existed.
     #[serde(default)]
     pub unadmitted: bool,
-    /// Per peer, the latest life that probed this node (the highest incarnation; of two lives
-    /// under one incarnation, the first). A majority of nodes remembers every admitted life.
+    /// A random id drawn when the node first started with nothing stored (0: none yet, or a
+    /// directory written before disk ids existed). Every probe names it.
     #[serde(default)]
-    pub probed: BTreeMap<NodeId, Life>,
+    pub disk: u64,
+    /// Per peer, the first disk id it probed this node with. More than half of the peers of an
+    /// admitted node remember its disk.
+    #[serde(default)]
+    pub probed: BTreeMap<NodeId, u64>,
 }
 
 impl DurableState {
@@ -204,8 +212,11 @@ impl DurableState {
         if let Some(unadmitted) = batch.unadmitted {
             self.unadmitted = unadmitted;
         }
-        for (peer, life) in &batch.probed {
-            self.probed.insert(*peer, *life);
+        if let Some(disk) = batch.disk {
+            self.disk = disk;
+        }
+        for (peer, disk) in &batch.probed {
+            self.probed.insert(*peer, *disk);
         }
     }
 }

@@ -162,11 +162,10 @@ pub enum TraceKind {
     /// A node that started with nothing stored heard from every peer that none remembers an
     /// earlier life of it: it votes and serves from now on.
     Admitted,
-    /// A node that started with nothing stored learned from `peer` that it had an earlier life
-    /// (incarnation `remembered`): its data was lost, and it serves nothing.
+    /// A node not yet admitted learned from `peer` that it had another disk before: its data
+    /// was lost, and it serves nothing.
     AmnesiaDetected {
         peer: NodeId,
-        remembered: u64,
     },
 }
 

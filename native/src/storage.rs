@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use dynamo_core::store::{blob_wire_bytes_max, entry_wire_bytes_max, DurableState, PersistBatch, Record, Slot};
-use dynamo_core::types::{Blob, Life, NodeId};
+use dynamo_core::types::{Blob, NodeId};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 /// Why a node's storage could not be opened and loaded.
@@ -137,8 +137,11 @@ const INCARNATION_ENTRY: &[u8] = b"incarnation";
 /// Present (one byte, 1) while the node has not been admitted (`DurableState::unadmitted`).
 const UNADMITTED_ENTRY: &[u8] = b"unadmitted";
 
+/// `DurableState::disk`, 8 bytes big-endian.
+const DISK_ENTRY: &[u8] = b"disk";
+
 /// `DurableState::probed`: the prefix, then the peer's id (4 bytes big-endian); the value is
-/// the life's incarnation and nonce (8 bytes big-endian each).
+/// the peer's disk id (8 bytes big-endian).
 const PROBED_PREFIX: &[u8] = b"probed/";
 
 fn probed_entry(peer: NodeId) -> Vec<u8> {
@@ -195,17 +198,22 @@ impl Storage {
             state.incarnation = u64::from_be_bytes(bytes);
         }
         state.unadmitted = self.meta.get(UNADMITTED_ENTRY).map_err(read("the admission"))?.is_some();
+        if let Some(value) = self.meta.get(DISK_ENTRY).map_err(read("the disk id"))? {
+            let bytes: [u8; 8] = value
+                .as_ref()
+                .try_into()
+                .map_err(|_| OpenError::Corrupt { what: "disk id", detail: format!("{} bytes, not 8", value.len()) })?;
+            state.disk = u64::from_be_bytes(bytes);
+        }
         for entry in self.meta.prefix(PROBED_PREFIX) {
             let (key, value) = entry.into_inner().map_err(read("the probed lives"))?;
             let corrupt = || OpenError::Corrupt {
-                what: "probed life",
+                what: "probed disk id",
                 detail: format!("key of {} bytes and value of {} bytes", key.len(), value.len()),
             };
             let peer: [u8; 4] = key[PROBED_PREFIX.len()..].try_into().map_err(|_| corrupt())?;
-            let life: [u8; 16] = value.as_ref().try_into().map_err(|_| corrupt())?;
-            let incarnation = u64::from_be_bytes(life[..8].try_into().expect("eight bytes"));
-            let nonce = u64::from_be_bytes(life[8..].try_into().expect("eight bytes"));
-            state.probed.insert(NodeId(u32::from_be_bytes(peer)), Life { incarnation, nonce });
+            let disk: [u8; 8] = value.as_ref().try_into().map_err(|_| corrupt())?;
+            state.probed.insert(NodeId(u32::from_be_bytes(peer)), u64::from_be_bytes(disk));
         }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(read("the slots"))?;
@@ -244,9 +252,11 @@ impl Storage {
                 Some(false) => write.remove(&self.meta, UNADMITTED_ENTRY),
                 None => {}
             }
-            for (peer, life) in &batch.probed {
-                let value = [life.incarnation.to_be_bytes(), life.nonce.to_be_bytes()].concat();
-                write.insert(&self.meta, probed_entry(*peer), value);
+            if let Some(disk) = batch.disk {
+                write.insert(&self.meta, DISK_ENTRY, disk.to_be_bytes());
+            }
+            for (peer, disk) in &batch.probed {
+                write.insert(&self.meta, probed_entry(*peer), disk.to_be_bytes());
             }
             for (key, slot) in &batch.slots {
                 let bytes =
@@ -343,7 +353,8 @@ mod tests {
                 hints_stored: vec![(NodeId(3), Blob::from("h"), record(4)), (NodeId(1), Blob::from("x"), record(4))],
                 hints_removed: vec![],
                 unadmitted: Some(true),
-                probed: vec![(NodeId(2), Life { incarnation: 3, nonce: u64::MAX - 1 })],
+                disk: Some(u64::MAX - 1),
+                probed: vec![(NodeId(2), 1 << 63)],
             };
             let newer = Slot { promised: record(5).ballot, record: Some(record(5)) };
             let later = PersistBatch {
@@ -368,7 +379,7 @@ mod tests {
             assert_eq!(state.hints.len(), 1);
             assert_eq!(state.incarnation, 7);
             assert!(state.unadmitted, "still probing");
-            assert_eq!(state.probed[&NodeId(2)], Life { incarnation: 3, nonce: u64::MAX - 1 });
+            assert_eq!((state.disk, state.probed[&NodeId(2)]), (u64::MAX - 1, 1 << 63));
             // Admitted: the entry goes.
             {
                 let (storage, _) = Storage::open(&dir, fsync).unwrap();

@@ -180,7 +180,12 @@ fn a_tls_cluster_serves_and_recovers_over_mutual_tls_links() {
 #[test]
 fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     let certs = certificates("rogue", &["5554"]);
-    let cluster = Cluster::start_with("tls-rogue", &settings(&certs, false));
+    let cluster = Cluster::launch("tls-rogue", &settings(&certs, false));
+    // 5554 reaches no peer, so it is never admitted (it cannot learn whether they remember it).
+    cluster.wait_answering(0);
+    for index in 1..5 {
+        cluster.wait_ready(index);
+    }
     // 5554 dials every other node (the lower index dials): each refuses its certificate.
     let deadline = Instant::now() + Duration::from_secs(10);
     let refused = |index: usize| {

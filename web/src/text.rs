@@ -112,10 +112,9 @@ pub fn describe(ring: &Ring, kind: &TraceKind) -> Option<(String, Tone)> {
         TraceKind::Crashed => ("CRASHED".to_string(), Tone::Fault),
         TraceKind::Restarted => ("restarted from its disk".to_string(), Tone::Recovery),
         TraceKind::Admitted => ("admitted: no peer remembers an earlier life of it".to_string(), Tone::Recovery),
-        TraceKind::AmnesiaDetected { peer, remembered } => (
-            format!("lost its data: {} remembers its incarnation {remembered}; it refuses to serve", name(peer)),
-            Tone::Fault,
-        ),
+        TraceKind::AmnesiaDetected { peer } => {
+            (format!("lost its data: {} remembers an earlier disk of it; it refuses to serve", name(peer)), Tone::Fault)
+        }
         _ => return None,
     };
     Some(line)

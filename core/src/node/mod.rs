@@ -36,7 +36,7 @@ use crate::message::{
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
 use crate::trace::{TraceEvent, TraceKind};
-use crate::types::{incarnation_base, incarnation_of, Blob, Life, Micros, NodeId, Rng, INCARNATION_MAX};
+use crate::types::{incarnation_base, Blob, Micros, NodeId, Rng, INCARNATION_MAX};
 use crate::version::Ballot;
 
 use background::{AntiEntropy, Recovery};
@@ -85,16 +85,15 @@ pub enum Start {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
     Admitted,
-    /// Sent `Message::Probe` to every peer; `answered[i]` once peer i remembered no other life.
+    /// Sent `Message::Probe` to every peer; `answered[i]` once peer i remembered no other disk.
     /// Admitted once more than half of the peers have.
     Probing {
         answered: Vec<bool>,
     },
-    /// `peer` remembers incarnation `remembered` of this node, a life its disk does not: its
-    /// data was lost. For good (until an operator replaces the node).
+    /// `peer` remembers another disk of this node: its data was lost. For good (until an
+    /// operator replaces the node).
     Refused {
         peer: NodeId,
-        remembered: u64,
     },
 }
 
@@ -104,9 +103,9 @@ pub enum Admission {
 pub enum StartError {
     /// The node has started `INCARNATION_MAX` times: its ids would repeat.
     IncarnationsExhausted { incarnation: u64 },
-    /// The node started with nothing stored, but `peer` remembers its incarnation `remembered`:
-    /// its data was lost (`Admission::Refused`; reported once the peers answer).
-    Amnesia { node: String, peer: String, remembered: u64 },
+    /// The node started with nothing stored, but `peer` remembers another disk of it: its data
+    /// was lost (`Admission::Refused`; reported once the peers answer).
+    Amnesia { node: String, peer: String },
 }
 
 impl std::fmt::Display for StartError {
@@ -117,9 +116,9 @@ impl std::fmt::Display for StartError {
                 "this node has started {incarnation} times, the most its ids allow; \
                  its data must be rebuilt under a new data directory"
             ),
-            StartError::Amnesia { node, peer, remembered } => write!(
+            StartError::Amnesia { node, peer } => write!(
                 f,
-                "node {node} has nothing stored, but node {peer} remembers its incarnation {remembered}: its data \
+                "node {node} has nothing stored, but node {peer} remembers an earlier disk of it: its data \
                  directory was lost. A node that lost its data must not vote as if new (it could undo acknowledged \
                  writes), so it will not serve. Restore its data directory; rebuilding a node in place \
                  (`dynamo admin replace`) is not built yet"
@@ -184,12 +183,12 @@ pub struct Node {
     admission_unpersisted: Option<bool>,
     /// Client requests that arrived while probing, with their deadlines.
     waiting_clients: Vec<(u64, ClientRequest, Micros)>,
-    /// This life as its probes name it, and the last incarnation the disk remembered.
-    life: Life,
-    incarnation_stored: u64,
-    /// Per peer, the latest life that probed this node (durable).
-    probed: BTreeMap<NodeId, Life>,
-    probed_unpersisted: BTreeMap<NodeId, Life>,
+    /// This node's disk id (`DurableState::disk`), and whether it is new in this life.
+    disk: u64,
+    disk_unpersisted: bool,
+    /// Per peer, the first disk id it probed this node with (durable).
+    probed: BTreeMap<NodeId, u64>,
+    probed_unpersisted: BTreeMap<NodeId, u64>,
     store: BTreeMap<Blob, KeyState>,
     hints: BTreeMap<(NodeId, Blob), Record>,
 
@@ -267,7 +266,8 @@ impl Node {
             Admission::Admitted
         };
         let mut rng = Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        let life = Life { incarnation, nonce: rng.next_u64() };
+        // A disk that never held an id gets one (never 0) in its first batch.
+        let disk = if durable.disk == 0 { rng.next_u64().max(1) } else { durable.disk };
         let mut round = 0;
         let store: BTreeMap<Blob, KeyState> = durable
             .slots
@@ -297,8 +297,8 @@ impl Node {
             },
             admission,
             waiting_clients: Vec::new(),
-            life,
-            incarnation_stored: durable.incarnation,
+            disk,
+            disk_unpersisted: durable.disk == 0,
             probed: durable.probed,
             probed_unpersisted: BTreeMap::new(),
             store,
@@ -421,10 +421,9 @@ impl Node {
     /// Why this node refuses to serve, for the driver to report and stop: its data was lost.
     pub fn refusal(&self) -> Option<StartError> {
         match &self.admission {
-            Admission::Refused { peer, remembered } => Some(StartError::Amnesia {
+            Admission::Refused { peer } => Some(StartError::Amnesia {
                 node: self.ring.name(self.id).to_string(),
                 peer: self.ring.name(*peer).to_string(),
-                remembered: *remembered,
             }),
             _ => None,
         }
@@ -448,8 +447,7 @@ impl Node {
                 self.trust(from);
                 // Not admitted: as if down. It votes in nothing and sends nothing but probes.
                 if self.admission == Admission::Admitted || envelope.message.is_probe() {
-                    let incarnation = incarnation_of(envelope.id);
-                    self.handle_message(from, incarnation, envelope.message);
+                    self.handle_message(from, envelope.message);
                 }
             }
             Input::Client { handle, request } => match &self.admission {
@@ -458,8 +456,8 @@ impl Node {
                     let deadline = self.now + self.config.operation_timeout();
                     self.waiting_clients.push((handle, request, deadline));
                 }
-                Admission::Refused { peer, remembered } => {
-                    let cause = Unavailable::Amnesia { peer: *peer, remembered: *remembered };
+                Admission::Refused { peer } => {
+                    let cause = Unavailable::Amnesia { peer: *peer };
                     self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
                 }
             },
@@ -488,7 +486,7 @@ impl Node {
 
     fn drain_local(&mut self) {
         while let Some(message) = self.local.pop_front() {
-            self.handle_message(self.id, self.incarnation, message);
+            self.handle_message(self.id, message);
         }
     }
 
@@ -517,9 +515,9 @@ impl Node {
         let Admission::Probing { answered } = &self.admission else { return };
         let silent: Vec<NodeId> =
             (0..answered.len() as u32).map(NodeId).filter(|peer| !answered[peer.index()]).collect();
-        let nonce = self.life.nonce;
+        let disk = self.disk;
         for peer in silent {
-            self.send(peer, Message::Probe { nonce });
+            self.send(peer, Message::Probe { disk });
         }
         self.schedule(self.now + self.config.request_timeout(), Timer::Admission);
     }
@@ -538,31 +536,23 @@ impl Node {
         self.probe();
     }
 
-    /// A peer's probe: remember its life (durably, before the answer leaves, as every answer
-    /// waits for the state it reveals) unless a later one is remembered already, and of two
-    /// lives under one incarnation keep the first; answer with the life remembered.
-    fn on_probe(&mut self, from: NodeId, life: Life) {
-        let remembered = match self.probed.get(&from) {
-            Some(known) if known.incarnation >= life.incarnation => *known,
-            _ => {
-                self.probed.insert(from, life);
-                self.probed_unpersisted.insert(from, life);
-                life
-            }
-        };
-        self.send(from, Message::ProbeReply { remembered: Some(remembered) });
+    /// A peer's probe: remember the first disk id it names (durably, before the answer leaves,
+    /// as every answer waits for the state it reveals), and answer with the one remembered.
+    fn on_probe(&mut self, from: NodeId, disk: u64) {
+        let remembered = *self.probed.entry(from).or_insert_with(|| {
+            self.probed_unpersisted.insert(from, disk);
+            disk
+        });
+        self.send(from, Message::ProbeReply { remembered });
     }
 
-    fn on_probe_reply(&mut self, from: NodeId, remembered: Option<Life>) {
+    fn on_probe_reply(&mut self, from: NodeId, remembered: u64) {
         let Admission::Probing { answered } = &mut self.admission else { return };
-        // This life, or one this node's disk remembers: no life was lost.
-        let lost = remembered.filter(|life| *life != self.life && life.incarnation > self.incarnation_stored);
-        if let Some(life) = lost {
-            let remembered = life.incarnation;
-            self.admission = Admission::Refused { peer: from, remembered };
-            self.emit(TraceKind::AmnesiaDetected { peer: from, remembered });
+        if remembered != self.disk {
+            self.admission = Admission::Refused { peer: from };
+            self.emit(TraceKind::AmnesiaDetected { peer: from });
             for (handle, _, _) in std::mem::take(&mut self.waiting_clients) {
-                let cause = Unavailable::Amnesia { peer: from, remembered };
+                let cause = Unavailable::Amnesia { peer: from };
                 self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
             }
             return;
@@ -582,7 +572,7 @@ impl Node {
         }
     }
 
-    fn handle_message(&mut self, from: NodeId, incarnation: u64, message: Message) {
+    fn handle_message(&mut self, from: NodeId, message: Message) {
         match message {
             Message::Prepare { txn, key, ballot } => {
                 let result = self.on_prepare(&key, ballot);
@@ -625,7 +615,7 @@ impl Node {
             Message::DigestEntries { txn: _, buckets, entries } => self.on_digest_entries(from, buckets, entries),
             Message::Records { records } => self.on_records(records),
             Message::Fetch { keys } => self.on_fetch(from, keys),
-            Message::Probe { nonce } => self.on_probe(from, Life { incarnation, nonce }),
+            Message::Probe { disk } => self.on_probe(from, disk),
             Message::ProbeReply { remembered } => self.on_probe_reply(from, remembered),
         }
     }
@@ -774,6 +764,7 @@ impl Node {
     fn has_unpersisted_changes(&self) -> bool {
         self.incarnation_unpersisted
             || self.admission_unpersisted.is_some()
+            || self.disk_unpersisted
             || !self.probed_unpersisted.is_empty()
             || !self.dirty_slots.is_empty()
             || !self.hints_stored.is_empty()
@@ -812,6 +803,7 @@ impl Node {
                 hints_stored: std::mem::take(&mut self.hints_stored),
                 hints_removed: std::mem::take(&mut self.hints_removed),
                 unadmitted: self.admission_unpersisted.take(),
+                disk: std::mem::take(&mut self.disk_unpersisted).then_some(self.disk),
                 probed: std::mem::take(&mut self.probed_unpersisted).into_iter().collect(),
             }));
         }

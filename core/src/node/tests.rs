@@ -130,7 +130,7 @@ impl Harness {
 /// Starts a node from `durable` and makes its first batch (its new incarnation) durable, which
 /// every output waits for; the outputs go to `out`.
 /// A node that started with nothing stored is admitted (every peer answers its probe that it
-/// remembers no earlier life) and that batch is durable too; the probes are not in `out`.
+/// remembers another disk of it) and that batch is durable too; the probes are not in `out`.
 fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -> Node {
     let mut node = Node::start(options, durable, 0, out).expect("the node starts");
     node.step(0, Input::Persisted { batch: Node::START_BATCH }, out);
@@ -140,7 +140,7 @@ fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -
         let peers: Vec<NodeId> =
             (0..node.ring.node_count() as u32).map(NodeId).filter(|peer| *peer != node.id).collect();
         for peer in peers {
-            let envelope = Envelope { id: 0, message: Message::ProbeReply { remembered: None } };
+            let envelope = Envelope { id: 0, message: Message::ProbeReply { remembered: node.disk } };
             node.step(0, Input::Message { from: peer, envelope }, &mut admission);
         }
         assert_eq!(node.admission(), &Admission::Admitted);
@@ -887,7 +887,7 @@ fn probing(durable: DurableState) -> (Node, Vec<Output>) {
     (node, out)
 }
 
-fn probe_reply(node: &mut Node, from: u32, remembered: Option<Life>) -> Vec<Output> {
+fn probe_reply(node: &mut Node, from: u32, remembered: u64) -> Vec<Output> {
     let mut out = Vec::new();
     let envelope = Envelope { id: incarnation_base(1), message: Message::ProbeReply { remembered } };
     node.step(0, Input::Message { from: NodeId(from), envelope }, &mut out);
@@ -897,7 +897,7 @@ fn probe_reply(node: &mut Node, from: u32, remembered: Option<Life>) -> Vec<Outp
 /// Admission takes more than half of the peers (any two such sets meet); until then the node
 /// sends nothing but probes, votes in nothing and keeps client requests waiting.
 #[test]
-fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_life_of_it() {
+fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_disk_of_it() {
     let (mut node, out) = probing(DurableState::default());
     let probes =
         out.iter().filter(|o| matches!(o, Output::Send { envelope, .. } if envelope.message.is_probe())).count();
@@ -906,29 +906,26 @@ fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_life_
         Output::Persist(batch) => Some(batch.clone()),
         _ => None,
     });
-    assert_eq!(batch.and_then(|batch| batch.unadmitted), Some(true), "the start batch records it");
+    let batch = batch.expect("the start batch");
+    assert_eq!((batch.unadmitted, batch.disk), (Some(true), Some(node.disk)), "the start batch records both");
     let mut held = Vec::new();
     node.step(0, put("k", "v", 1), &mut held);
-    let prepare = Envelope {
-        id: incarnation_base(1),
-        message: Message::Prepare { txn: 1, key: "k".into(), ballot: Ballot { round: 5, node: NodeId(1) } },
-    };
+    let ballot = Ballot { round: 5, node: NodeId(1) };
+    let prepare = Envelope { id: incarnation_base(1), message: Message::Prepare { txn: 1, key: "k".into(), ballot } };
     node.step(0, Input::Message { from: NodeId(1), envelope: prepare }, &mut held);
     assert!(!held.iter().any(|o| matches!(o, Output::Send { .. } | Output::Reply { .. })), "{held:?}");
-    // Its own probe of this life, remembered by a peer, is no other life.
-    let own = Some(node.life);
-    probe_reply(&mut node, 1, own);
+    let disk = node.disk;
+    probe_reply(&mut node, 1, disk);
     assert!(matches!(node.admission(), Admission::Probing { .. }), "one of four peers is not enough");
-    probe_reply(&mut node, 2, None);
+    probe_reply(&mut node, 2, disk);
     assert!(matches!(node.admission(), Admission::Probing { .. }), "two of four peers are not more than half");
-    let out = probe_reply(&mut node, 3, None);
+    let mut out = probe_reply(&mut node, 3, disk);
     assert_eq!(node.admission(), &Admission::Admitted);
     let batch = out.iter().find_map(|o| match o {
         Output::Persist(batch) => Some(batch.clone()),
         _ => None,
     });
     assert_eq!(batch.and_then(|batch| batch.unadmitted), Some(false), "the admission is recorded");
-    let mut out = out;
     node.step(0, Input::Persisted { batch: node.persist_issued }, &mut out);
     let served = out.iter().any(|o| {
         matches!(o, Output::Send { envelope, .. } if !envelope.message.is_probe() && envelope.message.key() == Some(&Blob::from("k")))
@@ -937,49 +934,57 @@ fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_life_
 }
 
 #[test]
-fn a_peer_that_remembers_a_life_the_disk_does_not_means_the_data_was_lost() {
-    let (mut node, _) = probing(DurableState::default());
-    let earlier = Life { incarnation: 1, nonce: node.life.nonce ^ 1 };
-    probe_reply(&mut node, 2, earlier.into());
-    assert_eq!(node.admission(), &Admission::Refused { peer: NodeId(2), remembered: 1 });
-    let mut out = Vec::new();
-    node.step(0, put("k", "v", 1), &mut out);
-    node.step(0, Input::Persisted { batch: node.persist_issued }, &mut out);
-    let refused = out.iter().any(|o| {
+fn a_peer_that_remembers_another_disk_means_the_data_was_lost_for_every_later_life() {
+    let (mut node, out) = probing(DurableState::default());
+    let other = node.disk ^ 1;
+    probe_reply(&mut node, 2, other);
+    assert_eq!(node.admission(), &Admission::Refused { peer: NodeId(2) });
+    let mut replies = Vec::new();
+    node.step(0, put("k", "v", 1), &mut replies);
+    node.step(0, Input::Persisted { batch: node.persist_issued }, &mut replies);
+    let refused = replies.iter().any(|o| {
         matches!(
             o,
-            Output::Reply {
-                reply: ClientReply::Error(ClientError::Unavailable(Unavailable::Amnesia { remembered: 1, .. })),
-                ..
-            }
+            Output::Reply { reply: ClientReply::Error(ClientError::Unavailable(Unavailable::Amnesia { .. })), .. }
         )
     });
-    assert!(refused, "{out:?}");
+    assert!(refused, "{replies:?}");
 
-    // A node that crashed while probing remembers its last incarnation: a peer that remembers
-    // that life is no sign of lost data.
-    let restarted = DurableState { incarnation: 1, unadmitted: true, ..DurableState::default() };
-    let (mut node, _) = probing(restarted);
-    assert_eq!(node.life.incarnation, 2);
-    for peer in 1..4 {
-        probe_reply(&mut node, peer, Some(earlier));
+    // It crashes and starts again: its disk now holds its new id, which is still not the one
+    // its peers remember, so it is refused again (a later life does not launder the loss).
+    let mut durable = DurableState::default();
+    for output in &out {
+        if let Output::Persist(batch) = output {
+            durable.apply(batch);
+        }
     }
-    assert_eq!(node.admission(), &Admission::Admitted);
+    assert_eq!(durable.disk, node.disk);
+    let (mut again, _) = probing(durable.clone());
+    assert_eq!(again.disk, node.disk, "a disk keeps its id across lives");
+    probe_reply(&mut again, 3, other);
+    assert_eq!(again.admission(), &Admission::Refused { peer: NodeId(3) });
+
+    // A node that crashed while probing, whose peers remember the disk it still has, is no
+    // amnesia.
+    let (mut probing_again, _) = probing(durable);
+    for peer in 1..4 {
+        probe_reply(&mut probing_again, peer, node.disk);
+    }
+    assert_eq!(probing_again.admission(), &Admission::Admitted);
 }
 
-/// A probe is remembered before it is answered, and of two lives under one incarnation the
-/// first is kept, so a wiped node's probes keep hearing of the life it lost.
+/// A probe is remembered before it is answered, and only the first disk id a peer names is
+/// kept, so a wiped node's probes keep hearing of the disk it lost.
 #[test]
-fn a_probed_node_remembers_the_prober_durably_and_keeps_the_first_life_of_an_incarnation() {
+fn a_probed_node_remembers_the_first_disk_durably_before_it_answers() {
     let mut h = Harness::home_of("k", 0, DurableState::default());
     let prober = NodeId((h.node.id.0 + 1) % 5);
-    let probe = |nonce| Envelope { id: incarnation_base(1), message: Message::Probe { nonce } };
+    let probe = |disk| Envelope { id: incarnation_base(1), message: Message::Probe { disk } };
     h.step(Input::Message { from: prober, envelope: probe(7) });
     assert!(h.sends().is_empty(), "the answer waits for the batch that remembers the probe");
     h.settle();
-    let first = Some(Life { incarnation: 1, nonce: 7 });
-    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: first })]);
+    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: 7 })]);
     h.step(Input::Message { from: prober, envelope: probe(8) });
     h.settle();
-    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: first })], "the first life stays");
+    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: 7 })], "the first disk stays");
 }

@@ -22,7 +22,7 @@ use crate::checker::{check_final_values, check_history, CheckReport};
 use crate::client::{Pending, Session};
 use crate::history::{History, OpKind, Outcome};
 use crate::message::{ClientOp, ClientReply, ClientRequest, Envelope};
-use crate::node::{Input, Node, NodeOptions, Output};
+use crate::node::{Admission, Input, Node, NodeOptions, Output};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record};
 use crate::trace::{DropReason, TraceEvent, TraceKind};
@@ -157,6 +157,8 @@ pub struct SimStats {
     pub dropped: u64,
     pub duplicated: u64,
     pub crashes: u64,
+    /// Crashes that also erased the disk (`FaultAction::Wipe`).
+    pub wipes: u64,
     pub operations_completed: u64,
     pub operations_unknown: u64,
 }
@@ -421,6 +423,7 @@ impl Simulation {
             FaultAction::Wipe(node) => {
                 self.fault(FaultAction::Crash(node));
                 self.nodes[node.index()].durable = DurableState::default();
+                self.stats.wipes += 1;
             }
             FaultAction::Restart(node) => {
                 if self.nodes[node.index()].node.is_none() {
@@ -518,9 +521,15 @@ impl Simulation {
         } else {
             NodeId(self.rng.below(self.nodes.len() as u64) as u32)
         };
-        self.fault(FaultAction::Crash(next));
+        self.planned_crash(&plan, next);
         let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
         self.schedule(self.now + ms(down_for), Event::CrashPlan { down: Some(next) });
+    }
+
+    /// A crash of the fault plan; the one numbered `wipe_at_crash` erases the disk too.
+    fn planned_crash(&mut self, plan: &CrashFaults, node: NodeId) {
+        let wipe = plan.wipe_at_crash == Some(self.stats.crashes + 1);
+        self.fault(if wipe { FaultAction::Wipe(node) } else { FaultAction::Crash(node) });
     }
 
     /// Crashes that may overlap: one chain of crash events, each crashing a node that is up
@@ -536,7 +545,7 @@ impl Simulation {
         let down = self.nodes.len() - up.len();
         if down < plan.down_at_once_max as usize && !up.is_empty() {
             let victim = up[self.rng.below(up.len() as u64) as usize];
-            self.fault(FaultAction::Crash(victim));
+            self.planned_crash(plan, victim);
             let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
             self.schedule(self.now + ms(down_for), Event::CrashPlan { down: Some(victim) });
         }
@@ -789,6 +798,8 @@ pub struct RunReport {
     pub divergent_keys: Vec<Blob>,
     /// Clients still waiting when the run stopped (a liveness failure).
     pub clients_unfinished: u64,
+    /// Nodes that found at the end that they had lost their data and refuse to serve.
+    pub refused_nodes: u64,
     pub finished_at: Micros,
 }
 
@@ -855,9 +866,12 @@ impl Simulation {
         keys.into_iter()
             .map(|key| {
                 let homes = self.ring.homes(key.as_bytes());
+                // A node that lost its disk and refuses to serve holds nothing that counts.
                 let records: Vec<Option<&Record>> = homes
                     .iter()
-                    .map(|home| self.nodes[home.index()].node.as_ref().and_then(|node| node.record(key.as_bytes())))
+                    .map(|home| self.nodes[home.index()].node.as_ref())
+                    .filter(|node| !node.is_some_and(|node| matches!(node.admission(), Admission::Refused { .. })))
+                    .map(|node| node.and_then(|node| node.record(key.as_bytes())))
                     .collect();
                 let newest = records.iter().flatten().max_by_key(|record| record.ballot).map(|r| (*r).clone());
                 let ballot = newest.as_ref().map(|record| record.ballot);
@@ -881,6 +895,9 @@ impl Simulation {
             durability: check_final_values(&self.history, &final_values),
             divergent_keys,
             clients_unfinished: self.clients.iter().filter(|c| c.pending.is_some()).count() as u64,
+            refused_nodes: (self.nodes.iter().flat_map(|slot| &slot.node))
+                .filter(|node| matches!(node.admission(), Admission::Refused { .. }))
+                .count() as u64,
             finished_at: self.now,
         }
     }

@@ -90,6 +90,10 @@ pub struct CrashFaults {
     /// How many nodes may be down at once (at least 1).
     #[serde(default = "one")]
     pub down_at_once_max: u32,
+    /// The crash with this number (1: the first) also erases the node's disk: it comes back
+    /// with nothing stored and must refuse to serve for the rest of the run (amnesia).
+    #[serde(default)]
+    pub wipe_at_crash: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -162,6 +166,8 @@ impl SimOptions {
         options.workload.put_per_million = rng.between(200_000, 600_000) as u32;
         options.workload.delete_per_million = rng.between(0, 150_000) as u32;
         options.workload.think_time_max_us = rng.between(0, 50_000);
+        // Drawn apart, so that adding wipes moved no other choice of a seed.
+        let mut wipes = Rng::new(seed ^ 0x71BE_D15C_A11E_0001);
         if rng.below(3) > 0 {
             options.crashes = Some(CrashFaults {
                 up_min_ms: 50,
@@ -169,6 +175,7 @@ impl SimOptions {
                 down_min_ms: 50,
                 down_max_ms: rng.between(100, 3_000),
                 down_at_once_max: 1,
+                wipe_at_crash: (wipes.below(3) == 0).then(|| wipes.between(1, 4)),
             });
         }
         if rng.below(3) == 0 {
@@ -201,12 +208,14 @@ impl SimOptions {
         options.network.slow_latency_max_us = rng.between(10_000, 200_000);
         if rng.below(2) == 0 {
             options.disk_latency_max_us = [20_000, 50_000, 90_000][rng.below(3) as usize];
+            let mut wipes = Rng::new(seed ^ 0x71BE_D15C_A11E_0002);
             options.crashes = Some(CrashFaults {
                 up_min_ms: 10,
                 up_max_ms: rng.between(20, 100),
                 down_min_ms: 10,
                 down_max_ms: rng.between(20, 100),
                 down_at_once_max: 2,
+                wipe_at_crash: (wipes.below(3) == 0).then(|| wipes.between(1, 20)),
             });
         }
         options

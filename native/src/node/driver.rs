@@ -30,6 +30,7 @@ pub(super) struct Driver {
     /// Node names by index, for logs.
     pub(super) names: Vec<String>,
     pub(super) liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+    pub(super) standing: Arc<std::sync::atomic::AtomicU8>,
     pub(super) recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
 }
 
@@ -146,6 +147,7 @@ impl Driver {
 
     /// Copies which peers the node suspects, for INFO.
     fn update_liveness(&self, node: &Node) {
+        self.standing.store(super::standing_of(node.admission()), std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut list) = self.liveness.lock() {
             for (index, suspected) in list.iter_mut().enumerate() {
                 *suspected = node.suspects(NodeId(index as u32));

@@ -56,6 +56,19 @@ enum Event {
     },
 }
 
+/// `Handle::standing`, as a number a node task can store for connections to read.
+pub(super) fn standing_of(admission: &dynamo_core::node::Admission) -> u8 {
+    match admission {
+        dynamo_core::node::Admission::Admitted => 0,
+        dynamo_core::node::Admission::Probing { .. } => 1,
+        dynamo_core::node::Admission::Refused { .. } => 2,
+    }
+}
+
+fn standing_name(standing: u8) -> &'static str {
+    ["admitted", "probing", "refused"].get(standing as usize).copied().unwrap_or("refused")
+}
+
 /// What connections need to reach the node.
 #[derive(Clone)]
 pub struct Handle {
@@ -71,6 +84,8 @@ pub struct Handle {
     pub incarnation: u64,
     /// Which peers this node suspects.
     liveness: Arc<std::sync::Mutex<Vec<bool>>>,
+    /// Whether the node votes (`standing_name`), for INFO.
+    standing: Arc<std::sync::atomic::AtomicU8>,
     /// Recent lifecycle events (restart, recovery, suspicion, hints), replayed to a new
     /// subscriber so a page that attaches after a restart still sees the recovery.
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
@@ -116,6 +131,12 @@ impl Handle {
     /// The node's recent lifecycle events, oldest first, for a new subscriber.
     pub fn recent_lifecycle(&self) -> Vec<TraceEvent> {
         self.recent.lock().map(|recent| recent.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether this node votes: "admitted", "probing" (it started with nothing stored and asks
+    /// its peers whether they remember another disk of it) or "refused" (its data was lost).
+    pub fn standing(&self) -> &'static str {
+        standing_name(self.standing.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Per node: whether this node currently suspects it.
@@ -210,6 +231,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
         sessions: Arc::new(std::sync::Mutex::new(SessionPool::new(node.take_client_ids()))),
         incarnation: node.incarnation(),
         liveness: Arc::new(std::sync::Mutex::new(vec![false; file.nodes.len()])),
+        standing: Arc::new(std::sync::atomic::AtomicU8::new(standing_of(node.admission()))),
         recent: Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new())),
         admitted_kib,
         admission: Arc::new(tokio::sync::Semaphore::new(admitted_kib as usize)),
@@ -266,6 +288,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
         next_handle: 0,
         names: file.nodes.iter().map(|node| node.name.clone()).collect(),
         liveness: handle.liveness.clone(),
+        standing: handle.standing.clone(),
         recent: handle.recent.clone(),
         now: Box::new(now),
     };

@@ -372,6 +372,7 @@ impl Connection {
         server.push_str(&format!("dynamo_version:{}\r\n", env!("CARGO_PKG_VERSION")));
         server.push_str(&format!("node:{}\r\nws:{}\r\nresp:{}\r\n", me.name, me.ws, me.resp));
         server.push_str(&format!("incarnation:{}\r\n", self.handle.incarnation));
+        server.push_str(&format!("admission:{}\r\n", self.handle.standing()));
         let replication = format!(
             "replicas:{}\r\nread_quorum:{}\r\nwrite_quorum:{}\r\ntokens_per_node:{}\r\nconsistency:{:?}\r\n",
             config.replicas, config.read_quorum, config.write_quorum, config.tokens_per_node, config.consistency

@@ -131,8 +131,19 @@ impl Cluster {
     }
 
     /// Waits (at most 20 s) until node `index` answers PING on its RESP port (after AUTH when the
-    /// cluster has a password).
+    /// cluster has a password) and votes (INFO says `admission:admitted`: a node that started
+    /// with nothing stored first hears from its peers).
     pub fn wait_ready(&self, index: usize) {
+        self.wait_for(index, true)
+    }
+
+    /// Waits (at most 20 s) until node `index` answers PING, admitted or not (a node that cannot
+    /// reach its peers answers PING but never votes).
+    pub fn wait_answering(&self, index: usize) {
+        self.wait_for(index, false)
+    }
+
+    fn wait_for(&self, index: usize, voting: bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let (request, expected) = match &self.password {
             Some(password) => (format!("AUTH {password}\r\nPING\r\n"), "+OK\r\n+PONG\r\n"),
@@ -145,13 +156,15 @@ impl Cluster {
                 if stream.write_all(request.as_bytes()).is_ok()
                     && stream.read_exact(&mut answer).is_ok()
                     && answer == expected.as_bytes()
+                    && (!voting || admitted(&mut stream))
                 {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("node {} did not become ready within 20 s; see {}", self.nodes[index].name, self.dir.display());
+        let what = if voting { "become ready and admitted" } else { "answer PING" };
+        panic!("node {} did not {what} within 20 s; see {}", self.nodes[index].name, self.dir.display());
     }
 
     /// SIGKILL: the process gets no chance to flush anything.
@@ -227,4 +240,25 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether the node behind `stream` says `admission:admitted` in `INFO server`.
+fn admitted(stream: &mut TcpStream) -> bool {
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // A bulk string: its header line, then the text; the server section is small.
+    while let Ok(count) = stream.read(&mut buffer) {
+        if count == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buffer[..count]);
+        let text = String::from_utf8_lossy(&seen);
+        if text.contains("admission:") && text.ends_with("\r\n\r\n") || text.contains("admission:admitted") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&seen).contains("admission:admitted")
 }
