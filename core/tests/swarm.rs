@@ -63,17 +63,16 @@ fn hot_swarm_finds_no_violation_and_no_lost_write() {
     assert_seeds_pass("hot ", seeds(), SimOptions::swarm_hot);
 }
 
-/// Hot-profile seeds that catch a mutation, re-picked 2026-12-04 (docs/benchmarks.md, "What the
-/// swarm catches"): 43 and 317 catch a read joining a read round already in flight; 21 and 41
-/// replicas answering before their state is durable; 191 and 268 the whole persistence barrier
-/// switched off; 1180 and 13816 (3 of 20,000 hot seeds) a node that already knows a key
-/// writing it at the key's reserved first ballot. Any change to the messages a run exchanges
-/// can move them (the seeds kept before, 15, 59, 166, 411, 616, had stopped catching theirs
-/// after the core's coordinator was split and the incarnation made durable), so recheck after
-/// one.
+/// Hot-profile seeds that catch a mutation, re-picked 2026-12-04 at 59a0702 (docs/benchmarks.md,
+/// "What the swarm catches"): 552 and 810 catch a read joining a read round already in flight;
+/// 15 and 72 replicas answering before their state is durable; 247 and 320 the whole
+/// persistence barrier switched off; 2408 and 8805 (3 of 20,000 hot seeds) a node that already
+/// knows a key writing it at the key's reserved first ballot. Any change to the messages a run
+/// exchanges moves them (the admission probes at every start moved all of them), so recheck
+/// after one.
 #[test]
 fn hot_regression_seeds() {
-    assert_seeds_pass("hot ", vec![21, 41, 43, 191, 268, 317, 1180, 13816], SimOptions::swarm_hot);
+    assert_seeds_pass("hot ", vec![15, 72, 247, 320, 552, 810, 2408, 8805], SimOptions::swarm_hot);
 }
 
 /// Seeds that once found a bug, kept forever. 1104, 1181, 1932: a repair write re-balloted an
@@ -81,11 +80,12 @@ fn hot_regression_seeds() {
 /// attempt as "already applied" (fixed: only the newest record of a prepare quorum counts).
 /// 2234, 19493: with the persistence barrier disabled, a crash lost an acknowledged write.
 /// 2311, 4026: a node that already knows a key writing it at the key's reserved first ballot.
-/// (The last four caught their mutations when pinned; the runs have moved since, and the hot
-/// seeds above catch those mutations now.)
+/// (Those four caught their mutations when pinned; the runs have moved since, and the hot
+/// seeds above catch those mutations now.) 17079, 22670 (6 of 100,000 seeds): a node whose
+/// disk was wiped voting as if new (the amnesia check off), pinned 2026-12-04 at 59a0702.
 #[test]
 fn regression_seeds() {
-    assert_seeds_pass("", vec![1104, 1181, 1932, 2234, 2311, 4026, 19493], SimOptions::swarm);
+    assert_seeds_pass("", vec![1104, 1181, 1932, 2234, 2311, 4026, 17079, 19493, 22670], SimOptions::swarm);
 }
 
 /// The swarm erases a disk at one of the crashes of about a third of the seeds that crash
