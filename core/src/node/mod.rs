@@ -10,6 +10,10 @@
 //! - background worker: hinted handoff, recovery after a restart and anti-entropy
 //!   (`background.rs`).
 //!
+//! Before any of them, a node that started with nothing stored is admitted: it asks its peers
+//! whether they remember another disk of it (`Admission`; ARCHITECTURE.md, "amnesia never
+//! votes"), and until more than half of them answer that they do not, it is as if down.
+//!
 //! Invariant (the persistence barrier): a message or reply is released only once every state
 //! change made before it was created is durable (reported by `Input::Persisted`), so a crash
 //! can lose only state that nobody outside the node has seen. Requests that reveal no
