@@ -82,6 +82,17 @@ fn every_command_over_resp2_and_resp3() {
         assert_eq!(copies, 3 * keys);
         let list = owners(&mut c, "key1");
         assert_eq!(list.len(), 5, "the whole preference list, coordinator first: {list:?}");
+        // The ring: every token in position order with its node; one token each is the seed's
+        // ring (5562, 5556, 5554, 5558, 5560), and a key's coordinator is the node of the first
+        // token at or after the key's position.
+        let ring: Vec<(String, String)> = redis::cmd("DYN.RING").query(&mut c).unwrap();
+        let nodes: Vec<&str> = ring.iter().map(|(_, node)| node.as_str()).collect();
+        assert_eq!(nodes, ["5562", "5556", "5554", "5558", "5560"], "{ring:?}");
+        assert!(ring.windows(2).all(|pair| pair[0].0 < pair[1].0), "in position order: {ring:?}");
+        assert_eq!(ring[2].0, "33d6357cfaaf0f72991b0ecd8c56da066613c089", "SHA-1 of 5554");
+        let at = dynamo_core::ring::position_hex(&dynamo_core::ring::position(b"key1"));
+        let first = ring.iter().find(|(position, _)| *position >= at).unwrap_or(&ring[0]);
+        assert_eq!(first.1, list[0], "key1 at {at} belongs to the first token at or after it");
         let info: String = redis::cmd("INFO").query(&mut c).unwrap();
         assert!(
             info.contains("node:5554") && info.contains("read_quorum:2") && info.contains("peer_5556:ws="),

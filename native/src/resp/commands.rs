@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use dynamo_core::message::{ClientError, ClientOp, ClientReply};
+use dynamo_core::ring::position_hex;
 use dynamo_core::types::Blob;
 
 use super::codec::{glob, Reply};
@@ -161,6 +162,13 @@ impl Connection {
             ("DYN.OWNERS", 1) => {
                 let ring = &self.handle.ring;
                 Reply::Array(ring.preference(&args[0]).iter().map(|node| Reply::text(ring.name(*node))).collect())
+            }
+            ("DYN.RING", 0) => {
+                let ring = &self.handle.ring;
+                let token = |token: &dynamo_core::ring::Token| {
+                    Reply::Array(vec![Reply::text(&position_hex(&token.position)), Reply::text(ring.name(token.node))])
+                };
+                Reply::Array(ring.tokens().iter().map(token).collect())
             }
             ("INFO", _) => Reply::Bulk(self.info(args).into_bytes()),
             ("HELLO", _) => self.hello(args),
@@ -386,7 +394,7 @@ impl Connection {
             .map(|(index, token)| {
                 format!(
                     "token_{index}:position={},node={}\r\n",
-                    dynamo_core::ring::position_hex(&token.position),
+                    position_hex(&token.position),
                     self.handle.ring.name(token.node)
                 )
             })
@@ -426,7 +434,9 @@ fn arguments_allowed(name: &str) -> Option<(usize, Option<usize>)> {
         "ECHO" | "GET" | "KEYS" | "TYPE" | "TTL" | "PTTL" | "DYN.OWNERS" | "SELECT" => (1, Some(1)),
         "SET" => (2, ANY),
         "DEL" | "UNLINK" | "EXISTS" | "MGET" | "SCAN" | "CLIENT" | "CONFIG" | "AUTH" | "WATCH" => (1, ANY),
-        "TIME" | "DBSIZE" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => (0, Some(0)),
+        "TIME" | "DBSIZE" | "DYN.LOCAL" | "DYN.FLUSHLOCAL" | "DYN.RING" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => {
+            (0, Some(0))
+        }
         "FLUSHALL" | "FLUSHDB" | "INFO" | "HELLO" | "COMMAND" | "QUIT" => (0, ANY),
         _ => return None,
     })
