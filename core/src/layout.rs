@@ -136,6 +136,29 @@ impl Plan {
         }
         moved
     }
+
+    /// For each move (same order as `moves`), how many of `keys` it carries and their bytes
+    /// (each key with the size a driver gives it, for instance its stored record's): what a
+    /// plan shows as the keys and bytes that move, estimated from one node's store or a sample.
+    /// A key in no move is counted nowhere.
+    pub fn load<'a>(&self, keys: impl IntoIterator<Item = (&'a [u8], u64)>) -> Vec<MoveLoad> {
+        let mut load = vec![MoveLoad::default(); self.moves.len()];
+        for (key, bytes) in keys {
+            let at = position(key);
+            if let Some(index) = self.moves.iter().position(|arc| arc.contains(&at)) {
+                load[index].keys += 1;
+                load[index].bytes += bytes;
+            }
+        }
+        load
+    }
+}
+
+/// What one move carries, by `Plan::load`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveLoad {
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 /// What `Plan::moved` counts.
@@ -601,6 +624,24 @@ mod tests {
         // With R = 1 one old home alone is a read quorum: none may be left behind.
         assert!(matches!(layout.plan(&remove, 1, 3), Err(PlanError::TooManyLost { lost: 1, max: 0, .. })));
         assert!(layout.plan(&[Change::Leave { name: "5554".into() }], 1, 3).is_ok(), "a live node hands over");
+    }
+
+    #[test]
+    fn a_plan_counts_the_keys_and_bytes_each_move_carries() {
+        let plan = seed_layout(4).plan(&[join("5564")], 2, 2).expect("plans");
+        let keys: Vec<(String, u64)> = (0..5_000).map(|key| (format!("key{key}"), key as u64 % 7 + 1)).collect();
+        let load = plan.load(keys.iter().map(|(key, bytes)| (key.as_bytes(), *bytes)));
+        assert_eq!(load.len(), plan.moves.len());
+        let moved: Vec<&(String, u64)> =
+            keys.iter().filter(|(key, _)| plan.move_at(&position(key.as_bytes())).is_some()).collect();
+        assert_eq!(load.iter().map(|load| load.keys).sum::<u64>(), moved.len() as u64);
+        assert_eq!(load.iter().map(|load| load.bytes).sum::<u64>(), moved.iter().map(|(_, bytes)| bytes).sum::<u64>());
+        assert_eq!(plan.moved(keys.iter().map(|(key, _)| key.as_bytes())).changed, moved.len() as u64);
+        // Each move's count is the keys in its arc.
+        for (arc, load) in plan.moves.iter().zip(&load) {
+            let inside = keys.iter().filter(|(key, _)| arc.contains(&position(key.as_bytes()))).count() as u64;
+            assert_eq!(load.keys, inside);
+        }
     }
 
     #[test]
