@@ -91,7 +91,7 @@ pub enum Unavailable {
         peers_waiting: u64,
     },
     /// The node started with nothing stored and waited an operation timeout for
-    /// `peers_waiting` peers to say whether they remember an earlier life of it.
+    /// `peers_waiting` peers to say whether they remember another disk of it.
     Admitting {
         peers_waiting: u64,
     },
@@ -131,7 +131,7 @@ impl std::fmt::Display for Unavailable {
             Unavailable::Admitting { peers_waiting } => write!(
                 f,
                 "this node started with nothing stored and waits for {peers_waiting} peers to say whether \
-                 they remember an earlier life of it; it serves once every peer has"
+                 they remember another disk of it; it serves once more than half of its peers have"
             ),
             Unavailable::Amnesia { peer } => write!(
                 f,

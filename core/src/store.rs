@@ -177,8 +177,8 @@ pub struct DurableState {
     pub incarnation: u64,
     pub slots: BTreeMap<Blob, Slot>,
     pub hints: BTreeMap<(NodeId, Blob), Record>,
-    /// The node started with nothing stored and has not yet heard from every peer that none
-    /// remembers an earlier life of it: until then it votes in nothing (ARCHITECTURE.md,
+    /// The node started with nothing stored and has not yet heard from more than half of its
+    /// peers that they remember no other disk of it: until then it votes in nothing (ARCHITECTURE.md,
     /// "amnesia never votes"). False for a data directory written before admission existed.
     #[serde(default)]
     pub unadmitted: bool,

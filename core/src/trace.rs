@@ -159,8 +159,8 @@ pub enum TraceKind {
     },
     Crashed,
     Restarted,
-    /// A node that started with nothing stored heard from every peer that none remembers an
-    /// earlier life of it: it votes and serves from now on.
+    /// A node that started with nothing stored heard from more than half of its peers that they
+    /// remember no other disk of it: it votes and serves from now on.
     Admitted,
     /// A node not yet admitted learned from `peer` that it had another disk before: its data
     /// was lost, and it serves nothing.

@@ -111,7 +111,7 @@ pub fn describe(ring: &Ring, kind: &TraceKind) -> Option<(String, Tone)> {
         }
         TraceKind::Crashed => ("CRASHED".to_string(), Tone::Fault),
         TraceKind::Restarted => ("restarted from its disk".to_string(), Tone::Recovery),
-        TraceKind::Admitted => ("admitted: no peer remembers an earlier life of it".to_string(), Tone::Recovery),
+        TraceKind::Admitted => ("admitted: its peers remember no other disk of it".to_string(), Tone::Recovery),
         TraceKind::AmnesiaDetected { peer } => {
             (format!("lost its data: {} remembers an earlier disk of it; it refuses to serve", name(peer)), Tone::Fault)
         }

@@ -85,7 +85,7 @@ pub enum Start {
 }
 
 /// Whether a node votes: a node that started with nothing stored first asks its peers
-/// whether they remember an earlier life of it (ARCHITECTURE.md, "amnesia never votes").
+/// whether they remember another disk of it (ARCHITECTURE.md, "amnesia never votes").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
     Admitted,
@@ -513,7 +513,7 @@ impl Node {
 
     // ----- Admission: a node that started with nothing stored. -----
 
-    /// Asks every peer that has not answered yet whether it remembers an earlier life of this
+    /// Asks every peer that has not answered yet whether it remembers another disk of this
     /// node, and again after a request timeout.
     fn probe(&mut self) {
         let Admission::Probing { answered } = &self.admission else { return };

@@ -195,7 +195,7 @@ impl Driver {
                             tracing::info!(keys = records, "recovery finished; serving reads")
                         }
                         TraceKind::Admitted => {
-                            tracing::info!("admitted: no peer remembers an earlier life of this node; serving")
+                            tracing::info!("admitted: its peers remember no other disk of this node; serving")
                         }
                         _ => {}
                     }
