@@ -47,6 +47,5 @@ fn main() {
 fn moved(plan: &Plan, keys: u32) -> (f64, f64) {
     let keys: Vec<String> = (0..keys).map(|key| format!("key{key}")).collect();
     let moved = plan.moved(keys.iter().map(|key| key.as_bytes()));
-    let copies = moved.keys as f64 * plan.next.replicas() as f64;
-    (moved.changed as f64 / moved.keys as f64, moved.copies as f64 / copies)
+    (moved.key_share(), moved.copy_share(plan.next.replicas()))
 }

@@ -171,6 +171,18 @@ pub struct Moved {
     pub copies: u64,
 }
 
+impl Moved {
+    /// The share of the keys counted whose home set changes.
+    pub fn key_share(&self) -> f64 {
+        self.changed as f64 / self.keys.max(1) as f64
+    }
+
+    /// The share of their home copies (`replicas` per key) that move.
+    pub fn copy_share(&self, replicas: u32) -> f64 {
+        self.copies as f64 / (self.keys.max(1) * replicas as u64) as f64
+    }
+}
+
 /// Why a set of changes cannot be planned. The texts are what `dynamo admin` prints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanError {
@@ -472,7 +484,7 @@ mod tests {
     fn moved_share(plan: &Plan, keys: u32) -> (f64, f64) {
         let keys: Vec<String> = (0..keys).map(|key| format!("key{key}")).collect();
         let moved = plan.moved(keys.iter().map(|key| key.as_bytes()));
-        (moved.changed as f64 / moved.keys as f64, moved.copies as f64 / (moved.keys as f64 * 3.0))
+        (moved.key_share(), moved.copy_share(3))
     }
 
     #[test]

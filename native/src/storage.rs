@@ -157,7 +157,8 @@ pub struct Storage {
     /// The empty key's slot (`EMPTY_KEY_ENTRY`), which `slots` cannot hold.
     empty_key: Keyspace,
     hints: Keyspace,
-    /// Node-wide state that is not a key's: the incarnation, the admission, the lives that probed it.
+    /// Node-wide state that is not a key's: the incarnation, the admission, the disk id, and the
+    /// disk ids peers probed this node with.
     meta: Keyspace,
     fsync: bool,
 }
@@ -206,7 +207,7 @@ impl Storage {
             state.disk = u64::from_be_bytes(bytes);
         }
         for entry in self.meta.prefix(PROBED_PREFIX) {
-            let (key, value) = entry.into_inner().map_err(read("the probed lives"))?;
+            let (key, value) = entry.into_inner().map_err(read("the probed disk ids"))?;
             let corrupt = || OpenError::Corrupt {
                 what: "probed disk id",
                 detail: format!("key of {} bytes and value of {} bytes", key.len(), value.len()),

@@ -208,7 +208,7 @@ fn a_restarted_node_takes_the_next_incarnation_and_reuses_no_message_id() {
 }
 
 /// A node whose data directory was lost must not vote as if it were new (it could undo
-/// acknowledged writes): its peers remember the life that probed them at the cluster's start,
+/// acknowledged writes): its peers remember the disk it probed them with at the cluster's start,
 /// so it exits with one line that says what happened and what to do, and the cluster keeps
 /// serving what was written.
 #[test]

@@ -34,9 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientIds;
 use crate::config::Config;
-use crate::message::{
-    AcceptPurpose, ClientError, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable,
-};
+use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
 use crate::trace::{TraceEvent, TraceKind};
@@ -263,8 +261,8 @@ impl Node {
             Start::Recover
         };
         let node_count = ring.node_count();
-        let peers = (0..node_count as u32).map(NodeId).filter(|peer| *peer != id);
-        let admission = if unadmitted && peers.clone().next().is_some() {
+        // A node alone in its cluster has nobody to ask.
+        let admission = if unadmitted && node_count > 1 {
             Admission::Probing { answered: (0..node_count).map(|index| index == id.index()).collect() }
         } else {
             Admission::Admitted
@@ -461,8 +459,8 @@ impl Node {
                     self.waiting_clients.push((handle, request, deadline));
                 }
                 Admission::Refused { peer } => {
-                    let cause = Unavailable::Amnesia { peer: *peer };
-                    self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+                    let reply = Self::unavailable(Unavailable::Amnesia { peer: *peer });
+                    self.reply(handle, reply);
                 }
             },
             Input::Persisted { batch } => {
@@ -534,8 +532,7 @@ impl Node {
             std::mem::take(&mut self.waiting_clients).into_iter().partition(|(_, _, deadline)| *deadline <= now);
         self.waiting_clients = waiting;
         for (handle, _, _) in expired {
-            let cause = Unavailable::Admitting { peers_waiting };
-            self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+            self.reply(handle, Self::unavailable(Unavailable::Admitting { peers_waiting }));
         }
         self.probe();
     }
@@ -556,14 +553,13 @@ impl Node {
             self.admission = Admission::Refused { peer: from };
             self.emit(TraceKind::AmnesiaDetected { peer: from });
             for (handle, _, _) in std::mem::take(&mut self.waiting_clients) {
-                let cause = Unavailable::Amnesia { peer: from };
-                self.reply(handle, ClientReply::Error(ClientError::Unavailable(cause)));
+                self.reply(handle, Self::unavailable(Unavailable::Amnesia { peer: from }));
             }
             return;
         }
         answered[from.index()] = true;
-        // More than half of the peers: any two such sets meet, so a later probe of a life that
-        // lost its disk reaches one that remembers this one.
+        // More than half of the peers: any two such sets meet, so a later probe from a node that
+        // lost this disk reaches a peer that remembers it.
         let peers = answered.len() - 1;
         let yes = answered.iter().filter(|answered| **answered).count() - 1;
         if 2 * yes > peers {

@@ -256,7 +256,8 @@ fn admitted(stream: &mut TcpStream) -> bool {
         }
         seen.extend_from_slice(&buffer[..count]);
         let text = String::from_utf8_lossy(&seen);
-        if text.contains("admission:") && text.ends_with("\r\n\r\n") || text.contains("admission:admitted") {
+        // Done once the admission line has arrived whole.
+        if text.find("admission:").is_some_and(|at| text[at..].contains("\r\n")) {
             break;
         }
     }
