@@ -45,6 +45,9 @@ pub struct Config {
     pub hint_handoff_interval_ms: u64,
     /// How often a node compares its data with one peer (anti-entropy).
     pub anti_entropy_interval_ms: u64,
+    /// How often a node tells one random member its layout epoch (gossip; it tells every
+    /// member at once when it learns a new layout).
+    pub gossip_interval_ms: u64,
     /// Records per sync or anti-entropy message.
     pub batch_records_max: u32,
     /// Records per page of a `*` scan.
@@ -89,6 +92,7 @@ impl Default for Config {
             retry_backoff_max_ms: 20,
             hint_handoff_interval_ms: 250,
             anti_entropy_interval_ms: 1_000,
+            gossip_interval_ms: 1_000,
             batch_records_max: 256,
             scan_records_max: 4_096,
             batch_bytes_max: 1 << 20,
@@ -117,6 +121,8 @@ pub enum ConfigError {
     QuorumOutOfRange { name: &'static str, quorum: u32, replicas: u32 },
     QuorumsDoNotIntersect { read: u32, write: u32, replicas: u32 },
     ZeroLimit { name: &'static str },
+    NodeNameTooLong { name: String, bytes: u64, max: u64 },
+    TooManyTokens { tokens: u32, max: u32 },
 }
 
 impl fmt::Display for ConfigError {
@@ -142,6 +148,12 @@ impl fmt::Display for ConfigError {
                  N = {replicas}; choose eventual consistency to run it anyway"
             ),
             ConfigError::ZeroLimit { name } => write!(f, "{name} must be greater than zero"),
+            ConfigError::NodeNameTooLong { name, bytes, max } => {
+                write!(f, "node name {name:?} has {bytes} bytes; at most {max} are allowed")
+            }
+            ConfigError::TooManyTokens { tokens, max } => {
+                write!(f, "tokens_per_node = {tokens}; at most {max} are supported")
+            }
         }
     }
 }
@@ -150,6 +162,12 @@ impl std::error::Error for ConfigError {}
 
 /// Node ids are bits of a `u64` mask in a few places.
 pub const NODES_MAX: u64 = 64;
+
+/// The longest node name: names travel in every layout (see `Layout::WIRE_BYTES_MAX`).
+pub const NODE_NAME_BYTES_MAX: u64 = 64;
+
+/// The most ring tokens one node holds (virtual nodes), for the same reason.
+pub const TOKENS_PER_NODE_MAX: u32 = 256;
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -167,6 +185,13 @@ impl Config {
             if self.nodes[..index].contains(name) {
                 return Err(ConfigError::DuplicateNodeName { name: name.clone() });
             }
+            if name.len() as u64 > NODE_NAME_BYTES_MAX {
+                let bytes = name.len() as u64;
+                return Err(ConfigError::NodeNameTooLong { name: name.clone(), bytes, max: NODE_NAME_BYTES_MAX });
+            }
+        }
+        if self.tokens_per_node > TOKENS_PER_NODE_MAX {
+            return Err(ConfigError::TooManyTokens { tokens: self.tokens_per_node, max: TOKENS_PER_NODE_MAX });
         }
         if self.replicas == 0 || self.replicas as u64 > nodes {
             return Err(ConfigError::ReplicasOutOfRange { replicas: self.replicas, nodes });
@@ -190,6 +215,7 @@ impl Config {
             ("coordinator_attempts_max", self.coordinator_attempts_max as u64),
             ("hint_handoff_interval_ms", self.hint_handoff_interval_ms),
             ("anti_entropy_interval_ms", self.anti_entropy_interval_ms),
+            ("gossip_interval_ms", self.gossip_interval_ms),
             ("batch_records_max", self.batch_records_max as u64),
             ("scan_records_max", self.scan_records_max as u64),
             ("batch_bytes_max", self.batch_bytes_max),
@@ -230,6 +256,10 @@ impl Config {
         ms(self.anti_entropy_interval_ms)
     }
 
+    pub fn gossip_interval(&self) -> Micros {
+        ms(self.gossip_interval_ms)
+    }
+
     /// An upper bound of one record's encoded size: the largest key and value, a full
     /// writer list and a vector clock entry per node (see `Record::wire_bytes_max`).
     pub fn record_bytes_max(&self) -> u64 {
@@ -246,7 +276,8 @@ impl Config {
         let entry = key + self.record_bytes_max();
         let request = key + int + self.value_bytes_max;
         // Fixed fields fit in 128 integers; a digest or its list of buckets in one per bucket.
-        self.batch_bytes_max.max(entry).max(request) + key + (128 + DIGEST_BUCKETS as u64) * int
+        let layout = crate::layout::Layout::WIRE_BYTES_MAX as u64;
+        self.batch_bytes_max.max(entry).max(request).max(layout) + key + (128 + DIGEST_BUCKETS as u64) * int
     }
 
     /// How long a receiving node waits for a coordinator it forwarded to: the coordinator's

@@ -11,9 +11,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::NODES_MAX;
+use crate::config::{Config, NODES_MAX, NODE_NAME_BYTES_MAX, TOKENS_PER_NODE_MAX};
 use crate::ring::{position, Position, Ring, Token};
+use crate::store::WIRE_INT_BYTES_MAX;
 use crate::types::NodeId;
+
+/// The most arcs `Layout::first_ballot_lost` keeps; past it the whole ring loses the
+/// first-ballot shortcut (a safe coarsening: the shortcut is only ever an optimisation).
+const FIRST_BALLOT_ARCS_MAX: usize = 1_024;
 
 /// One entry of the node table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +219,10 @@ pub enum PlanError {
         lost: u64,
         max: u64,
     },
+    NameTooLong {
+        name: String,
+        max: u64,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -233,6 +242,7 @@ impl std::fmt::Display for PlanError {
                  remove or replace dead nodes one plan at a time",
                 crate::ring::position_hex(end)
             ),
+            PlanError::NameTooLong { name, max } => write!(f, "the name {name:?} is longer than {max} bytes"),
         }
     }
 }
@@ -240,6 +250,34 @@ impl std::fmt::Display for PlanError {
 impl std::error::Error for PlanError {}
 
 impl Layout {
+    /// An upper bound of a layout's encoded size: every id's entry (name, tokens, state) and
+    /// the first-ballot arcs. `Config::message_bytes_max` makes room for it.
+    pub const WIRE_BYTES_MAX: usize = {
+        const INT: usize = WIRE_INT_BYTES_MAX;
+        let token = INT + 20;
+        let entry = INT + NODE_NAME_BYTES_MAX as usize + INT + TOKENS_PER_NODE_MAX as usize * token + INT;
+        8 * INT + NODES_MAX as usize * entry + FIRST_BALLOT_ARCS_MAX * 2 * token
+    };
+
+    /// The first layout of a cluster whose nodes are `config.nodes` (what every node of the
+    /// cluster file builds when it starts with nothing stored). Its cluster id is derived from
+    /// the members and their placement, so every node that bootstraps from the same file agrees
+    /// on it without talking, and a node bootstrapped from another file is told apart.
+    pub fn from_config(config: &Config) -> Layout {
+        use sha1::{Digest, Sha1};
+        let mut hash = Sha1::new();
+        hash.update(b"dynamo layout v1\n");
+        hash.update(config.replicas.to_be_bytes());
+        hash.update(config.tokens_per_node.to_be_bytes());
+        for name in &config.nodes {
+            hash.update((name.len() as u64).to_be_bytes());
+            hash.update(name.as_bytes());
+        }
+        let digest = hash.finalize();
+        let cluster = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-1 digest has 20 bytes"));
+        Layout::bootstrap(cluster, &config.nodes, config.tokens_per_node, config.replicas)
+    }
+
     /// The first layout (epoch 1): `names` as members, in `NodeId` order, each with
     /// `tokens_per_node` tokens at SHA-1 of its name and of "name#i", exactly as `Ring::new`.
     pub fn bootstrap(cluster: u64, names: &[String], tokens_per_node: u32, replicas: u32) -> Layout {
@@ -268,6 +306,16 @@ impl Layout {
 
     pub fn nodes(&self) -> &[NodeEntry] {
         &self.nodes
+    }
+
+    /// The name of table entry `node` (member or gone).
+    pub fn name(&self, node: NodeId) -> &str {
+        &self.nodes[node.index()].name
+    }
+
+    /// Entries of the node table: every `NodeId` of the cluster's history is below it.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// Whether a key at `at` may still be written at its reserved first ballot by its first home
@@ -308,6 +356,53 @@ impl Layout {
         Ring::from_tokens(names, tokens, self.replicas)
     }
 
+    /// Whether a layout heard from a peer may replace `current`: the same cluster and
+    /// placement rules, a node table that only grew (ids are never reused: every entry keeps
+    /// its name, and a gone entry stays gone), and a ring that can be built. A peer is
+    /// authenticated, but a bug or a mixed-up file must not stop this node.
+    pub fn check(&self, current: &Layout, config: &Config) -> Result<(), String> {
+        if self.cluster != current.cluster {
+            return Err(format!("cluster id {:016x}, not this cluster's {:016x}", self.cluster, current.cluster));
+        }
+        if self.replicas != config.replicas || self.tokens_per_node != current.tokens_per_node {
+            return Err(format!(
+                "{} replicas and {} tokens per node, not {} and {}",
+                self.replicas, self.tokens_per_node, config.replicas, current.tokens_per_node
+            ));
+        }
+        if self.nodes.len() > NODES_MAX as usize || self.nodes.len() < current.nodes.len() {
+            return Err(format!("{} node ids, against {} known", self.nodes.len(), current.nodes.len()));
+        }
+        for (index, (was, now)) in current.nodes.iter().zip(&self.nodes).enumerate() {
+            if was.name != now.name || (was.state == NodeState::Gone && now.state != NodeState::Gone) {
+                return Err(format!(
+                    "node id {index} is {:?} ({:?}), was {:?} ({:?})",
+                    now.name, now.state, was.name, was.state
+                ));
+            }
+        }
+        for entry in &self.nodes {
+            let tokens = entry.tokens.len();
+            let member = entry.state == NodeState::Member;
+            if entry.name.len() as u64 > NODE_NAME_BYTES_MAX
+                || tokens > TOKENS_PER_NODE_MAX as usize
+                || member != (tokens > 0)
+            {
+                return Err(format!("node {:?} is malformed ({tokens} tokens, {:?})", entry.name, entry.state));
+            }
+        }
+        if self.members().len() < self.replicas as usize {
+            return Err(format!("{} members, fewer than {} replicas", self.members().len(), self.replicas));
+        }
+        if self.first_ballot_lost.len() > FIRST_BALLOT_ARCS_MAX {
+            return Err(format!(
+                "{} first-ballot arcs, more than {FIRST_BALLOT_ARCS_MAX}",
+                self.first_ballot_lost.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Of two layouts of one cluster, the one to keep: the higher epoch. Each epoch is decided
     /// once (ARCHITECTURE.md), so two layouts of one epoch are equal; `None` when they are not,
     /// or belong to different clusters, which a caller must report, never merge.
@@ -346,6 +441,9 @@ impl Layout {
             match change {
                 Change::Join { name } => {
                     name_once(name)?;
+                    if name.len() as u64 > NODE_NAME_BYTES_MAX {
+                        return Err(PlanError::NameTooLong { name: name.clone(), max: NODE_NAME_BYTES_MAX });
+                    }
                     if next.member_named(name).is_some() {
                         return Err(PlanError::AlreadyMember { name: name.clone() });
                     }
@@ -367,6 +465,9 @@ impl Layout {
                 }
                 Change::Replace { old, new } => {
                     name_once(old)?;
+                    if new.len() as u64 > NODE_NAME_BYTES_MAX {
+                        return Err(PlanError::NameTooLong { name: new.clone(), max: NODE_NAME_BYTES_MAX });
+                    }
                     if new != old {
                         name_once(new)?;
                         if next.member_named(new).is_some() {
@@ -401,6 +502,10 @@ impl Layout {
         next.first_ballot_lost
             .extend(moves.iter().filter(|arc| arc.changes_first_home()).map(|arc| (arc.start, arc.end)));
         next.first_ballot_lost = join_arcs(std::mem::take(&mut next.first_ballot_lost));
+        if next.first_ballot_lost.len() > FIRST_BALLOT_ARCS_MAX {
+            // An arc whose start equals its end is the whole ring.
+            next.first_ballot_lost = vec![(Position::default(), Position::default())];
+        }
         Ok(Plan { base_epoch: self.epoch, changes: changes.to_vec(), next, moves })
     }
 }

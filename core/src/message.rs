@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Layout;
 use crate::store::{blob_wire_bytes_max, entry_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
 use crate::types::{Blob, NodeId, OpId};
 use crate::version::Ballot;
@@ -380,6 +381,13 @@ pub enum Message {
     ProbeReply {
         remembered: u64,
     },
+    /// Gossip: the sender's layout epoch is in the envelope; a receiver with a newer layout
+    /// sends it (`Layout`), one with an older layout answers `Gossip` so that it is sent one.
+    Gossip,
+    /// The sender's layout, to a peer whose epoch is behind.
+    Layout {
+        layout: Box<Layout>,
+    },
 }
 
 /// The kind of a message, for trace events and drawing.
@@ -407,6 +415,8 @@ pub enum MessageKind {
     Fetch,
     Probe,
     ProbeReply,
+    Gossip,
+    Layout,
 }
 
 impl Message {
@@ -436,6 +446,8 @@ impl Message {
             Message::Fetch { .. } => MessageKind::Fetch,
             Message::Probe { .. } => MessageKind::Probe,
             Message::ProbeReply { .. } => MessageKind::ProbeReply,
+            Message::Gossip => MessageKind::Gossip,
+            Message::Layout { .. } => MessageKind::Layout,
         }
     }
 
@@ -461,7 +473,9 @@ impl Message {
             | Message::Records { .. }
             | Message::Fetch { .. }
             | Message::Probe { .. }
-            | Message::ProbeReply { .. } => None,
+            | Message::ProbeReply { .. }
+            | Message::Gossip
+            | Message::Layout { .. } => None,
         }
     }
 
@@ -536,6 +550,8 @@ impl Message {
                 Message::Fetch { keys } => INT + keys.iter().map(blob_wire_bytes_max).sum::<usize>(),
                 Message::Probe { .. } => INT,
                 Message::ProbeReply { .. } => 3 * INT,
+                Message::Gossip => 0,
+                Message::Layout { .. } => Layout::WIRE_BYTES_MAX,
             }
     }
 
@@ -557,5 +573,8 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub id: u64,
+    /// The sender's layout epoch when it sent the message: a receiver that is behind learns
+    /// the newer layout, one that is ahead sends it (ARCHITECTURE.md, "Membership changes").
+    pub epoch: u64,
     pub message: Message,
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Layout;
 use crate::types::{Blob, ClientId, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
 
@@ -155,6 +156,9 @@ pub struct PersistBatch {
     /// Peers' disk ids first heard in their probes (`DurableState::probed`).
     #[serde(default)]
     pub probed: Vec<(NodeId, u64)>,
+    /// The node's layout, when it changed (`DurableState::layout`).
+    #[serde(default)]
+    pub layout: Option<Box<Layout>>,
 }
 
 impl PersistBatch {
@@ -166,6 +170,7 @@ impl PersistBatch {
             && self.unadmitted.is_none()
             && self.disk.is_none()
             && self.probed.is_empty()
+            && self.layout.is_none()
     }
 }
 
@@ -190,6 +195,11 @@ pub struct DurableState {
     /// admitted node remember its disk.
     #[serde(default)]
     pub probed: BTreeMap<NodeId, u64>,
+    /// The newest layout this node learned (the ring, its members and its epoch). `None` for a
+    /// node that never started, or a directory written before layouts were stored: the node
+    /// then builds the first layout from its configuration.
+    #[serde(default)]
+    pub layout: Option<Layout>,
 }
 
 impl DurableState {
@@ -217,6 +227,9 @@ impl DurableState {
         }
         for (peer, disk) in &batch.probed {
             self.probed.insert(*peer, *disk);
+        }
+        if let Some(layout) = &batch.layout {
+            self.layout = Some(Layout::clone(layout));
         }
     }
 }

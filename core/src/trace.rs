@@ -167,6 +167,16 @@ pub enum TraceKind {
     AmnesiaDetected {
         peer: NodeId,
     },
+    /// The node took in a newer layout (the ring as replicated state) at `epoch`.
+    LayoutLearned {
+        epoch: u64,
+    },
+    /// A peer's layout was not taken in: `problem` says why (another cluster, malformed).
+    LayoutRefused {
+        from: NodeId,
+        epoch: u64,
+        problem: String,
+    },
 }
 
 impl TraceKind {
@@ -179,6 +189,8 @@ impl TraceKind {
             TraceKind::Restarted
                 | TraceKind::Admitted
                 | TraceKind::AmnesiaDetected { .. }
+                | TraceKind::LayoutLearned { .. }
+                | TraceKind::LayoutRefused { .. }
                 | TraceKind::RecoveryStarted { .. }
                 | TraceKind::RecoveryProgress { .. }
                 | TraceKind::RecoveryFinished { .. }

@@ -51,6 +51,8 @@ struct Raw {
     operation_timeout_ms: Option<u64>,
     hint_handoff_interval_ms: Option<u64>,
     anti_entropy_interval_ms: Option<u64>,
+    /// How often a node tells one random member its layout epoch.
+    gossip_interval_ms: Option<u64>,
     /// Make every acknowledged write durable with fsync before acknowledging (default true).
     fsync: Option<bool>,
     /// Bytes of client requests (keys and values) a node works on at once.
@@ -315,6 +317,7 @@ impl ClusterFile {
             operation_timeout_ms: raw.operation_timeout_ms.unwrap_or(defaults.operation_timeout_ms),
             hint_handoff_interval_ms: raw.hint_handoff_interval_ms.unwrap_or(defaults.hint_handoff_interval_ms),
             anti_entropy_interval_ms: raw.anti_entropy_interval_ms.unwrap_or(defaults.anti_entropy_interval_ms),
+            gossip_interval_ms: raw.gossip_interval_ms.unwrap_or(defaults.gossip_interval_ms),
             // What the storage engine can hold; a longer key is refused with a clear error.
             key_bytes_max: defaults.key_bytes_max.min(crate::storage::KEY_BYTES_MAX),
             ..defaults

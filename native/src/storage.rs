@@ -144,6 +144,9 @@ const DISK_ENTRY: &[u8] = b"disk";
 /// the peer's disk id (8 bytes big-endian).
 const PROBED_PREFIX: &[u8] = b"probed/";
 
+/// `DurableState::layout`, postcard-encoded.
+const LAYOUT_ENTRY: &[u8] = b"layout";
+
 fn probed_entry(peer: NodeId) -> Vec<u8> {
     [PROBED_PREFIX, &peer.0.to_be_bytes()].concat()
 }
@@ -216,6 +219,9 @@ impl Storage {
             let disk: [u8; 8] = value.as_ref().try_into().map_err(|_| corrupt())?;
             state.probed.insert(NodeId(u32::from_be_bytes(peer)), u64::from_be_bytes(disk));
         }
+        if let Some(value) = self.meta.get(LAYOUT_ENTRY).map_err(read("the layout"))? {
+            state.layout = Some(postcard::from_bytes(&value).map_err(corrupt("layout"))?);
+        }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(read("the slots"))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(corrupt("slot"))?;
@@ -258,6 +264,11 @@ impl Storage {
             }
             for (peer, disk) in &batch.probed {
                 write.insert(&self.meta, probed_entry(*peer), disk.to_be_bytes());
+            }
+            if let Some(layout) = &batch.layout {
+                let bytes = postcard::to_allocvec(layout)
+                    .map_err(|source| CommitError::Encode { what: "the layout", source })?;
+                write.insert(&self.meta, LAYOUT_ENTRY, bytes);
             }
             for (key, slot) in &batch.slots {
                 let bytes =
@@ -323,6 +334,7 @@ pub fn group_commit_loop(storage: Storage, batches: mpsc::Receiver<PersistBatch>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dynamo_core::layout::Layout;
     use dynamo_core::types::{ClientId, OpId};
     use dynamo_core::version::{Ballot, VectorClock};
 
@@ -356,6 +368,7 @@ mod tests {
                 unadmitted: Some(true),
                 disk: Some(u64::MAX - 1),
                 probed: vec![(NodeId(2), 1 << 63)],
+                layout: Some(Box::new(Layout::from_config(&dynamo_core::config::Config::default()))),
             };
             let newer = Slot { promised: record(5).ballot, record: Some(record(5)) };
             let later = PersistBatch {
@@ -381,6 +394,7 @@ mod tests {
             assert_eq!(state.incarnation, 7);
             assert!(state.unadmitted, "still probing");
             assert_eq!((state.disk, state.probed[&NodeId(2)]), (u64::MAX - 1, 1 << 63));
+            assert_eq!(state.layout.as_ref().map(Layout::epoch), Some(1));
             // Admitted: the entry goes.
             {
                 let (storage, _) = Storage::open(&dir, fsync).unwrap();

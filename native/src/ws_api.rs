@@ -226,7 +226,7 @@ impl Connection {
                 return answers;
             }
             Op::Owners { key } => {
-                let ring = &self.handle.ring;
+                let ring = self.handle.ring();
                 let owners = ring.preference(key.as_bytes()).iter().map(|node| ring.name(*node).to_string()).collect();
                 Answer::Owners { id, owners }
             }

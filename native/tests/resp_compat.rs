@@ -268,4 +268,5 @@ fn info_answers_the_sections_asked_for_with_a_field_per_peer() {
     assert!(two.contains(",state=trusted\r\n"), "{two}");
     let ring = info(&mut c, &["ring"]);
     assert_eq!(ring.matches("token_").count(), 5, "one token per node by default: {ring}");
+    assert!(ring.starts_with("# Ring\r\nepoch:1\r\n"), "a new cluster's first layout: {ring}");
 }

@@ -26,10 +26,12 @@ pub enum Family {
     AntiEntropy,
     /// A node that started with nothing stored asking whether its peers remember it.
     Admission,
+    /// Nodes telling each other their layout epoch, and sending the newer layout.
+    Gossip,
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Routing,
         Family::Prepare,
         Family::Accept,
@@ -41,6 +43,7 @@ impl Family {
         Family::Scan,
         Family::AntiEntropy,
         Family::Admission,
+        Family::Gossip,
     ];
 
     pub fn of(kind: MessageKind) -> Family {
@@ -58,6 +61,7 @@ impl Family {
                 Family::AntiEntropy
             }
             MessageKind::Probe | MessageKind::ProbeReply => Family::Admission,
+            MessageKind::Gossip | MessageKind::Layout => Family::Gossip,
         }
     }
 
@@ -75,6 +79,7 @@ impl Family {
             Family::Scan => "#ffffff",
             Family::AntiEntropy => "#6f7787",
             Family::Admission => "#a48be0",
+            Family::Gossip => "#7fd1c7",
         }
     }
 
@@ -91,12 +96,13 @@ impl Family {
             Family::Scan => "* scan",
             Family::AntiEntropy => "anti-entropy",
             Family::Admission => "admission probe",
+            Family::Gossip => "layout gossip",
         }
     }
 }
 
 /// Every message kind, in declaration order (bit `kind as u32` of `scene::kind_mask`).
-pub const KINDS: [MessageKind; 22] = [
+pub const KINDS: [MessageKind; 24] = [
     MessageKind::Forward,
     MessageKind::ForwardAck,
     MessageKind::ForwardReply,
@@ -119,6 +125,8 @@ pub const KINDS: [MessageKind; 22] = [
     MessageKind::Fetch,
     MessageKind::Probe,
     MessageKind::ProbeReply,
+    MessageKind::Gossip,
+    MessageKind::Layout,
 ];
 
 /// True for kinds that answer another message; they are drawn as rings instead of dots.
@@ -162,6 +170,8 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::Fetch => "fetch",
         MessageKind::Probe => "probe",
         MessageKind::ProbeReply => "probe reply",
+        MessageKind::Gossip => "gossip",
+        MessageKind::Layout => "layout",
     }
 }
 

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientIds;
 use crate::config::Config;
+use crate::layout::Layout;
 use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable};
 use crate::ring::Ring;
 use crate::store::{DurableState, PersistBatch, Record, Slot};
@@ -136,8 +137,6 @@ impl std::error::Error for StartError {}
 pub struct NodeOptions {
     pub id: NodeId,
     pub config: Config,
-    /// The ring built from `config`; shared between nodes of one process.
-    pub ring: Arc<Ring>,
     /// Seed of the node's random choices (backoff, anti-entropy partner order).
     pub seed: u64,
     /// Whether to emit trace events (off for fast simulation).
@@ -160,13 +159,25 @@ enum Timer {
     AntiEntropy,
     Recovery,
     Admission,
+    Gossip,
 }
 
 /// A Dynamo node. See the module documentation.
 pub struct Node {
     id: NodeId,
     config: Config,
+    /// The newest layout this node learned (durable), and the ring derived from it.
+    layout: Layout,
     ring: Arc<Ring>,
+    /// The layout is not in a persist batch yet.
+    layout_unpersisted: bool,
+    /// The persist batch that holds the layout; every message (it carries the epoch) waits for it.
+    layout_batch: u64,
+    /// Per peer: the epoch this node last sent it its layout at, and when (gossip is rate-limited
+    /// to one layout per peer, epoch and request timeout).
+    layout_told: Vec<(u64, Micros)>,
+    /// Per peer: the newer epoch this node last asked it for, and when (rate-limited alike).
+    layout_asked: Vec<(u64, Micros)>,
     rng: Rng,
     trace: bool,
     now: Micros,
@@ -247,7 +258,7 @@ impl Node {
         now: Micros,
         out: &mut Vec<Output>,
     ) -> Result<Node, StartError> {
-        let NodeOptions { id, config, ring, seed, trace } = options;
+        let NodeOptions { id, config, seed, trace } = options;
         debug_assert!(config.validate().is_ok(), "config is validated before nodes start");
         if durable.incarnation >= INCARNATION_MAX {
             return Err(StartError::IncarnationsExhausted { incarnation: durable.incarnation });
@@ -260,6 +271,9 @@ impl Node {
         } else {
             Start::Recover
         };
+        let layout_unpersisted = durable.layout.is_none();
+        let layout = durable.layout.unwrap_or_else(|| Layout::from_config(&config));
+        let ring = Arc::new(layout.ring());
         let node_count = ring.node_count();
         // A node alone in its cluster has nobody to ask.
         let admission = if unadmitted && node_count > 1 {
@@ -285,7 +299,12 @@ impl Node {
             rng,
             anti_entropy: AntiEntropy::new(id, &ring, &store),
             config,
+            layout,
             ring,
+            layout_unpersisted,
+            layout_batch: 0,
+            layout_told: vec![(0, 0); node_count],
+            layout_asked: vec![(0, 0); node_count],
             trace,
             now,
             round,
@@ -342,6 +361,8 @@ impl Node {
         node.schedule(now + hint_delay, Timer::Hints);
         let ae_delay = node.rng.between(1, node.config.anti_entropy_interval());
         node.schedule(now + ae_delay, Timer::AntiEntropy);
+        let gossip_delay = node.rng.between(1, node.config.gossip_interval());
+        node.schedule(now + gossip_delay, Timer::Gossip);
         node.flush(out);
         debug_assert_eq!(node.persist_issued, Node::START_BATCH, "the incarnation is in the first batch");
         Ok(node)
@@ -376,8 +397,19 @@ impl Node {
         &self.config
     }
 
+    /// The ring of the node's current layout.
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// The ring of the node's current layout, shared (a driver hands it to its connections).
+    pub fn ring_shared(&self) -> Arc<Ring> {
+        self.ring.clone()
+    }
+
+    /// The newest layout this node learned.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// True until a restarted node has copied the writes it missed.
@@ -424,8 +456,8 @@ impl Node {
     pub fn refusal(&self) -> Option<StartError> {
         match &self.admission {
             Admission::Refused { peer } => Some(StartError::Amnesia {
-                node: self.ring.name(self.id).to_string(),
-                peer: self.ring.name(*peer).to_string(),
+                node: self.layout.name(self.id).to_string(),
+                peer: self.layout.name(*peer).to_string(),
             }),
             _ => None,
         }
@@ -447,6 +479,9 @@ impl Node {
                     self.emit(TraceKind::MessageDelivered { id: envelope.id, from, kind });
                 }
                 self.trust(from);
+                if self.admission == Admission::Admitted {
+                    self.heard_epoch(from, envelope.epoch);
+                }
                 // Not admitted: as if down. It votes in nothing and sends nothing but probes.
                 if self.admission == Admission::Admitted || envelope.message.is_probe() {
                     self.handle_message(from, envelope.message);
@@ -502,6 +537,7 @@ impl Node {
             Timer::AntiEntropy if self.admission != Admission::Admitted => {
                 self.schedule(self.now + self.config.anti_entropy_interval(), Timer::AntiEntropy)
             }
+            Timer::Gossip => self.gossip_tick(),
             Timer::Txn(txn) => self.txn_timer(txn),
             Timer::Hints => self.hints_tick(),
             Timer::AntiEntropy => self.anti_entropy_tick(),
@@ -617,6 +653,91 @@ impl Node {
             Message::Fetch { keys } => self.on_fetch(from, keys),
             Message::Probe { disk } => self.on_probe(from, disk),
             Message::ProbeReply { remembered } => self.on_probe_reply(from, remembered),
+            // The epoch it carries was taken in by `heard_epoch`.
+            Message::Gossip => {}
+            Message::Layout { layout } => self.on_layout(from, *layout),
+        }
+    }
+
+    // ----- The layout: learned from peers, gossiped. -----
+
+    /// Gossip: every `gossip_interval`, one random member hears this node's epoch.
+    fn gossip_tick(&mut self) {
+        self.schedule(self.now + self.config.gossip_interval(), Timer::Gossip);
+        if self.admission != Admission::Admitted {
+            return;
+        }
+        let peers: Vec<NodeId> = self.layout.members().into_iter().filter(|node| *node != self.id).collect();
+        if !peers.is_empty() {
+            let peer = peers[self.rng.below(peers.len() as u64) as usize];
+            self.send(peer, Message::Gossip);
+        }
+    }
+
+    /// Every peer message carries its sender's epoch: a peer that is behind is sent this
+    /// node's layout, a peer that is ahead is asked for its own (by gossip, which it answers
+    /// with its layout). At most once per peer, epoch and request timeout.
+    fn heard_epoch(&mut self, from: NodeId, epoch: u64) {
+        if from == self.id || from.index() >= self.layout_told.len() {
+            return;
+        }
+        let mine = self.layout.epoch();
+        if epoch == mine {
+            return;
+        }
+        let (last, about) = if epoch < mine {
+            (&mut self.layout_told[from.index()], mine)
+        } else {
+            (&mut self.layout_asked[from.index()], epoch)
+        };
+        if last.0 == about && self.now < last.1 + self.config.request_timeout() {
+            return;
+        }
+        *last = (about, self.now);
+        if epoch < mine {
+            self.send(from, Message::Layout { layout: Box::new(self.layout.clone()) });
+        } else {
+            self.send(from, Message::Gossip);
+        }
+    }
+
+    /// A peer's layout: kept if it is newer than this node's, of the same cluster and sound.
+    fn on_layout(&mut self, from: NodeId, layout: Layout) {
+        if layout.epoch() <= self.layout.epoch() {
+            return;
+        }
+        if let Err(problem) = layout.check(&self.layout, &self.config) {
+            self.emit(TraceKind::LayoutRefused { from, epoch: layout.epoch(), problem });
+            return;
+        }
+        self.adopt_layout(layout, Some(from));
+    }
+
+    /// Makes `layout` this node's (durably, in the step's batch: every message that carries its
+    /// epoch waits for it), and everything derived from the ring follows it. Every member but
+    /// `source` (which has it) hears of it at once.
+    fn adopt_layout(&mut self, layout: Layout, source: Option<NodeId>) {
+        self.layout = layout;
+        self.layout_unpersisted = true;
+        self.ring = Arc::new(self.layout.ring());
+        let node_count = self.ring.node_count();
+        if self.suspected.len() < node_count {
+            self.suspected.resize(node_count, false);
+            self.layout_told.resize(node_count, (0, 0));
+            self.layout_asked.resize(node_count, (0, 0));
+        }
+        for (key, state) in self.store.iter_mut() {
+            state.homes_mask = self.ring.homes_mask(key.as_bytes());
+        }
+        self.anti_entropy = AntiEntropy::new(self.id, &self.ring, &self.store);
+        self.emit(TraceKind::LayoutLearned { epoch: self.layout.epoch() });
+        // At once to every member: a change spreads in one round trip, not by chance.
+        let epoch = self.layout.epoch();
+        for peer in self.layout.members() {
+            if peer != self.id && Some(peer) != source && self.layout_told[peer.index()].0 != epoch {
+                self.layout_told[peer.index()] = (epoch, self.now);
+                self.send(peer, Message::Layout { layout: Box::new(self.layout.clone()) });
+            }
         }
     }
 
@@ -743,9 +864,12 @@ impl Node {
         } else {
             let id = self.next_message;
             self.next_message += 1;
-            // Every message carries ids of this incarnation, so none leaves before it is durable.
+            // Every message carries ids of this incarnation and the layout's epoch, so none
+            // leaves before both are durable.
+            let layout = if self.layout_unpersisted { self.persist_issued + 1 } else { self.layout_batch };
             let need = if message.reveals_state() { self.batch_of_current_changes() } else { Node::START_BATCH };
-            self.pending.push((need, Output::Send { to, envelope: Envelope { id, message } }));
+            let epoch = self.layout.epoch();
+            self.pending.push((need.max(layout), Output::Send { to, envelope: Envelope { id, epoch, message } }));
         }
     }
 
@@ -763,6 +887,7 @@ impl Node {
     /// Whether this step changed state that no persist batch holds yet.
     fn has_unpersisted_changes(&self) -> bool {
         self.incarnation_unpersisted
+            || self.layout_unpersisted
             || self.admission_unpersisted.is_some()
             || self.disk_unpersisted
             || !self.probed_unpersisted.is_empty()
@@ -796,6 +921,10 @@ impl Node {
                 })
                 .collect();
             let incarnation = std::mem::take(&mut self.incarnation_unpersisted).then_some(self.incarnation);
+            let layout = std::mem::take(&mut self.layout_unpersisted);
+            if layout {
+                self.layout_batch = self.persist_issued;
+            }
             out.push(Output::Persist(PersistBatch {
                 seq: self.persist_issued,
                 incarnation,
@@ -805,6 +934,7 @@ impl Node {
                 unadmitted: self.admission_unpersisted.take(),
                 disk: std::mem::take(&mut self.disk_unpersisted).then_some(self.disk),
                 probed: std::mem::take(&mut self.probed_unpersisted).into_iter().collect(),
+                layout: layout.then(|| Box::new(self.layout.clone())),
             }));
         }
         for (need, output) in std::mem::take(&mut self.pending) {

@@ -36,7 +36,7 @@ impl Harness {
         let config = Config::default();
         let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
         let id = ring.homes(key.as_bytes())[index];
-        let options = NodeOptions { id, config, ring, seed: 1, trace: true };
+        let options = NodeOptions { id, config, seed: 1, trace: true };
         let mut out = Vec::new();
         let node = started(options, durable, &mut out);
         Harness { node, now: 0, out }
@@ -44,13 +44,7 @@ impl Harness {
 
     /// This node started again (no tracing) from `durable`.
     fn restarted(&self, durable: DurableState) -> Node {
-        let options = NodeOptions {
-            id: self.node.id,
-            config: self.node.config.clone(),
-            ring: self.node.ring.clone(),
-            seed: 1,
-            trace: false,
-        };
+        let options = NodeOptions { id: self.node.id, config: self.node.config.clone(), seed: 1, trace: false };
         started(options, durable, &mut Vec::new())
     }
 
@@ -123,7 +117,7 @@ impl Harness {
     }
 
     fn deliver(&mut self, from: NodeId, message: Message) {
-        self.step(Input::Message { from, envelope: Envelope { id: 0, message } });
+        self.step(Input::Message { from, envelope: Envelope { id: 0, epoch: 1, message } });
     }
 }
 
@@ -140,7 +134,7 @@ fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -
         let peers: Vec<NodeId> =
             (0..node.ring.node_count() as u32).map(NodeId).filter(|peer| *peer != node.id).collect();
         for peer in peers {
-            let envelope = Envelope { id: 0, message: Message::ProbeReply { remembered: node.disk } };
+            let envelope = Envelope { id: 0, epoch: 1, message: Message::ProbeReply { remembered: node.disk } };
             node.step(0, Input::Message { from: peer, envelope }, &mut admission);
         }
         assert_eq!(node.admission(), &Admission::Admitted);
@@ -421,7 +415,7 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
     let config = Config::default();
     let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
     let preference = ring.preference(b"k");
-    let options = NodeOptions { id: preference[3], config, ring, seed: 1, trace: false };
+    let options = NodeOptions { id: preference[3], config, seed: 1, trace: false };
     let mut out = Vec::new();
     let mut node = started(options, DurableState::default(), &mut out);
     let issued = node.persist_issued;
@@ -432,7 +426,11 @@ fn a_node_that_is_not_a_home_passes_writes_on_instead_of_coordinating() {
     // A forward that a receiver's fourth attempt would once have sent to this fallback.
     let forward = Message::Forward { txn: 5, request, attempt: 4 };
     out.clear();
-    node.step(0, Input::Message { from: preference[4], envelope: Envelope { id: 0, message: forward } }, &mut out);
+    node.step(
+        0,
+        Input::Message { from: preference[4], envelope: Envelope { id: 0, epoch: 1, message: forward } },
+        &mut out,
+    );
     let sends: Vec<(NodeId, MessageKind)> = out
         .iter()
         .filter_map(|output| match output {
@@ -755,8 +753,7 @@ fn ids_of_one_life(node: &mut Node, now: Micros, out: &mut Vec<Output>) -> BTree
 #[test]
 fn a_restart_with_the_clock_set_back_reuses_no_id() {
     let config = Config::default();
-    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
-    let options = NodeOptions { id: NodeId(2), config, ring, seed: 1, trace: false };
+    let options = NodeOptions { id: NodeId(2), config, seed: 1, trace: false };
     let hour = 3_600_000_000;
     let mut durable = DurableState::default();
     let mut seen = BTreeSet::new();
@@ -791,7 +788,7 @@ fn nothing_leaves_a_started_node_before_its_incarnation_is_durable() {
     let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
     let key = "k";
     let id = ring.preference(key.as_bytes())[3];
-    let options = NodeOptions { id, config, ring, seed: 1, trace: false };
+    let options = NodeOptions { id, config, seed: 1, trace: false };
     let mut out = Vec::new();
     let mut node = Node::start(options, DurableState::default(), 0, &mut out).expect("starts");
     out.clear();
@@ -826,8 +823,7 @@ fn a_node_that_ran_before_recovers_and_a_new_one_does_not() {
 #[test]
 fn a_node_that_used_up_its_incarnations_refuses_to_start() {
     let config = Config::default();
-    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
-    let options = NodeOptions { id: NodeId(0), config, ring, seed: 1, trace: false };
+    let options = NodeOptions { id: NodeId(0), config, seed: 1, trace: false };
     let durable = DurableState { incarnation: crate::types::INCARNATION_MAX, ..DurableState::default() };
     let error = Node::start(options, durable, 0, &mut Vec::new()).err().expect("refused");
     assert!(error.to_string().contains("started 16777214 times"), "{error}");
@@ -878,8 +874,7 @@ fn a_round_carries_at_most_writes_per_round_max_of_the_queued_writes() {
 /// returns what it sent and the node.
 fn probing(durable: DurableState) -> (Node, Vec<Output>) {
     let config = Config::default();
-    let ring = Arc::new(Ring::new(&config.nodes, 1, 3));
-    let options = NodeOptions { id: NodeId(0), config, ring, seed: 9, trace: true };
+    let options = NodeOptions { id: NodeId(0), config, seed: 9, trace: true };
     let mut out = Vec::new();
     let mut node = Node::start(options, durable, 0, &mut out).expect("starts");
     node.step(0, Input::Persisted { batch: Node::START_BATCH }, &mut out);
@@ -889,7 +884,7 @@ fn probing(durable: DurableState) -> (Node, Vec<Output>) {
 
 fn probe_reply(node: &mut Node, from: u32, remembered: u64) -> Vec<Output> {
     let mut out = Vec::new();
-    let envelope = Envelope { id: incarnation_base(1), message: Message::ProbeReply { remembered } };
+    let envelope = Envelope { id: incarnation_base(1), epoch: 1, message: Message::ProbeReply { remembered } };
     node.step(0, Input::Message { from: NodeId(from), envelope }, &mut out);
     out
 }
@@ -911,7 +906,8 @@ fn a_node_with_nothing_stored_votes_only_once_most_peers_remember_no_other_disk_
     let mut held = Vec::new();
     node.step(0, put("k", "v", 1), &mut held);
     let ballot = Ballot { round: 5, node: NodeId(1) };
-    let prepare = Envelope { id: incarnation_base(1), message: Message::Prepare { txn: 1, key: "k".into(), ballot } };
+    let prepare =
+        Envelope { id: incarnation_base(1), epoch: 1, message: Message::Prepare { txn: 1, key: "k".into(), ballot } };
     node.step(0, Input::Message { from: NodeId(1), envelope: prepare }, &mut held);
     assert!(!held.iter().any(|o| matches!(o, Output::Send { .. } | Output::Reply { .. })), "{held:?}");
     let disk = node.disk;
@@ -979,7 +975,7 @@ fn a_peer_that_remembers_another_disk_means_the_data_was_lost_for_every_later_li
 fn a_probed_node_remembers_the_first_disk_durably_before_it_answers() {
     let mut h = Harness::home_of("k", 0, DurableState::default());
     let prober = NodeId((h.node.id.0 + 1) % 5);
-    let probe = |disk| Envelope { id: incarnation_base(1), message: Message::Probe { disk } };
+    let probe = |disk| Envelope { id: incarnation_base(1), epoch: 1, message: Message::Probe { disk } };
     h.step(Input::Message { from: prober, envelope: probe(7) });
     assert!(h.sends().is_empty(), "the answer waits for the batch that remembers the probe");
     h.settle();
@@ -987,4 +983,131 @@ fn a_probed_node_remembers_the_first_disk_durably_before_it_answers() {
     h.step(Input::Message { from: prober, envelope: probe(8) });
     h.settle();
     assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: 7 })], "the first disk stays");
+}
+
+// ----- The layout: durable, gossiped, followed. -----
+
+/// The seed cluster's layout one step on: a sixth node joined.
+fn layout_with_a_sixth_node() -> Layout {
+    let config = Config::default();
+    let change = crate::layout::Change::Join { name: "5564".into() };
+    Layout::from_config(&config).plan(&[change], config.read_quorum, config.write_quorum).expect("plans").next
+}
+
+#[test]
+fn a_node_stores_its_first_layout_with_its_incarnation_and_uses_it_after_a_restart() {
+    let config = Config::default();
+    let mut out = Vec::new();
+    let options = NodeOptions { id: NodeId(0), config: config.clone(), seed: 1, trace: false };
+    Node::start(options.clone(), ran_before(), 0, &mut out).expect("starts");
+    let first = out.iter().find_map(|output| match output {
+        Output::Persist(batch) => Some(batch.clone()),
+        _ => None,
+    });
+    let first = first.expect("a start batch");
+    assert_eq!(first.layout.as_deref(), Some(&Layout::from_config(&config)), "the bootstrap layout is stored");
+    // A node that stored a newer layout starts with it, and does not store it again.
+    let newer = layout_with_a_sixth_node();
+    let durable = DurableState { incarnation: 2, layout: Some(newer.clone()), ..DurableState::default() };
+    let mut out = Vec::new();
+    let node = Node::start(options, durable, 0, &mut out).expect("starts");
+    assert_eq!(node.layout(), &newer);
+    assert_eq!(node.ring().member_count(), 6);
+    let stored_again = out.iter().any(|output| matches!(output, Output::Persist(batch) if batch.layout.is_some()));
+    assert!(!stored_again, "an unchanged layout is not written again");
+}
+
+#[test]
+fn a_newer_layout_is_durable_before_any_message_carries_its_epoch() {
+    let mut h = Harness::fresh_coordinator_of("k");
+    let newer = layout_with_a_sixth_node();
+    let peer = h.node.ring.homes(b"k")[1];
+    h.deliver(peer, Message::Layout { layout: Box::new(newer.clone()) });
+    assert_eq!(h.node.layout(), &newer, "a newer layout of this cluster is taken in");
+    assert_eq!(h.node.ring().member_count(), 6, "and the ring follows it");
+    let batch = h.out.iter().find_map(|output| match output {
+        Output::Persist(batch) => Some(batch.clone()),
+        _ => None,
+    });
+    assert_eq!(batch.and_then(|batch| batch.layout).as_deref(), Some(&newer), "in this step's batch");
+    assert!(h.sends().is_empty(), "nothing carrying the new epoch leaves before it is durable");
+    h.settle();
+    // Every member but the sender and this node hears of it at once, the sixth node too.
+    let told: Vec<NodeId> = h
+        .sends()
+        .into_iter()
+        .filter(|(_, message)| matches!(message, Message::Layout { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(told.len(), 4, "told {told:?}");
+    assert!(told.contains(&NodeId(5)) && !told.contains(&h.node.id) && !told.contains(&peer));
+    let epochs: Vec<u64> = h
+        .out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Send { envelope, .. } => Some(envelope.epoch),
+            _ => None,
+        })
+        .collect();
+    assert!(epochs.iter().all(|epoch| *epoch == 2), "every message carries the new epoch: {epochs:?}");
+    // An older one is not taken in.
+    h.deliver(peer, Message::Layout { layout: Box::new(Layout::from_config(&Config::default())) });
+    assert_eq!(h.node.layout(), &newer);
+}
+
+#[test]
+fn a_peer_that_is_behind_is_sent_the_layout_once_per_request_timeout() {
+    let mut h = Harness::fresh_coordinator_of("k");
+    let newer = layout_with_a_sixth_node();
+    let peer = h.node.ring.homes(b"k")[1];
+    h.deliver(peer, Message::Layout { layout: Box::new(newer) });
+    h.settle();
+    let layouts_to = |h: &Harness, to: NodeId| {
+        h.sends().iter().filter(|(peer, message)| *peer == to && matches!(message, Message::Layout { .. })).count()
+    };
+    // The sender was not told at once (it has the layout), but if it speaks under epoch 1 it is.
+    let behind = |h: &mut Harness| {
+        h.step(Input::Message { from: peer, envelope: Envelope { id: 0, epoch: 1, message: Message::Gossip } })
+    };
+    behind(&mut h);
+    assert_eq!(layouts_to(&h, peer), 1, "a peer behind is sent the layout");
+    behind(&mut h);
+    assert_eq!(layouts_to(&h, peer), 0, "not again within a request timeout");
+    h.now += h.node.config.request_timeout();
+    behind(&mut h);
+    assert_eq!(layouts_to(&h, peer), 1, "and again after one");
+    // A peer ahead is asked for its layout.
+    let ahead = Envelope { id: 0, epoch: 3, message: Message::Gossip };
+    let other = h.node.ring.homes(b"k")[2];
+    h.step(Input::Message { from: other, envelope: ahead });
+    let asked = h.sends().iter().any(|(to, message)| *to == other && matches!(message, Message::Gossip));
+    assert!(asked, "a peer ahead is asked for its layout");
+}
+
+#[test]
+fn a_layout_of_another_cluster_or_a_malformed_one_is_refused() {
+    let mut h = Harness::fresh_coordinator_of("k");
+    let peer = h.node.ring.homes(b"k")[1];
+    let mut other = Config::default();
+    other.nodes.push("5564".into());
+    let join = |name: &str| [crate::layout::Change::Join { name: name.into() }];
+    // A cluster bootstrapped from six names: another cluster id.
+    let foreign = Layout::from_config(&other).plan(&join("5566"), 2, 2).expect("plans").next;
+    let refused = |h: &Harness, what: &str| {
+        h.out.iter().any(|output| {
+            matches!(output, Output::Trace(TraceEvent { kind: TraceKind::LayoutRefused { problem, .. }, .. })
+                if problem.contains(what))
+        })
+    };
+    h.deliver(peer, Message::Layout { layout: Box::new(foreign) });
+    assert_eq!(h.node.layout().epoch(), 1, "another cluster's layout is not taken in");
+    assert!(refused(&h, "cluster id"), "and the refusal is traced: {:?}", h.out);
+    // This cluster's, but an id renamed: ids are never reused.
+    let mut renamed = Config::default();
+    renamed.nodes[4] = "5599".into();
+    let ours = Layout::from_config(&Config::default());
+    let renamed = Layout::bootstrap(ours.cluster(), &renamed.nodes, 1, 3).plan(&join("5564"), 2, 2).expect("plans");
+    h.deliver(peer, Message::Layout { layout: Box::new(renamed.next) });
+    assert_eq!(h.node.layout().epoch(), 1);
+    assert!(refused(&h, "node id 4"), "{:?}", h.out);
 }

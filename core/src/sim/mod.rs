@@ -303,7 +303,6 @@ impl Simulation {
         let options = NodeOptions {
             id,
             config: self.options.config.clone(),
-            ring: self.ring.clone(),
             // Each life draws its own randomness (a wiped disk gets a new disk id).
             seed: self.options.seed ^ ((id.0 as u64 + 1) << 32) ^ slot.life.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             trace: self.options.trace,

@@ -31,6 +31,8 @@ pub(super) struct Driver {
     pub(super) names: Vec<String>,
     pub(super) liveness: Arc<std::sync::Mutex<Vec<bool>>>,
     pub(super) standing: Arc<std::sync::atomic::AtomicU8>,
+    /// The node's current ring and its epoch, for connections (`Handle::ring`).
+    pub(super) ring: Arc<std::sync::RwLock<(u64, Arc<dynamo_core::ring::Ring>)>>,
     pub(super) recent: Arc<std::sync::Mutex<std::collections::VecDeque<TraceEvent>>>,
 }
 
@@ -148,6 +150,12 @@ impl Driver {
     /// Copies which peers the node suspects, for INFO.
     fn update_liveness(&self, node: &Node) {
         self.standing.store(super::standing_of(node.admission()), std::sync::atomic::Ordering::Relaxed);
+        let epoch = node.layout().epoch();
+        if self.ring.read().is_ok_and(|ring| ring.0 != epoch) {
+            if let Ok(mut ring) = self.ring.write() {
+                *ring = (epoch, node.ring_shared());
+            }
+        }
         if let Ok(mut list) = self.liveness.lock() {
             for (index, suspected) in list.iter_mut().enumerate() {
                 *suspected = node.suspects(NodeId(index as u32));

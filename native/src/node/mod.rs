@@ -74,7 +74,9 @@ fn standing_name(standing: u8) -> &'static str {
 pub struct Handle {
     inputs: mpsc::UnboundedSender<Event>,
     traces: broadcast::Sender<TraceEvent>,
-    pub ring: Arc<Ring>,
+    /// The ring of the node's current layout, with its epoch (the driver replaces it when the
+    /// node learns a newer layout).
+    ring: Arc<std::sync::RwLock<(u64, Arc<Ring>)>>,
     pub file: Arc<ClusterFile>,
     pub id: NodeId,
     /// Client sessions for every connection of this node, with this incarnation's client ids
@@ -95,6 +97,16 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The ring of the node's current layout.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.ring.read().map(|ring| ring.1.clone()).expect("ring lock")
+    }
+
+    /// The epoch of the node's current layout.
+    pub fn epoch(&self) -> u64 {
+        self.ring.read().map(|ring| ring.0).expect("ring lock")
+    }
+
     /// An idle client session (the core allows a session one request outstanding at a time).
     pub fn take_session(&self) -> Session {
         self.sessions.lock().expect("sessions lock").take()
@@ -195,7 +207,6 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
     let id = NodeId(index as u32);
     let me = file.nodes[index].clone();
     let config = file.config.clone();
-    let ring = Arc::new(Ring::new(&config.nodes, config.tokens_per_node, config.replicas));
     let tls = match &file.tls {
         Some(files) => Some(Arc::new(Tls::load(files, &me.name)?)),
         None => None,
@@ -215,8 +226,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
     let now = move || epoch_micros + clock.elapsed().as_micros() as u64;
     // The node starts (its new incarnation is in the first persist batch, which the driver
     // carries out below, before any message can leave); nothing has left the process yet.
-    let options =
-        NodeOptions { id, config: config.clone(), ring: ring.clone(), seed: epoch_micros ^ index as u64, trace: true };
+    let options = NodeOptions { id, config: config.clone(), seed: epoch_micros ^ index as u64, trace: true };
     let mut outputs = Vec::new();
     let mut node = Node::start(options, durable, now(), &mut outputs)?;
     tracing::info!(node = %me.name, incarnation = node.incarnation(), start = ?node.started(), "node started");
@@ -225,7 +235,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
     let handle = Handle {
         inputs: inputs.clone(),
         traces: traces.clone(),
-        ring: ring.clone(),
+        ring: Arc::new(std::sync::RwLock::new((node.layout().epoch(), node.ring_shared()))),
         file: file.clone(),
         id,
         sessions: Arc::new(std::sync::Mutex::new(SessionPool::new(node.take_client_ids()))),
@@ -289,6 +299,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
         names: file.nodes.iter().map(|node| node.name.clone()).collect(),
         liveness: handle.liveness.clone(),
         standing: handle.standing.clone(),
+        ring: handle.ring.clone(),
         recent: handle.recent.clone(),
         now: Box::new(now),
     };

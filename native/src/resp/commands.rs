@@ -160,11 +160,11 @@ impl Connection {
                 other => Reply::Error(format!("ERR unexpected answer {other:?}")),
             },
             ("DYN.OWNERS", 1) => {
-                let ring = &self.handle.ring;
+                let ring = self.handle.ring();
                 Reply::Array(ring.preference(&args[0]).iter().map(|node| Reply::text(ring.name(*node))).collect())
             }
             ("DYN.RING", 0) => {
-                let ring = &self.handle.ring;
+                let ring = self.handle.ring();
                 let token = |token: &dynamo_core::ring::Token| {
                     Reply::Array(vec![Reply::text(&position_hex(&token.position)), Reply::text(ring.name(token.node))])
                 };
@@ -385,9 +385,8 @@ impl Connection {
             "replicas:{}\r\nread_quorum:{}\r\nwrite_quorum:{}\r\ntokens_per_node:{}\r\nconsistency:{:?}\r\n",
             config.replicas, config.read_quorum, config.write_quorum, config.tokens_per_node, config.consistency
         );
-        let ring: String = self
-            .handle
-            .ring
+        let current = self.handle.ring();
+        let tokens: String = current
             .tokens()
             .iter()
             .enumerate()
@@ -395,10 +394,11 @@ impl Connection {
                 format!(
                     "token_{index}:position={},node={}\r\n",
                     position_hex(&token.position),
-                    self.handle.ring.name(token.node)
+                    current.name(token.node)
                 )
             })
             .collect();
+        let ring = format!("epoch:{}\r\n{tokens}", self.handle.epoch());
         let peers: String = file
             .nodes
             .iter()
