@@ -9,6 +9,7 @@
 //! 1 / N (the leaving node's share).
 
 use dynamo_core::layout::{Change, Layout, Plan};
+use dynamo_core::types::NodeId;
 
 fn main() {
     let (mut keys, mut nodes) = (100_000u32, 5usize);
@@ -31,8 +32,8 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for tokens in [1, 4, 16, 64, 256] {
         let layout = Layout::bootstrap(1, &names, tokens, 3);
-        let join = layout.plan(&[Change::Join { name: newcomer.clone() }], 2, 2).expect("a join plans");
-        let leave = layout.plan(&[Change::Leave { name: names[0].clone() }], 2, 2).expect("a leave plans");
+        let join = layout.plan(&[Change::Join { name: newcomer.clone() }], 2, 2, NodeId(0)).expect("a join plans");
+        let leave = layout.plan(&[Change::Leave { name: names[0].clone() }], 2, 2, NodeId(0)).expect("a leave plans");
         for (label, plan, ideal) in [
             (format!("join {newcomer}"), &join, 1.0 / (nodes + 1) as f64),
             (format!("leave {}", names[0]), &leave, 1.0 / nodes as f64),

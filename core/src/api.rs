@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::membership::{AdminReply, AdminRequest};
 use crate::message::{ClientError, ClientOp, ClientReply, Invalid, Unavailable};
 use crate::node::Node;
 use crate::ring::Ring;
@@ -78,6 +79,11 @@ pub enum Op {
         secret: String,
     },
     HealAll {
+        secret: String,
+    },
+    /// Control (needs the cluster secret): a membership request (`dynamo admin`).
+    Admin {
+        request: AdminRequest,
         secret: String,
     },
 }
@@ -199,6 +205,11 @@ pub enum Answer {
     Ok {
         id: Value,
         ok: bool,
+    },
+    /// The node's answer to `Op::Admin`.
+    Admin {
+        id: Value,
+        admin: AdminReply,
     },
     Trace {
         trace: Box<TraceEvent>,

@@ -51,6 +51,81 @@ pub struct Layout {
     /// may write a key at its reserved first ballot, for good (ARCHITECTURE.md, "the first
     /// ballot has one owner forever"). Sorted, adjacent arcs joined.
     first_ballot_lost: Vec<(Position, Position)>,
+    /// Set in a joint epoch: the ring (`nodes`) is already the new one, and the arcs that move
+    /// are homed by their old and their new homes at once. `None` in a settled epoch.
+    #[serde(default)]
+    transition: Option<Transition>,
+}
+
+/// A change being carried out (ARCHITECTURE.md, "Membership changes"): the joint epoch's arcs
+/// and who drives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Every arc whose homes change, old homes (`from`) and new (`to`).
+    pub moves: Vec<Move>,
+    /// The node the change was committed at: it waits for the barrier, collects the sync
+    /// reports and proposes the settled epoch.
+    pub claimant: NodeId,
+    /// Old homes that will never take part (removed or replaced nodes).
+    pub silent: Vec<NodeId>,
+    /// The changes, for status.
+    pub changes: Vec<Change>,
+}
+
+/// Who votes on a key: its homes, or in a joint epoch for a key of a moving arc, its old homes
+/// and its new homes, each set giving its own quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Electorate {
+    /// The homes (old homes, while the key's arc moves), in preference order.
+    pub old: Vec<NodeId>,
+    /// The new homes of a moving arc, in preference order; empty otherwise.
+    pub new: Vec<NodeId>,
+}
+
+impl Electorate {
+    pub fn is_joint(&self) -> bool {
+        !self.new.is_empty()
+    }
+
+    /// Every voter once: the new homes first (the ring's preference order), then the old homes
+    /// that are not new.
+    pub fn all(&self) -> Vec<NodeId> {
+        if self.new.is_empty() {
+            return self.old.clone();
+        }
+        let mut all = self.new.clone();
+        all.extend(self.old.iter().filter(|node| !self.new.contains(node)));
+        all
+    }
+
+    pub fn contains(&self, node: NodeId) -> bool {
+        self.old.contains(&node) || self.new.contains(&node)
+    }
+
+    /// Whether `votes` hold `need` of the homes (and, joint, `need` of the old and `need` of
+    /// the new homes).
+    pub fn reached(&self, votes: &[NodeId], need: u32) -> bool {
+        let count = |set: &[NodeId]| votes.iter().filter(|node| set.contains(node)).count() as u32;
+        count(&self.old) >= need && (self.new.is_empty() || count(&self.new) >= need)
+    }
+
+    /// Whether `refused` leave fewer than `need` possible votes in one of the sets.
+    pub fn lost(&self, refused: &[NodeId], need: u32) -> bool {
+        let lost_in = |set: &[NodeId]| {
+            let against = refused.iter().filter(|node| set.contains(node)).count() as u32;
+            against > (set.len() as u32).saturating_sub(need)
+        };
+        lost_in(&self.old) || (!self.new.is_empty() && lost_in(&self.new))
+    }
+}
+
+/// An acceptor's state in the layout Paxos of one instance (epoch), durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutVote {
+    /// The epoch being decided: one more than the acceptor's layout's.
+    pub instance: u64,
+    pub promised: crate::version::Ballot,
+    pub accepted: Option<(crate::version::Ballot, Layout)>,
 }
 
 /// One staged change.
@@ -223,6 +298,10 @@ pub enum PlanError {
         name: String,
         max: u64,
     },
+    /// A change is still being carried out: one at a time.
+    InTransition {
+        epoch: u64,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -243,6 +322,9 @@ impl std::fmt::Display for PlanError {
                 crate::ring::position_hex(end)
             ),
             PlanError::NameTooLong { name, max } => write!(f, "the name {name:?} is longer than {max} bytes"),
+            PlanError::InTransition { epoch } => {
+                write!(f, "epoch {epoch} is still moving ranges; commit again once it has settled")
+            }
         }
     }
 }
@@ -289,7 +371,7 @@ impl Layout {
                 state: NodeState::Member,
             })
             .collect();
-        Layout { cluster, epoch: 1, replicas, tokens_per_node, nodes, first_ballot_lost: Vec::new() }
+        Layout { cluster, epoch: 1, replicas, tokens_per_node, nodes, first_ballot_lost: Vec::new(), transition: None }
     }
 
     pub fn cluster(&self) -> u64 {
@@ -316,6 +398,42 @@ impl Layout {
     /// Entries of the node table: every `NodeId` of the cluster's history is below it.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The change being carried out, in a joint epoch.
+    pub fn transition(&self) -> Option<&Transition> {
+        self.transition.as_ref()
+    }
+
+    /// The settled epoch that ends this joint epoch: one epoch on, the moving arcs homed by
+    /// their new homes alone. `None` in a settled epoch.
+    pub fn settled(&self) -> Option<Layout> {
+        self.transition.as_ref()?;
+        let mut settled = self.clone();
+        settled.epoch += 1;
+        settled.transition = None;
+        Some(settled)
+    }
+
+    /// Who votes on a key at `at` (`ring` is this layout's ring, `Layout::ring`).
+    pub fn electorate(&self, ring: &Ring, at: &Position) -> Electorate {
+        if let Some(arc) =
+            self.transition.as_ref().and_then(|transition| transition.moves.iter().find(|arc| arc.contains(at)))
+        {
+            return Electorate { old: arc.from.clone(), new: arc.to.clone() };
+        }
+        let mut homes = ring.preference_at(at);
+        homes.truncate(self.replicas as usize);
+        Electorate { old: homes, new: Vec::new() }
+    }
+
+    /// Whether `node` has work in this layout: a member, or an old home of a moving arc.
+    pub fn takes_part(&self, node: NodeId) -> bool {
+        self.is_member(node)
+            || self
+                .transition
+                .as_ref()
+                .is_some_and(|transition| transition.moves.iter().any(|arc| arc.from.contains(&node)))
     }
 
     /// Whether a key at `at` may still be written at its reserved first ballot by its first home
@@ -421,9 +539,18 @@ impl Layout {
     /// at most min(R, W) - 1 homes that will never learn the new layout (removed, or replaced),
     /// so that every quorum of its old homes holds one that does (ARCHITECTURE.md, "the
     /// barrier").
-    pub fn plan(&self, changes: &[Change], read_quorum: u32, write_quorum: u32) -> Result<Plan, PlanError> {
+    pub fn plan(
+        &self,
+        changes: &[Change],
+        read_quorum: u32,
+        write_quorum: u32,
+        claimant: NodeId,
+    ) -> Result<Plan, PlanError> {
         if changes.is_empty() {
             return Err(PlanError::Empty);
+        }
+        if self.transition.is_some() {
+            return Err(PlanError::InTransition { epoch: self.epoch });
         }
         let mut named: Vec<String> = Vec::new();
         let mut name_once = |name: &String| -> Result<(), PlanError> {
@@ -506,6 +633,7 @@ impl Layout {
             // An arc whose start equals its end is the whole ring.
             next.first_ballot_lost = vec![(Position::default(), Position::default())];
         }
+        next.transition = Some(Transition { moves: moves.clone(), claimant, silent, changes: changes.to_vec() });
         Ok(Plan { base_epoch: self.epoch, changes: changes.to_vec(), next, moves })
     }
 }
@@ -602,7 +730,7 @@ mod tests {
     #[test]
     fn a_plan_moves_exactly_the_arcs_whose_homes_change() {
         let layout = seed_layout(8);
-        let plan = layout.plan(&[join("5564")], 2, 2).expect("plans");
+        let plan = layout.plan(&[join("5564")], 2, 2, NodeId(0)).expect("plans");
         assert_eq!(plan.base_epoch, 1);
         assert_eq!(plan.next.epoch(), 2);
         let (before, after) = (layout.ring(), plan.next.ring());
@@ -631,7 +759,7 @@ mod tests {
     #[test]
     fn a_join_moves_about_its_share_of_the_copies() {
         for tokens in [1, 16] {
-            let plan = seed_layout(tokens).plan(&[join("5564")], 2, 2).expect("plans");
+            let plan = seed_layout(tokens).plan(&[join("5564")], 2, 2, NodeId(0)).expect("plans");
             let (keys, copies) = moved_share(&plan, 20_000);
             println!(
                 "{tokens} tokens: {:.3} of keys gain a home, {:.3} of copies move (ideal 1/6 = 0.167)",
@@ -648,12 +776,13 @@ mod tests {
     #[test]
     fn leave_and_replace_keep_ids_and_move_tokens() {
         let layout = seed_layout(4);
-        let plan = layout.plan(&[Change::Leave { name: "5556".into() }], 2, 2).expect("plans");
+        let plan = layout.plan(&[Change::Leave { name: "5556".into() }], 2, 2, NodeId(0)).expect("plans");
         assert!(!plan.next.is_member(NodeId(1)));
         assert_eq!(plan.next.nodes()[1].state, NodeState::Gone);
         assert!(plan.moves.iter().all(|arc| arc.losing() == vec![NodeId(1)]));
 
-        let plan = layout.plan(&[Change::Replace { old: "5556".into(), new: "5556".into() }], 2, 2).expect("plans");
+        let plan =
+            layout.plan(&[Change::Replace { old: "5556".into(), new: "5556".into() }], 2, 2, NodeId(0)).expect("plans");
         let new = plan.next.member_named("5556").expect("the new disk is a member");
         assert_eq!(new, NodeId(5), "a replacement is a new id, even under the same name");
         assert_eq!(plan.next.nodes()[5].tokens, layout.nodes()[1].tokens, "it takes the old tokens");
@@ -670,7 +799,8 @@ mod tests {
     #[test]
     fn refusals_name_their_reason() {
         let layout = seed_layout(1);
-        let plan = |changes: &[Change]| layout.plan(changes, 2, 2).map(|_| ()).map_err(|error| error.to_string());
+        let plan =
+            |changes: &[Change]| layout.plan(changes, 2, 2, NodeId(0)).map(|_| ()).map_err(|error| error.to_string());
         assert_eq!(plan(&[]), Err("nothing is staged".into()));
         assert_eq!(plan(&[join("5554")]), Err("5554 is already a member".into()));
         assert_eq!(plan(&[Change::Leave { name: "9999".into() }]), Err("9999 is not a member".into()));
@@ -680,26 +810,35 @@ mod tests {
         );
         let small = Layout::bootstrap(7, &names(3), 1, 3);
         assert_eq!(
-            small.plan(&[Change::Leave { name: "5554".into() }], 2, 2).map_err(|e| e.to_string()),
+            small.plan(&[Change::Leave { name: "5554".into() }], 2, 2, NodeId(0)).map_err(|e| e.to_string()),
             Err("the plan leaves 2 members, fewer than the 3 replicas of each key".into())
         );
         // Two dead homes of one range at once: every quorum of the old homes could be silent.
-        let error =
-            layout.plan(&[Change::Remove { name: "5554".into() }, Change::Remove { name: "5556".into() }], 2, 2);
+        let error = layout.plan(
+            &[Change::Remove { name: "5554".into() }, Change::Remove { name: "5556".into() }],
+            2,
+            2,
+            NodeId(0),
+        );
         assert!(matches!(error, Err(PlanError::TooManyLost { lost: 2, max: 1, .. })), "{error:?}");
         // Two live nodes leaving at once is fine: both hand over.
-        let both = layout.plan(&[Change::Leave { name: "5554".into() }, Change::Leave { name: "5556".into() }], 2, 2);
+        let both = layout.plan(
+            &[Change::Leave { name: "5554".into() }, Change::Leave { name: "5556".into() }],
+            2,
+            2,
+            NodeId(0),
+        );
         assert!(both.is_ok());
     }
 
     #[test]
     fn the_newer_epoch_wins_and_a_mismatch_is_reported() {
         let layout = seed_layout(2);
-        let next = layout.plan(&[join("5564")], 2, 2).expect("plans").next;
+        let next = layout.plan(&[join("5564")], 2, 2, NodeId(0)).expect("plans").next;
         assert_eq!(layout.newest(&next), Some(&next));
         assert_eq!(next.newest(&layout), Some(&next));
         assert_eq!(next.newest(&next.clone()), Some(&next));
-        let other = layout.plan(&[join("5566")], 2, 2).expect("plans").next;
+        let other = layout.plan(&[join("5566")], 2, 2, NodeId(0)).expect("plans").next;
         assert_eq!(next.newest(&other), None, "two layouts of one epoch must be the same");
         let foreign = Layout::bootstrap(8, &names(5), 2, 3);
         assert_eq!(layout.newest(&foreign), None, "another cluster's layout is never merged");
@@ -708,7 +847,7 @@ mod tests {
     #[test]
     fn the_first_ballot_is_lost_for_good_where_the_first_home_changes() {
         let layout = seed_layout(8);
-        let plan = layout.plan(&[join("5564")], 2, 2).expect("plans");
+        let plan = layout.plan(&[join("5564")], 2, 2, NodeId(0)).expect("plans");
         let (before, after) = (layout.ring(), plan.next.ring());
         let (mut lost, mut kept) = (0, 0);
         for key in 0..2_000 {
@@ -725,7 +864,8 @@ mod tests {
         }
         assert!(lost > 0 && kept > 0, "{lost} lost, {kept} kept");
         // Moving the first home back does not give the shortcut back.
-        let back = plan.next.plan(&[Change::Leave { name: "5564".into() }], 2, 2).expect("plans").next;
+        let settled = plan.next.settled().expect("a joint epoch settles");
+        let back = settled.plan(&[Change::Leave { name: "5564".into() }], 2, 2, NodeId(0)).expect("plans").next;
         assert_eq!(back.ring().tokens(), layout.ring().tokens());
         for key in 0..2_000 {
             let at = position(format!("key{key}").as_bytes());
@@ -737,15 +877,18 @@ mod tests {
     fn removals_are_bounded_by_the_smaller_quorum() {
         let layout = seed_layout(1);
         let remove = [Change::Remove { name: "5554".into() }];
-        assert!(layout.plan(&remove, 2, 2).is_ok());
+        assert!(layout.plan(&remove, 2, 2, NodeId(0)).is_ok());
         // With R = 1 one old home alone is a read quorum: none may be left behind.
-        assert!(matches!(layout.plan(&remove, 1, 3), Err(PlanError::TooManyLost { lost: 1, max: 0, .. })));
-        assert!(layout.plan(&[Change::Leave { name: "5554".into() }], 1, 3).is_ok(), "a live node hands over");
+        assert!(matches!(layout.plan(&remove, 1, 3, NodeId(0)), Err(PlanError::TooManyLost { lost: 1, max: 0, .. })));
+        assert!(
+            layout.plan(&[Change::Leave { name: "5554".into() }], 1, 3, NodeId(0)).is_ok(),
+            "a live node hands over"
+        );
     }
 
     #[test]
     fn a_plan_counts_the_keys_and_bytes_each_move_carries() {
-        let plan = seed_layout(4).plan(&[join("5564")], 2, 2).expect("plans");
+        let plan = seed_layout(4).plan(&[join("5564")], 2, 2, NodeId(0)).expect("plans");
         let keys: Vec<(String, u64)> = (0..5_000).map(|key| (format!("key{key}"), key as u64 % 7 + 1)).collect();
         let load = plan.load(keys.iter().map(|(key, bytes)| (key.as_bytes(), *bytes)));
         assert_eq!(load.len(), plan.moves.len());
@@ -762,9 +905,52 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_makes_a_joint_epoch_whose_moving_arcs_have_two_electorates() {
+        let layout = seed_layout(4);
+        let plan = layout.plan(&[join("5564")], 2, 2, NodeId(3)).expect("plans");
+        let joint = &plan.next;
+        let transition = joint.transition().expect("the next epoch is joint");
+        assert_eq!((transition.claimant, transition.moves.len()), (NodeId(3), plan.moves.len()));
+        let (old_ring, ring) = (layout.ring(), joint.ring());
+        let (mut moving, mut staying) = (0, 0);
+        for key in 0..2_000 {
+            let at = position(format!("key{key}").as_bytes());
+            let electorate = joint.electorate(&ring, &at);
+            let mut old = old_ring.preference_at(&at);
+            old.truncate(3);
+            let mut new = ring.preference_at(&at);
+            new.truncate(3);
+            if electorate.is_joint() {
+                moving += 1;
+                assert_eq!((&electorate.old, &electorate.new), (&old, &new));
+                let all = electorate.all();
+                assert_eq!(&all[..3], &new[..], "new homes first");
+                assert_eq!(all.len(), 4, "one join adds one home to an arc: {all:?}");
+                // A quorum of one set only is not enough; one of each is.
+                let both_but = |node: NodeId| all.iter().copied().filter(|n| *n != node).collect::<Vec<_>>();
+                assert!(!electorate.reached(&old[..2], 2) || old[..2].iter().filter(|n| new.contains(n)).count() == 2);
+                assert!(electorate.reached(&both_but(all[0]), 2));
+                assert!(electorate.lost(&new[..2], 2), "two of three new homes refusing end the round");
+            } else {
+                staying += 1;
+                assert_eq!((&electorate.old, electorate.new.is_empty()), (&old, true));
+                assert_eq!(old, new, "an arc that does not move keeps its homes");
+            }
+        }
+        assert!(moving > 0 && staying > moving, "{moving} moving, {staying} staying");
+        // One transition at a time; the settled epoch is the next ring alone.
+        let again = joint.plan(&[join("5566")], 2, 2, NodeId(0));
+        assert_eq!(again.map(|_| ()), Err(PlanError::InTransition { epoch: 2 }));
+        let settled = joint.settled().expect("a joint epoch settles");
+        assert_eq!((settled.epoch(), settled.transition(), settled.ring()), (3, None, ring.clone()));
+        assert!(settled.settled().is_none());
+        assert!(settled.plan(&[join("5566")], 2, 2, NodeId(0)).is_ok());
+    }
+
+    #[test]
     fn planning_is_deterministic() {
         let layout = seed_layout(16);
         let changes = [join("5564"), Change::Remove { name: "5558".into() }];
-        assert_eq!(layout.plan(&changes, 2, 2), layout.plan(&changes, 2, 2));
+        assert_eq!(layout.plan(&changes, 2, 2, NodeId(0)), layout.plan(&changes, 2, 2, NodeId(0)));
     }
 }

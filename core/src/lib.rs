@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod history;
 pub mod layout;
+pub mod membership;
 pub mod message;
 pub mod node;
 pub mod ring;

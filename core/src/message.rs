@@ -388,6 +388,45 @@ pub enum Message {
     Layout {
         layout: Box<Layout>,
     },
+    /// Layout Paxos, phase 1: promise `ballot` for deciding epoch `instance` (sent to the
+    /// members of epoch `instance - 1`).
+    LayoutPrepare {
+        txn: u64,
+        instance: u64,
+        ballot: Ballot,
+    },
+    /// The answer: the layout this acceptor accepted for the instance, if any.
+    LayoutPromise {
+        txn: u64,
+        instance: u64,
+        ballot: Ballot,
+        result: Result<Option<(Ballot, Box<Layout>)>, LayoutRefusal>,
+    },
+    /// Layout Paxos, phase 2: accept `layout` as epoch `instance` under `ballot`.
+    LayoutAccept {
+        txn: u64,
+        instance: u64,
+        ballot: Ballot,
+        layout: Box<Layout>,
+    },
+    LayoutAccepted {
+        txn: u64,
+        instance: u64,
+        ballot: Ballot,
+        result: Result<(), LayoutRefusal>,
+    },
+}
+
+/// Why an acceptor of the layout Paxos refused a vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LayoutRefusal {
+    /// It promised a higher ballot for the instance.
+    Promised(Ballot),
+    /// Its layout's epoch is not the one before the instance: ahead (the instance is decided;
+    /// it sends its layout) or behind (it is catching up).
+    Epoch(u64),
+    /// The proposed layout does not follow this acceptor's (`Layout::check`).
+    Malformed(String),
 }
 
 /// The kind of a message, for trace events and drawing.
@@ -417,6 +456,10 @@ pub enum MessageKind {
     ProbeReply,
     Gossip,
     Layout,
+    LayoutPrepare,
+    LayoutPromise,
+    LayoutAccept,
+    LayoutAccepted,
 }
 
 impl Message {
@@ -448,6 +491,10 @@ impl Message {
             Message::ProbeReply { .. } => MessageKind::ProbeReply,
             Message::Gossip => MessageKind::Gossip,
             Message::Layout { .. } => MessageKind::Layout,
+            Message::LayoutPrepare { .. } => MessageKind::LayoutPrepare,
+            Message::LayoutPromise { .. } => MessageKind::LayoutPromise,
+            Message::LayoutAccept { .. } => MessageKind::LayoutAccept,
+            Message::LayoutAccepted { .. } => MessageKind::LayoutAccepted,
         }
     }
 
@@ -468,7 +515,11 @@ impl Message {
             | Message::ScanRequest { txn, .. }
             | Message::ScanReply { txn, .. }
             | Message::Digest { txn, .. }
-            | Message::DigestEntries { txn, .. } => Some(*txn),
+            | Message::DigestEntries { txn, .. }
+            | Message::LayoutPrepare { txn, .. }
+            | Message::LayoutPromise { txn, .. }
+            | Message::LayoutAccept { txn, .. }
+            | Message::LayoutAccepted { txn, .. } => Some(*txn),
             Message::Hint { .. }
             | Message::Records { .. }
             | Message::Fetch { .. }
@@ -491,6 +542,7 @@ impl Message {
                 | Message::SyncRequest { .. }
                 | Message::ScanRequest { .. }
                 | Message::Fetch { .. }
+                | Message::LayoutPrepare { .. }
         )
     }
 
@@ -551,7 +603,12 @@ impl Message {
                 Message::Probe { .. } => INT,
                 Message::ProbeReply { .. } => 3 * INT,
                 Message::Gossip => 0,
-                Message::Layout { .. } => Layout::WIRE_BYTES_MAX,
+                Message::Layout { .. } | Message::LayoutAccept { .. } => Layout::WIRE_BYTES_MAX + 3 * INT,
+                Message::LayoutPrepare { .. } => 3 * INT,
+                // A refusal may carry `Layout::check`'s text, about a node name's length.
+                Message::LayoutPromise { .. } | Message::LayoutAccepted { .. } => {
+                    Layout::WIRE_BYTES_MAX + 8 * INT + 256
+                }
             }
     }
 

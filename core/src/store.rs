@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::Layout;
+use crate::layout::{Change, Layout, LayoutVote};
 use crate::types::{Blob, ClientId, NodeId, OpId};
 use crate::version::{Ballot, VectorClock};
 
@@ -159,6 +159,19 @@ pub struct PersistBatch {
     /// The node's layout, when it changed (`DurableState::layout`).
     #[serde(default)]
     pub layout: Option<Box<Layout>>,
+    /// The node's layout Paxos vote, when it changed (`DurableState::layout_vote`).
+    #[serde(default)]
+    pub layout_vote: Option<Box<LayoutVote>>,
+    /// The plan staged at this node, when it changed (`DurableState::staged`).
+    #[serde(default)]
+    pub staged: Option<Staged>,
+}
+
+/// Changes an operator staged at a node, and the epoch the first was staged on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    pub base_epoch: u64,
+    pub changes: Vec<Change>,
 }
 
 impl PersistBatch {
@@ -171,6 +184,8 @@ impl PersistBatch {
             && self.disk.is_none()
             && self.probed.is_empty()
             && self.layout.is_none()
+            && self.layout_vote.is_none()
+            && self.staged.is_none()
     }
 }
 
@@ -200,6 +215,13 @@ pub struct DurableState {
     /// then builds the first layout from its configuration.
     #[serde(default)]
     pub layout: Option<Layout>,
+    /// This node's vote in the layout Paxos of the epoch after its layout's (older ones are
+    /// decided and matter no more).
+    #[serde(default)]
+    pub layout_vote: Option<LayoutVote>,
+    /// The plan an operator staged at this node.
+    #[serde(default)]
+    pub staged: Staged,
 }
 
 impl DurableState {
@@ -230,6 +252,12 @@ impl DurableState {
         }
         if let Some(layout) = &batch.layout {
             self.layout = Some(Layout::clone(layout));
+        }
+        if let Some(vote) = &batch.layout_vote {
+            self.layout_vote = Some(LayoutVote::clone(vote));
+        }
+        if let Some(staged) = &batch.staged {
+            self.staged = staged.clone();
         }
     }
 }

@@ -171,6 +171,10 @@ pub enum TraceKind {
     LayoutLearned {
         epoch: u64,
     },
+    /// A layout this node proposed was decided (accepted by a majority) as epoch `epoch`.
+    LayoutDecided {
+        epoch: u64,
+    },
     /// A peer's layout was not taken in: `problem` says why (another cluster, malformed).
     LayoutRefused {
         from: NodeId,
@@ -190,6 +194,7 @@ impl TraceKind {
                 | TraceKind::Admitted
                 | TraceKind::AmnesiaDetected { .. }
                 | TraceKind::LayoutLearned { .. }
+                | TraceKind::LayoutDecided { .. }
                 | TraceKind::LayoutRefused { .. }
                 | TraceKind::RecoveryStarted { .. }
                 | TraceKind::RecoveryProgress { .. }

@@ -147,6 +147,12 @@ const PROBED_PREFIX: &[u8] = b"probed/";
 /// `DurableState::layout`, postcard-encoded.
 const LAYOUT_ENTRY: &[u8] = b"layout";
 
+/// `DurableState::layout_vote`, postcard-encoded.
+const LAYOUT_VOTE_ENTRY: &[u8] = b"layout_vote";
+
+/// `DurableState::staged`, postcard-encoded.
+const STAGED_ENTRY: &[u8] = b"staged";
+
 fn probed_entry(peer: NodeId) -> Vec<u8> {
     [PROBED_PREFIX, &peer.0.to_be_bytes()].concat()
 }
@@ -222,6 +228,12 @@ impl Storage {
         if let Some(value) = self.meta.get(LAYOUT_ENTRY).map_err(read("the layout"))? {
             state.layout = Some(postcard::from_bytes(&value).map_err(corrupt("layout"))?);
         }
+        if let Some(value) = self.meta.get(LAYOUT_VOTE_ENTRY).map_err(read("the layout vote"))? {
+            state.layout_vote = Some(postcard::from_bytes(&value).map_err(corrupt("layout vote"))?);
+        }
+        if let Some(value) = self.meta.get(STAGED_ENTRY).map_err(read("the staged plan"))? {
+            state.staged = postcard::from_bytes(&value).map_err(corrupt("staged plan"))?;
+        }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(read("the slots"))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(corrupt("slot"))?;
@@ -265,10 +277,17 @@ impl Storage {
             for (peer, disk) in &batch.probed {
                 write.insert(&self.meta, probed_entry(*peer), disk.to_be_bytes());
             }
+            let encode = |what, value: Result<Vec<u8>, postcard::Error>| {
+                value.map_err(|source| CommitError::Encode { what, source })
+            };
             if let Some(layout) = &batch.layout {
-                let bytes = postcard::to_allocvec(layout)
-                    .map_err(|source| CommitError::Encode { what: "the layout", source })?;
-                write.insert(&self.meta, LAYOUT_ENTRY, bytes);
+                write.insert(&self.meta, LAYOUT_ENTRY, encode("the layout", postcard::to_allocvec(layout))?);
+            }
+            if let Some(vote) = &batch.layout_vote {
+                write.insert(&self.meta, LAYOUT_VOTE_ENTRY, encode("the layout vote", postcard::to_allocvec(vote))?);
+            }
+            if let Some(staged) = &batch.staged {
+                write.insert(&self.meta, STAGED_ENTRY, encode("the staged plan", postcard::to_allocvec(staged))?);
             }
             for (key, slot) in &batch.slots {
                 let bytes =
@@ -369,6 +388,15 @@ mod tests {
                 disk: Some(u64::MAX - 1),
                 probed: vec![(NodeId(2), 1 << 63)],
                 layout: Some(Box::new(Layout::from_config(&dynamo_core::config::Config::default()))),
+                layout_vote: Some(Box::new(dynamo_core::layout::LayoutVote {
+                    instance: 2,
+                    promised: record(4).ballot,
+                    accepted: None,
+                })),
+                staged: Some(dynamo_core::store::Staged {
+                    base_epoch: 1,
+                    changes: vec![dynamo_core::layout::Change::Join { name: "5564".into() }],
+                }),
             };
             let newer = Slot { promised: record(5).ballot, record: Some(record(5)) };
             let later = PersistBatch {
@@ -395,6 +423,8 @@ mod tests {
             assert!(state.unadmitted, "still probing");
             assert_eq!((state.disk, state.probed[&NodeId(2)]), (u64::MAX - 1, 1 << 63));
             assert_eq!(state.layout.as_ref().map(Layout::epoch), Some(1));
+            assert_eq!(state.layout_vote.as_ref().map(|vote| vote.instance), Some(2));
+            assert_eq!(state.staged.changes.len(), 1);
             // Admitted: the entry goes.
             {
                 let (storage, _) = Storage::open(&dir, fsync).unwrap();

@@ -234,9 +234,15 @@ impl Connection {
                 Some(inspection) => Answer::Inspect { id, inspect: Box::new(inspection) },
                 None => Answer::Error { id, error: "the node stopped".into() },
             },
-            Op::Cut { secret, .. } | Op::Heal { secret, .. } | Op::HealAll { secret } if !self.authorized(&secret) => {
+            Op::Cut { secret, .. } | Op::Heal { secret, .. } | Op::HealAll { secret } | Op::Admin { secret, .. }
+                if !self.authorized(&secret) =>
+            {
                 refused(id)
             }
+            Op::Admin { request, .. } => match self.handle.admin(request).await {
+                Some(admin) => Answer::Admin { id, admin },
+                None => Answer::Error { id, error: "the node stopped".into() },
+            },
             Op::Cut { peer, .. } => self.cut(id, &peer, true),
             Op::Heal { peer, .. } => self.cut(id, &peer, false),
             Op::HealAll { .. } => {

@@ -393,7 +393,11 @@ impl Live {
                     self.inspections[inspected.index()] = Some(*inspect);
                 }
             }
-            api::Answer::Owners { .. } | api::Answer::Subscribed { .. } | api::Answer::Ok { .. } => {}
+            // The page sends no membership requests over a node's socket (they go to the supervisor).
+            api::Answer::Owners { .. }
+            | api::Answer::Subscribed { .. }
+            | api::Answer::Ok { .. }
+            | api::Answer::Admin { .. } => {}
         }
     }
 

@@ -28,10 +28,12 @@ pub enum Family {
     Admission,
     /// Nodes telling each other their layout epoch, and sending the newer layout.
     Gossip,
+    /// The layout Paxos deciding the next epoch of a membership change.
+    LayoutChange,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Routing,
         Family::Prepare,
         Family::Accept,
@@ -44,6 +46,7 @@ impl Family {
         Family::AntiEntropy,
         Family::Admission,
         Family::Gossip,
+        Family::LayoutChange,
     ];
 
     pub fn of(kind: MessageKind) -> Family {
@@ -62,6 +65,10 @@ impl Family {
             }
             MessageKind::Probe | MessageKind::ProbeReply => Family::Admission,
             MessageKind::Gossip | MessageKind::Layout => Family::Gossip,
+            MessageKind::LayoutPrepare
+            | MessageKind::LayoutPromise
+            | MessageKind::LayoutAccept
+            | MessageKind::LayoutAccepted => Family::LayoutChange,
         }
     }
 
@@ -80,6 +87,7 @@ impl Family {
             Family::AntiEntropy => "#6f7787",
             Family::Admission => "#a48be0",
             Family::Gossip => "#7fd1c7",
+            Family::LayoutChange => "#ff9db8",
         }
     }
 
@@ -97,12 +105,13 @@ impl Family {
             Family::AntiEntropy => "anti-entropy",
             Family::Admission => "admission probe",
             Family::Gossip => "layout gossip",
+            Family::LayoutChange => "layout change",
         }
     }
 }
 
 /// Every message kind, in declaration order (bit `kind as u32` of `scene::kind_mask`).
-pub const KINDS: [MessageKind; 24] = [
+pub const KINDS: [MessageKind; 28] = [
     MessageKind::Forward,
     MessageKind::ForwardAck,
     MessageKind::ForwardReply,
@@ -127,6 +136,10 @@ pub const KINDS: [MessageKind; 24] = [
     MessageKind::ProbeReply,
     MessageKind::Gossip,
     MessageKind::Layout,
+    MessageKind::LayoutPrepare,
+    MessageKind::LayoutPromise,
+    MessageKind::LayoutAccept,
+    MessageKind::LayoutAccepted,
 ];
 
 /// True for kinds that answer another message; they are drawn as rings instead of dots.
@@ -142,6 +155,8 @@ pub fn is_reply(kind: MessageKind) -> bool {
             | MessageKind::ScanReply
             | MessageKind::DigestEntries
             | MessageKind::ProbeReply
+            | MessageKind::LayoutPromise
+            | MessageKind::LayoutAccepted
     )
 }
 
@@ -172,6 +187,10 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::ProbeReply => "probe reply",
         MessageKind::Gossip => "gossip",
         MessageKind::Layout => "layout",
+        MessageKind::LayoutPrepare => "layout prepare",
+        MessageKind::LayoutPromise => "layout promise",
+        MessageKind::LayoutAccept => "layout accept",
+        MessageKind::LayoutAccepted => "layout accepted",
     }
 }
 

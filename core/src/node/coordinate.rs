@@ -45,6 +45,8 @@ pub(super) enum Txn {
     Read(Read),
     Scan(Scan),
     Bulk(Bulk),
+    /// A layout this node proposes for the next epoch (`membership.rs`).
+    Proposal(Box<super::membership::Proposal>),
 }
 
 impl Node {
@@ -147,6 +149,7 @@ impl Node {
             Some(Txn::Read(_)) => self.read_timer(txn),
             Some(Txn::Scan(_)) => self.scan_timer(txn),
             Some(Txn::Route(_)) => self.route_timer(txn),
+            Some(Txn::Proposal(_)) => self.proposal_timer(txn),
             _ => {}
         }
     }

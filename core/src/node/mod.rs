@@ -21,6 +21,7 @@
 
 mod background;
 mod coordinate;
+mod membership;
 mod read;
 mod route;
 mod scan;
@@ -34,10 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientIds;
 use crate::config::Config;
-use crate::layout::Layout;
+use crate::layout::{Layout, LayoutVote};
+use crate::membership::{AdminReply, AdminRequest};
 use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable};
 use crate::ring::Ring;
-use crate::store::{DurableState, PersistBatch, Record, Slot};
+use crate::store::{DurableState, PersistBatch, Record, Slot, Staged};
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::{incarnation_base, Blob, Micros, NodeId, Rng, INCARNATION_MAX};
 use crate::version::Ballot;
@@ -52,6 +54,8 @@ pub enum Input {
     Message { from: NodeId, envelope: Envelope },
     /// A client request; `handle` is the driver's name for it, echoed in the reply.
     Client { handle: u64, request: ClientRequest },
+    /// An operator's membership request (`dynamo admin`, the control API); `handle` is echoed.
+    Admin { handle: u64, request: AdminRequest },
     /// Every persist batch up to and including `batch` is durable.
     Persisted { batch: u64 },
     /// Time passed; `Node::next_wakeup` says when the node wants one.
@@ -68,6 +72,11 @@ pub enum Output {
     Reply {
         handle: u64,
         reply: ClientReply,
+    },
+    /// The answer to `Input::Admin`.
+    AdminReply {
+        handle: u64,
+        reply: AdminReply,
     },
     /// Make this batch durable, then report `Input::Persisted`. Batches complete in order.
     Persist(PersistBatch),
@@ -178,6 +187,14 @@ pub struct Node {
     layout_told: Vec<(u64, Micros)>,
     /// Per peer: the newer epoch this node last asked it for, and when (rate-limited alike).
     layout_asked: Vec<(u64, Micros)>,
+    /// This node's vote in the layout Paxos (durable), and whether it changed in this step.
+    layout_vote: Option<LayoutVote>,
+    layout_vote_unpersisted: bool,
+    /// The highest layout Paxos round seen; this node's ballots go above it.
+    layout_round: u64,
+    /// The plan an operator staged here (durable), and whether it changed in this step.
+    staged: Staged,
+    staged_unpersisted: bool,
     rng: Rng,
     trace: bool,
     now: Micros,
@@ -305,6 +322,11 @@ impl Node {
             layout_batch: 0,
             layout_told: vec![(0, 0); node_count],
             layout_asked: vec![(0, 0); node_count],
+            layout_round: durable.layout_vote.as_ref().map_or(0, |vote| vote.promised.round),
+            layout_vote: durable.layout_vote,
+            layout_vote_unpersisted: false,
+            staged: durable.staged,
+            staged_unpersisted: false,
             trace,
             now,
             round,
@@ -478,6 +500,16 @@ impl Node {
                     let kind = envelope.message.kind();
                     self.emit(TraceKind::MessageDelivered { id: envelope.id, from, kind });
                 }
+                if from.index() >= self.layout.node_count() {
+                    // A node this node's layout does not know yet: its layout is newer. Ask for
+                    // it; the message itself waits for the sender's retry.
+                    if self.admission == Admission::Admitted && envelope.epoch > self.layout.epoch() {
+                        self.send(from, Message::Gossip);
+                    }
+                    self.drain_local();
+                    self.flush(out);
+                    return;
+                }
                 self.trust(from);
                 if self.admission == Admission::Admitted {
                     self.heard_epoch(from, envelope.epoch);
@@ -498,6 +530,7 @@ impl Node {
                     self.reply(handle, reply);
                 }
             },
+            Input::Admin { handle, request } => self.handle_admin(handle, request),
             Input::Persisted { batch } => {
                 debug_assert!(batch <= self.persist_issued, "only issued batches complete");
                 self.persist_durable = self.persist_durable.max(batch);
@@ -656,6 +689,16 @@ impl Node {
             // The epoch it carries was taken in by `heard_epoch`.
             Message::Gossip => {}
             Message::Layout { layout } => self.on_layout(from, *layout),
+            Message::LayoutPrepare { txn, instance, ballot } => self.on_layout_prepare(from, txn, instance, ballot),
+            Message::LayoutPromise { txn, instance, ballot, result } => {
+                self.on_layout_promise(txn, from, instance, ballot, result)
+            }
+            Message::LayoutAccept { txn, instance, ballot, layout } => {
+                self.on_layout_accept(from, txn, instance, ballot, *layout)
+            }
+            Message::LayoutAccepted { txn, instance, ballot, result } => {
+                self.on_layout_accepted(txn, from, instance, ballot, result)
+            }
         }
     }
 
@@ -731,6 +774,7 @@ impl Node {
         }
         self.anti_entropy = AntiEntropy::new(self.id, &self.ring, &self.store);
         self.emit(TraceKind::LayoutLearned { epoch: self.layout.epoch() });
+        self.proposals_overtaken(self.layout.epoch());
         // At once to every member: a change spreads in one round trip, not by chance.
         let epoch = self.layout.epoch();
         for peer in self.layout.members() {
@@ -888,6 +932,8 @@ impl Node {
     fn has_unpersisted_changes(&self) -> bool {
         self.incarnation_unpersisted
             || self.layout_unpersisted
+            || self.layout_vote_unpersisted
+            || self.staged_unpersisted
             || self.admission_unpersisted.is_some()
             || self.disk_unpersisted
             || !self.probed_unpersisted.is_empty()
@@ -935,6 +981,10 @@ impl Node {
                 disk: std::mem::take(&mut self.disk_unpersisted).then_some(self.disk),
                 probed: std::mem::take(&mut self.probed_unpersisted).into_iter().collect(),
                 layout: layout.then(|| Box::new(self.layout.clone())),
+                layout_vote: std::mem::take(&mut self.layout_vote_unpersisted)
+                    .then(|| self.layout_vote.clone().map(Box::new))
+                    .flatten(),
+                staged: std::mem::take(&mut self.staged_unpersisted).then(|| self.staged.clone()),
             }));
         }
         for (need, output) in std::mem::take(&mut self.pending) {
@@ -971,6 +1021,7 @@ impl Node {
                     key: envelope.message.key().cloned(),
                 },
                 Output::Reply { handle, reply } => TraceKind::RequestAnswered { handle: *handle, reply: reply.clone() },
+                Output::AdminReply { .. } => return out.push(output),
                 _ => unreachable!("only sends and replies are held"),
             };
             out.push(Output::Trace(TraceEvent { at: self.now, node: self.id, kind }));

@@ -991,7 +991,10 @@ fn a_probed_node_remembers_the_first_disk_durably_before_it_answers() {
 fn layout_with_a_sixth_node() -> Layout {
     let config = Config::default();
     let change = crate::layout::Change::Join { name: "5564".into() };
-    Layout::from_config(&config).plan(&[change], config.read_quorum, config.write_quorum).expect("plans").next
+    Layout::from_config(&config)
+        .plan(&[change], config.read_quorum, config.write_quorum, NodeId(0))
+        .expect("plans")
+        .next
 }
 
 #[test]
@@ -1092,7 +1095,7 @@ fn a_layout_of_another_cluster_or_a_malformed_one_is_refused() {
     other.nodes.push("5564".into());
     let join = |name: &str| [crate::layout::Change::Join { name: name.into() }];
     // A cluster bootstrapped from six names: another cluster id.
-    let foreign = Layout::from_config(&other).plan(&join("5566"), 2, 2).expect("plans").next;
+    let foreign = Layout::from_config(&other).plan(&join("5566"), 2, 2, NodeId(0)).expect("plans").next;
     let refused = |h: &Harness, what: &str| {
         h.out.iter().any(|output| {
             matches!(output, Output::Trace(TraceEvent { kind: TraceKind::LayoutRefused { problem, .. }, .. })
@@ -1106,7 +1109,8 @@ fn a_layout_of_another_cluster_or_a_malformed_one_is_refused() {
     let mut renamed = Config::default();
     renamed.nodes[4] = "5599".into();
     let ours = Layout::from_config(&Config::default());
-    let renamed = Layout::bootstrap(ours.cluster(), &renamed.nodes, 1, 3).plan(&join("5564"), 2, 2).expect("plans");
+    let renamed =
+        Layout::bootstrap(ours.cluster(), &renamed.nodes, 1, 3).plan(&join("5564"), 2, 2, NodeId(0)).expect("plans");
     h.deliver(peer, Message::Layout { layout: Box::new(renamed.next) });
     assert_eq!(h.node.layout().epoch(), 1);
     assert!(refused(&h, "node id 4"), "{:?}", h.out);

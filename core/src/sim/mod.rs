@@ -21,6 +21,8 @@ pub use options::{ClientTimeouts, CrashFaults, NetworkOptions, PartitionFaults, 
 use crate::checker::{check_final_values, check_history, CheckReport};
 use crate::client::{Pending, Session};
 use crate::history::{History, OpKind, Outcome};
+use crate::layout::Layout;
+use crate::membership::{AdminReply, AdminRequest};
 use crate::message::{ClientOp, ClientReply, ClientRequest, Envelope};
 use crate::node::{Admission, Input, Node, NodeOptions, Output};
 use crate::ring::Ring;
@@ -45,6 +47,12 @@ enum Event {
         client: usize,
         seq: u64,
         reply: ClientReply,
+    },
+    /// An operator's membership request arrives at `to`.
+    Admin {
+        to: NodeId,
+        handle: u64,
+        request: AdminRequest,
     },
     Tick {
         node: NodeId,
@@ -166,6 +174,8 @@ pub struct SimStats {
 /// The simulator. See the module documentation.
 pub struct Simulation {
     options: SimOptions,
+    /// The newest layout any node holds, and its ring: what the checks judge homes by.
+    layout: Layout,
     ring: Arc<Ring>,
     rng: Rng,
     now: Micros,
@@ -186,15 +196,19 @@ pub struct Simulation {
     /// Set when the random fault plans stop (start of the liveness phase).
     faults_stopped: bool,
     next_value: u64,
+    /// Answers to operator requests, in the order they came: (node, handle, reply).
+    admin_replies: Vec<(NodeId, u64, AdminReply)>,
 }
 
 impl Simulation {
     /// A cluster of fresh nodes; no clients yet. Panics on an invalid config (validate first).
     pub fn new(options: SimOptions) -> Simulation {
         options.config.validate().expect("SimOptions::config must be valid");
-        let ring = Arc::new(Ring::new(&options.config.nodes, options.config.tokens_per_node, options.config.replicas));
+        let layout = Layout::from_config(&options.config);
+        let ring = Arc::new(layout.ring());
         let mut rng = Rng::new(options.seed);
         let mut sim = Simulation {
+            layout,
             ring: ring.clone(),
             rng: rng.fork(),
             now: 0,
@@ -213,20 +227,47 @@ impl Simulation {
             outputs: Vec::new(),
             faults_stopped: false,
             next_value: 0,
+            admin_replies: Vec::new(),
             options,
         };
-        for index in 0..ring.node_count() {
-            sim.nodes.push(NodeSlot {
-                node: None,
-                durable: DurableState::default(),
-                life: 0,
-                persisting: VecDeque::new(),
-                persist_free_at: 0,
-                tick_at: None,
-            });
-            sim.boot(NodeId(index as u32));
+        for _ in 0..ring.node_count() {
+            sim.add_slot(DurableState::default());
         }
         sim
+    }
+
+    /// A new node slot (the next `NodeId`) with `durable` on its disk, booted.
+    fn add_slot(&mut self, durable: DurableState) {
+        self.nodes.push(NodeSlot {
+            node: None,
+            durable,
+            life: 0,
+            persisting: VecDeque::new(),
+            persist_free_at: 0,
+            tick_at: None,
+        });
+        self.boot(NodeId(self.nodes.len() as u32 - 1));
+    }
+
+    /// Follows the newest layout: the checks judge homes by it, and a node id it adds (a join,
+    /// a replacement) becomes a new process that starts empty with that layout, as a node
+    /// started with `--join` fetches it.
+    fn follow_layout(&mut self, id: NodeId) {
+        let Some(node) = self.nodes[id.index()].node.as_ref() else { return };
+        if node.layout().epoch() <= self.layout.epoch() {
+            return;
+        }
+        self.layout = node.layout().clone();
+        self.ring = Arc::new(self.layout.ring());
+        while self.nodes.len() < self.layout.node_count() {
+            let durable = DurableState { layout: Some(self.layout.clone()), ..DurableState::default() };
+            self.add_slot(durable);
+        }
+    }
+
+    /// The newest layout any node holds.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     pub fn now(&self) -> Micros {
@@ -256,6 +297,21 @@ impl Simulation {
 
     pub fn stats(&self) -> &SimStats {
         &self.stats
+    }
+
+    /// Sends an operator's membership request to `node` now (lost if the node is down); its
+    /// answer comes in `take_admin_replies` under the returned handle.
+    pub fn admin(&mut self, node: NodeId, request: AdminRequest) -> u64 {
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        let at = self.now;
+        self.schedule(at, Event::Admin { to: node, handle, request });
+        handle
+    }
+
+    /// The answers to operator requests since the last call: (node, handle, reply).
+    pub fn take_admin_replies(&mut self) -> Vec<(NodeId, u64, AdminReply)> {
+        std::mem::take(&mut self.admin_replies)
     }
 
     pub fn node(&self, node: NodeId) -> Option<&Node> {
@@ -342,6 +398,7 @@ impl Simulation {
                         }
                     }
                 }
+                Output::AdminReply { handle, reply } => self.admin_replies.push((id, handle, reply)),
                 Output::Persist(batch) => {
                     let slot = &mut self.nodes[id.index()];
                     let latency = self.rng.between(0, self.options.disk_latency_max_us);
@@ -365,6 +422,7 @@ impl Simulation {
                 self.schedule(wake.max(self.now), Event::Tick { node: id });
             }
         }
+        self.follow_layout(id);
     }
 
     fn latency(&mut self) -> Micros {
@@ -476,6 +534,11 @@ impl Simulation {
                 }
             }
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
+            Event::Admin { to, handle, request } => {
+                if self.nodes[to.index()].node.is_some() {
+                    self.step_node(to, Input::Admin { handle, request });
+                }
+            }
             Event::Tick { node } => {
                 let slot = &mut self.nodes[node.index()];
                 if slot.tick_at.is_some_and(|tick| tick <= at) {

@@ -26,6 +26,7 @@ pub(super) struct Driver {
     pub(super) persister: Persister,
     pub(super) traces: broadcast::Sender<TraceEvent>,
     pub(super) replies: HashMap<u64, oneshot::Sender<ClientReply>>,
+    pub(super) admin_replies: HashMap<u64, oneshot::Sender<dynamo_core::membership::AdminReply>>,
     pub(super) next_handle: u64,
     /// Node names by index, for logs.
     pub(super) names: Vec<String>,
@@ -100,6 +101,11 @@ impl Driver {
                 self.next_handle += 1;
                 self.replies.insert(self.next_handle, reply);
                 Input::Client { handle: self.next_handle, request }
+            }
+            Event::Admin { request, reply } => {
+                self.next_handle += 1;
+                self.admin_replies.insert(self.next_handle, reply);
+                Input::Admin { handle: self.next_handle, request }
             }
             Event::Inspect(reply) => {
                 let _ = reply.send(Inspection::of_node(node));
@@ -186,6 +192,11 @@ impl Driver {
                 }
                 Output::Reply { handle, reply } => {
                     if let Some(waiting) = self.replies.remove(&handle) {
+                        let _ = waiting.send(reply);
+                    }
+                }
+                Output::AdminReply { handle, reply } => {
+                    if let Some(waiting) = self.admin_replies.remove(&handle) {
                         let _ = waiting.send(reply);
                     }
                 }

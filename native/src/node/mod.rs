@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynamo_core::api::Inspection;
 use dynamo_core::client::{Pending, Session, SessionPool};
+use dynamo_core::membership::{AdminReply, AdminRequest};
 use dynamo_core::message::{ClientError, ClientReply, ClientRequest, Envelope, Unavailable};
 use dynamo_core::node::{Input, Node, NodeOptions, Output, Start};
 use dynamo_core::ring::Ring;
@@ -45,6 +46,11 @@ enum Event {
     Client {
         request: ClientRequest,
         reply: oneshot::Sender<ClientReply>,
+    },
+    /// An operator's membership request (the control API).
+    Admin {
+        request: AdminRequest,
+        reply: oneshot::Sender<AdminReply>,
     },
     Persisted(u64),
     /// A snapshot of the node's state for inspectors.
@@ -127,6 +133,14 @@ impl Handle {
         let (reply, snapshot) = oneshot::channel();
         self.inputs.send(Event::Inspect(reply)).ok()?;
         snapshot.await.ok()
+    }
+
+    /// Sends an operator's membership request to the node and waits for its answer (`None`
+    /// when the node stopped first).
+    pub async fn admin(&self, request: AdminRequest) -> Option<AdminReply> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Event::Admin { request, reply }).ok()?;
+        answer.await.ok()
     }
 
     /// Stops (or resumes) sending every message to `peer`: a one-way link cut.
@@ -295,6 +309,7 @@ pub fn start(file: Arc<ClusterFile>, index: usize) -> Result<Started, Box<dyn st
         persister,
         traces,
         replies: std::collections::HashMap::new(),
+        admin_replies: std::collections::HashMap::new(),
         next_handle: 0,
         names: file.nodes.iter().map(|node| node.name.clone()).collect(),
         liveness: handle.liveness.clone(),
