@@ -442,6 +442,11 @@ impl Layout {
         !self.first_ballot_lost.iter().any(|(start, end)| arc_contains(start, end, at))
     }
 
+    /// `first_ballot_allowed` for a key (hashing it only when some arc lost the shortcut).
+    pub fn first_ballot_allowed_for(&self, key: &[u8]) -> bool {
+        self.first_ballot_lost.is_empty() || self.first_ballot_allowed(&position(key))
+    }
+
     /// Members in `NodeId` order.
     pub fn members(&self) -> Vec<NodeId> {
         (0..self.nodes.len() as u32).map(NodeId).filter(|node| self.is_member(*node)).collect()

@@ -244,6 +244,9 @@ pub enum Refusal {
     Promised(Ballot),
     /// It is recovering and does not serve reads yet.
     Recovering,
+    /// The round was sent under another layout epoch than this replica's (the epoch fence,
+    /// ARCHITECTURE.md): the coordinator learns the newer layout and retries under it.
+    Epoch(u64),
 }
 
 /// The answer to a prepare piggybacked on an accept.
@@ -383,7 +386,12 @@ pub enum Message {
     },
     /// Gossip: the sender's layout epoch is in the envelope; a receiver with a newer layout
     /// sends it (`Layout`), one with an older layout answers `Gossip` so that it is sent one.
-    Gossip,
+    /// `disks` is the first disk id the sender knows of each node (its own included): every
+    /// node comes to remember every node's disk, so a node that lost its disk is recognized
+    /// even after the peers it first probed have left the cluster.
+    Gossip {
+        disks: Vec<(NodeId, u64)>,
+    },
     /// The sender's layout, to a peer whose epoch is behind.
     Layout {
         layout: Box<Layout>,
@@ -414,6 +422,18 @@ pub enum Message {
         instance: u64,
         ballot: Ballot,
         result: Result<(), LayoutRefusal>,
+    },
+    /// From the claimant of joint epoch `epoch` to an old home of its moving arcs: report how
+    /// far you are. `sync` once the barrier holds: rewrite every key of the moving arcs you hold.
+    TransitionQuery {
+        epoch: u64,
+        sync: bool,
+    },
+    /// The answer (its envelope says the sender learned `epoch`, durably): `synced` once every
+    /// key of its moving arcs was rewritten by a round begun in `epoch`.
+    TransitionReport {
+        epoch: u64,
+        synced: bool,
     },
 }
 
@@ -460,6 +480,8 @@ pub enum MessageKind {
     LayoutPromise,
     LayoutAccept,
     LayoutAccepted,
+    TransitionQuery,
+    TransitionReport,
 }
 
 impl Message {
@@ -489,12 +511,14 @@ impl Message {
             Message::Fetch { .. } => MessageKind::Fetch,
             Message::Probe { .. } => MessageKind::Probe,
             Message::ProbeReply { .. } => MessageKind::ProbeReply,
-            Message::Gossip => MessageKind::Gossip,
+            Message::Gossip { .. } => MessageKind::Gossip,
             Message::Layout { .. } => MessageKind::Layout,
             Message::LayoutPrepare { .. } => MessageKind::LayoutPrepare,
             Message::LayoutPromise { .. } => MessageKind::LayoutPromise,
             Message::LayoutAccept { .. } => MessageKind::LayoutAccept,
             Message::LayoutAccepted { .. } => MessageKind::LayoutAccepted,
+            Message::TransitionQuery { .. } => MessageKind::TransitionQuery,
+            Message::TransitionReport { .. } => MessageKind::TransitionReport,
         }
     }
 
@@ -525,8 +549,10 @@ impl Message {
             | Message::Fetch { .. }
             | Message::Probe { .. }
             | Message::ProbeReply { .. }
-            | Message::Gossip
-            | Message::Layout { .. } => None,
+            | Message::Gossip { .. }
+            | Message::Layout { .. }
+            | Message::TransitionQuery { .. }
+            | Message::TransitionReport { .. } => None,
         }
     }
 
@@ -543,6 +569,7 @@ impl Message {
                 | Message::ScanRequest { .. }
                 | Message::Fetch { .. }
                 | Message::LayoutPrepare { .. }
+                | Message::TransitionQuery { .. }
         )
     }
 
@@ -602,9 +629,10 @@ impl Message {
                 Message::Fetch { keys } => INT + keys.iter().map(blob_wire_bytes_max).sum::<usize>(),
                 Message::Probe { .. } => INT,
                 Message::ProbeReply { .. } => 3 * INT,
-                Message::Gossip => 0,
+                Message::Gossip { disks } => INT + disks.len() * 2 * INT,
                 Message::Layout { .. } | Message::LayoutAccept { .. } => Layout::WIRE_BYTES_MAX + 3 * INT,
                 Message::LayoutPrepare { .. } => 3 * INT,
+                Message::TransitionQuery { .. } | Message::TransitionReport { .. } => 2 * INT,
                 // A refusal may carry `Layout::check`'s text, about a node name's length.
                 Message::LayoutPromise { .. } | Message::LayoutAccepted { .. } => {
                     Layout::WIRE_BYTES_MAX + 8 * INT + 256

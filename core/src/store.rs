@@ -165,6 +165,15 @@ pub struct PersistBatch {
     /// The plan staged at this node, when it changed (`DurableState::staged`).
     #[serde(default)]
     pub staged: Option<Staged>,
+    /// Slots forgotten: their keys' arcs moved to other homes (after a settled epoch).
+    #[serde(default)]
+    pub slots_removed: Vec<Blob>,
+    /// `DurableState::round_floor`, when it rose.
+    #[serde(default)]
+    pub round_floor: Option<u64>,
+    /// `DurableState::synced_epoch`, when it changed.
+    #[serde(default)]
+    pub synced_epoch: Option<u64>,
 }
 
 /// Changes an operator staged at a node, and the epoch the first was staged on.
@@ -186,6 +195,9 @@ impl PersistBatch {
             && self.layout.is_none()
             && self.layout_vote.is_none()
             && self.staged.is_none()
+            && self.slots_removed.is_empty()
+            && self.round_floor.is_none()
+            && self.synced_epoch.is_none()
     }
 }
 
@@ -222,6 +234,13 @@ pub struct DurableState {
     /// The plan an operator staged at this node.
     #[serde(default)]
     pub staged: Staged,
+    /// No ballot round of this node's is at or below this: the promises of forgotten slots
+    /// are gone, and a ballot of its must never be used twice for a key.
+    #[serde(default)]
+    pub round_floor: u64,
+    /// The joint epoch for which this node rewrote every key of its moving arcs.
+    #[serde(default)]
+    pub synced_epoch: u64,
 }
 
 impl DurableState {
@@ -234,6 +253,15 @@ impl DurableState {
         }
         for (key, slot) in &batch.slots {
             self.slots.insert(key.clone(), slot.clone());
+        }
+        for key in &batch.slots_removed {
+            self.slots.remove(key);
+        }
+        if let Some(floor) = batch.round_floor {
+            self.round_floor = floor;
+        }
+        if let Some(epoch) = batch.synced_epoch {
+            self.synced_epoch = epoch;
         }
         for (home, key, record) in &batch.hints_stored {
             self.hints.insert((*home, key.clone()), record.clone());

@@ -175,6 +175,23 @@ pub enum TraceKind {
     LayoutDecided {
         epoch: u64,
     },
+    /// As the claimant of joint epoch `epoch`: enough old homes learned it that no round of the
+    /// old layout can gain a quorum any more; they are told to sync.
+    BarrierReached {
+        epoch: u64,
+    },
+    /// This node began rewriting the keys of its moving arcs (the identity rounds).
+    SyncStarted {
+        epoch: u64,
+    },
+    SyncFinished {
+        epoch: u64,
+        keys: u64,
+    },
+    /// Slots of arcs this node no longer homes were dropped (after a settled epoch).
+    RangesForgotten {
+        keys: u64,
+    },
     /// A peer's layout was not taken in: `problem` says why (another cluster, malformed).
     LayoutRefused {
         from: NodeId,
@@ -195,6 +212,10 @@ impl TraceKind {
                 | TraceKind::AmnesiaDetected { .. }
                 | TraceKind::LayoutLearned { .. }
                 | TraceKind::LayoutDecided { .. }
+                | TraceKind::BarrierReached { .. }
+                | TraceKind::SyncStarted { .. }
+                | TraceKind::SyncFinished { .. }
+                | TraceKind::RangesForgotten { .. }
                 | TraceKind::LayoutRefused { .. }
                 | TraceKind::RecoveryStarted { .. }
                 | TraceKind::RecoveryProgress { .. }

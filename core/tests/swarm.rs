@@ -107,6 +107,30 @@ fn wiped_nodes_find_out_and_refuse_to_serve() {
     assert!(refused > 0 && refused * 2 >= wipes, "{wipes} wipes but {refused} refusals");
 }
 
+/// The swarm commits membership changes on a third of the plain seeds and back to back on half
+/// of the hot ones; they must be decided and settle (a run that ends in a joint epoch fails),
+/// or the swarm proves nothing about them.
+#[test]
+fn membership_changes_are_decided_and_settle_in_the_swarm() {
+    let (mut runs, mut changes) = (0, 0);
+    for seed in 1..=300 {
+        for options in [SimOptions::swarm(seed), SimOptions::swarm_hot(seed)] {
+            if options.membership.is_none() {
+                continue;
+            }
+            let report = dynamo_core::sim::run(options);
+            assert!(!report.in_transition, "seed {seed}: {}", report.failure_summary());
+            // Two epochs a change (joint, settled); a change may be decided without its operator
+            // hearing so (the node it committed at crashed).
+            assert!((report.epoch - 1) / 2 >= report.stats.membership_changes, "seed {seed}");
+            runs += 1;
+            changes += (report.epoch - 1) / 2;
+        }
+    }
+    println!("{runs} runs with membership changes made {changes} changes");
+    assert!(runs > 100 && changes >= 2 * runs, "{runs} runs, {changes} changes");
+}
+
 /// R = 1, W = 1 cannot be linearizable: reads may miss the one replica that took a write. The
 /// checker must catch that on some seed, or it proves nothing.
 fn unsafe_options(seed: u64) -> SimOptions {

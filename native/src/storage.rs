@@ -153,6 +153,19 @@ const LAYOUT_VOTE_ENTRY: &[u8] = b"layout_vote";
 /// `DurableState::staged`, postcard-encoded.
 const STAGED_ENTRY: &[u8] = b"staged";
 
+/// `DurableState::round_floor`, 8 bytes big-endian.
+const ROUND_FLOOR_ENTRY: &[u8] = b"round_floor";
+
+/// `DurableState::synced_epoch`, 8 bytes big-endian.
+const SYNCED_EPOCH_ENTRY: &[u8] = b"synced_epoch";
+
+/// An 8-byte big-endian meta entry.
+fn u64_entry(value: &[u8], what: &'static str) -> Result<u64, OpenError> {
+    let bytes: [u8; 8] =
+        value.try_into().map_err(|_| OpenError::Corrupt { what, detail: format!("{} bytes, not 8", value.len()) })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 fn probed_entry(peer: NodeId) -> Vec<u8> {
     [PROBED_PREFIX, &peer.0.to_be_bytes()].concat()
 }
@@ -234,6 +247,12 @@ impl Storage {
         if let Some(value) = self.meta.get(STAGED_ENTRY).map_err(read("the staged plan"))? {
             state.staged = postcard::from_bytes(&value).map_err(corrupt("staged plan"))?;
         }
+        if let Some(value) = self.meta.get(ROUND_FLOOR_ENTRY).map_err(read("the round floor"))? {
+            state.round_floor = u64_entry(&value, "round floor")?;
+        }
+        if let Some(value) = self.meta.get(SYNCED_EPOCH_ENTRY).map_err(read("the synced epoch"))? {
+            state.synced_epoch = u64_entry(&value, "synced epoch")?;
+        }
         for entry in self.slots.iter() {
             let (key, value) = entry.into_inner().map_err(read("the slots"))?;
             let slot: Slot = postcard::from_bytes(&value).map_err(corrupt("slot"))?;
@@ -288,6 +307,19 @@ impl Storage {
             }
             if let Some(staged) = &batch.staged {
                 write.insert(&self.meta, STAGED_ENTRY, encode("the staged plan", postcard::to_allocvec(staged))?);
+            }
+            if let Some(floor) = batch.round_floor {
+                write.insert(&self.meta, ROUND_FLOOR_ENTRY, floor.to_be_bytes());
+            }
+            if let Some(epoch) = batch.synced_epoch {
+                write.insert(&self.meta, SYNCED_EPOCH_ENTRY, epoch.to_be_bytes());
+            }
+            for key in &batch.slots_removed {
+                if key.is_empty() {
+                    write.remove(&self.empty_key, EMPTY_KEY_ENTRY);
+                } else {
+                    write.remove(&self.slots, key.as_bytes());
+                }
             }
             for (key, slot) in &batch.slots {
                 let bytes =
@@ -381,7 +413,7 @@ mod tests {
             let batch = PersistBatch {
                 seq: 1,
                 incarnation: Some(7),
-                slots: vec![(Blob::from("k"), slot.clone())],
+                slots: vec![(Blob::from("k"), slot.clone()), (Blob::from("gone"), slot.clone())],
                 hints_stored: vec![(NodeId(3), Blob::from("h"), record(4)), (NodeId(1), Blob::from("x"), record(4))],
                 hints_removed: vec![],
                 unadmitted: Some(true),
@@ -397,11 +429,15 @@ mod tests {
                     base_epoch: 1,
                     changes: vec![dynamo_core::layout::Change::Join { name: "5564".into() }],
                 }),
+                slots_removed: vec![],
+                round_floor: Some(41),
+                synced_epoch: Some(6),
             };
             let newer = Slot { promised: record(5).ballot, record: Some(record(5)) };
             let later = PersistBatch {
                 seq: 2,
                 slots: vec![(Blob::from("k"), newer.clone())],
+                slots_removed: vec![Blob::from("gone")],
                 hints_removed: vec![(NodeId(1), Blob::from("x"))],
                 ..Default::default()
             };
@@ -425,6 +461,8 @@ mod tests {
             assert_eq!(state.layout.as_ref().map(Layout::epoch), Some(1));
             assert_eq!(state.layout_vote.as_ref().map(|vote| vote.instance), Some(2));
             assert_eq!(state.staged.changes.len(), 1);
+            assert_eq!((state.round_floor, state.synced_epoch), (41, 6));
+            assert!(!state.slots.contains_key(&Blob::from("gone")), "a forgotten slot is gone");
             // Admitted: the entry goes.
             {
                 let (storage, _) = Storage::open(&dir, fsync).unwrap();

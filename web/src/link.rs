@@ -112,6 +112,7 @@ fn encode_action(timed: &Timed) -> String {
             FaultAction::Cut { from, to } => format!("k.{at}.{}.{}", from.0, to.0),
             FaultAction::Heal { from, to } => format!("h.{at}.{}.{}", from.0, to.0),
             FaultAction::HealAll => format!("H.{at}"),
+            FaultAction::Retire(node) => format!("r.{at}.{}", node.0),
         },
         Action::Loss { per_million } => format!("l.{at}.{per_million}"),
         Action::Latency { min_us, max_us } => format!("L.{at}.{min_us}.{max_us}"),
@@ -201,6 +202,10 @@ fn decode_action(item: &str) -> Result<Timed, LinkError> {
         "w" => {
             want(3)?;
             Action::Fault(FaultAction::Wipe(node(2)?))
+        }
+        "r" => {
+            want(3)?;
+            Action::Fault(FaultAction::Retire(node(2)?))
         }
         "k" => {
             want(4)?;

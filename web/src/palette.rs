@@ -68,7 +68,9 @@ impl Family {
             MessageKind::LayoutPrepare
             | MessageKind::LayoutPromise
             | MessageKind::LayoutAccept
-            | MessageKind::LayoutAccepted => Family::LayoutChange,
+            | MessageKind::LayoutAccepted
+            | MessageKind::TransitionQuery
+            | MessageKind::TransitionReport => Family::LayoutChange,
         }
     }
 
@@ -111,7 +113,7 @@ impl Family {
 }
 
 /// Every message kind, in declaration order (bit `kind as u32` of `scene::kind_mask`).
-pub const KINDS: [MessageKind; 28] = [
+pub const KINDS: [MessageKind; 30] = [
     MessageKind::Forward,
     MessageKind::ForwardAck,
     MessageKind::ForwardReply,
@@ -140,6 +142,8 @@ pub const KINDS: [MessageKind; 28] = [
     MessageKind::LayoutPromise,
     MessageKind::LayoutAccept,
     MessageKind::LayoutAccepted,
+    MessageKind::TransitionQuery,
+    MessageKind::TransitionReport,
 ];
 
 /// True for kinds that answer another message; they are drawn as rings instead of dots.
@@ -157,6 +161,7 @@ pub fn is_reply(kind: MessageKind) -> bool {
             | MessageKind::ProbeReply
             | MessageKind::LayoutPromise
             | MessageKind::LayoutAccepted
+            | MessageKind::TransitionReport
     )
 }
 
@@ -191,6 +196,8 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::LayoutPromise => "layout promise",
         MessageKind::LayoutAccept => "layout accept",
         MessageKind::LayoutAccepted => "layout accepted",
+        MessageKind::TransitionQuery => "transition query",
+        MessageKind::TransitionReport => "transition report",
     }
 }
 

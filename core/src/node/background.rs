@@ -141,6 +141,7 @@ impl Node {
 
     pub(super) fn hints_tick(&mut self) {
         self.handoffs.clear();
+        self.retarget_hints();
         // A bounded number per tick, within one batch's bytes: hints of large values must not
         // flood the links (each tick offers them again until their homes answer).
         let batch = self.config.handoffs_per_tick_max as usize;
@@ -160,6 +161,22 @@ impl Node {
         }
         let next = self.now + self.config.hint_handoff_interval();
         self.schedule(next, Timer::Hints);
+    }
+
+    /// Hints for a home that no longer votes on their key (its arc moved) go to the key's
+    /// first voter other than this node.
+    fn retarget_hints(&mut self) {
+        let moved: Vec<(NodeId, Blob)> =
+            self.hints.keys().filter(|(home, key)| !self.electorate(key.as_bytes()).contains(*home)).cloned().collect();
+        for (home, key) in moved {
+            let Some(record) = self.hints.remove(&(home, key.clone())) else { continue };
+            self.hints_stored.retain(|stored| (stored.0, &stored.1) != (home, &key));
+            self.hints_removed.push((home, key.clone()));
+            let id = self.id;
+            if let Some(voter) = self.electorate(key.as_bytes()).all().into_iter().find(|node| *node != id) {
+                self.store_hint(voter, key, record);
+            }
+        }
     }
 
     /// The home answered the handoff: it holds the record or something newer, so drop the hint.
@@ -280,8 +297,12 @@ impl Node {
         self.schedule(now + timeout, Timer::Recovery);
     }
 
-    /// Copies a record learned from a peer through the acceptor rule.
+    /// Copies a record learned from a peer through the acceptor rule, for a key this node
+    /// votes on (a peer of another epoch may offer one whose arc moved away).
     fn copy_record(&mut self, key: Blob, record: Record) {
+        if !self.electorate(key.as_bytes()).contains(self.id) {
+            return;
+        }
         self.observe(record.ballot);
         if let Offer::Blocked { .. } = self.offer(&key, record) {
             self.start_rewrite(key);

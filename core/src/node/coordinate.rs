@@ -37,6 +37,8 @@ pub(super) enum ReplyTo {
     Parent(u64),
     /// Internal repair work; nobody waits.
     Nobody,
+    /// An identity round of a transition's sync (`membership.rs`), by its txn.
+    Sync(u64),
 }
 
 pub(super) enum Txn {
@@ -89,7 +91,7 @@ impl Node {
     /// Starts coordinating a request here.
     pub(super) fn coordinate(&mut self, request: ClientRequest, reply_to: ReplyTo) {
         if let Some(key) = request.op.key() {
-            if !self.ring.homes(key.as_bytes()).contains(&self.id) {
+            if !self.electorate(key.as_bytes()).contains(self.id) {
                 // Only a home replica coordinates a key (a stray forward goes on to one).
                 return self.route(request, reply_to);
             }
@@ -102,7 +104,7 @@ impl Node {
         let txn = self.new_txn();
         let ClientRequest { id, op } = request;
         if self.trace {
-            let homes = op.key().map(|key| self.ring.homes(key.as_bytes())).unwrap_or_default();
+            let homes = op.key().map(|key| self.electorate(key.as_bytes()).all()).unwrap_or_default();
             self.emit(TraceKind::CoordinationStarted { txn, id, op: op.clone(), homes });
         }
         match op {
@@ -123,6 +125,7 @@ impl Node {
             ReplyTo::Peer { node, txn } => self.send(node, Message::ForwardReply { txn, reply }),
             ReplyTo::Parent(parent) => self.child_done(parent, reply),
             ReplyTo::Nobody => {}
+            ReplyTo::Sync(txn) => self.sync_round_done(txn, reply),
         }
     }
 
@@ -139,6 +142,16 @@ impl Node {
 
     pub(super) fn backoff(&mut self) -> Micros {
         self.now + self.rng.between(0, self.config.retry_backoff_max())
+    }
+
+    /// The pause before the `refusals`-th new ballot of one round in a row: random up to
+    /// `retry_backoff_max` doubled per refusal (up to `ROUND_WAIT_DOUBLINGS_MAX + 3` times).
+    /// Coordinators that keep fencing each other out (old homes rewriting the same keys while
+    /// a change moves them, over disks slower than the longest pause) draw apart until one
+    /// finishes.
+    pub(super) fn backoff_after(&mut self, refusals: u32) -> Micros {
+        let doublings = refusals.saturating_sub(1).min(ROUND_WAIT_DOUBLINGS_MAX + 3);
+        self.now + self.rng.between(0, self.config.retry_backoff_max() << doublings)
     }
 
     // ----- Timers. -----

@@ -440,6 +440,24 @@ impl Node {
         }
     }
 
+    /// A layout this node accepted for the next epoch may have been decided by a proposer that
+    /// crashed before anyone learned it (or be half-way). After a gossip interval without
+    /// learning the epoch, this node runs the instance itself: the Paxos rule makes it propose
+    /// the highest layout accepted by a majority, so a decided layout is learned and an
+    /// undecided one is decided or replaced, never two.
+    pub(super) fn finish_layout_instance(&mut self) {
+        let Some(vote) = &self.layout_vote else { return };
+        let waited = self.now >= self.layout_accepted_at + self.config.gossip_interval();
+        if vote.instance != self.layout.epoch() + 1 || !waited || !self.layout.is_member(self.id) {
+            return;
+        }
+        let Some((_, accepted)) = &vote.accepted else { return };
+        let accepted = accepted.clone();
+        if !self.txns.values().any(|txn| matches!(txn, Txn::Proposal(_))) {
+            self.propose_layout(accepted, None, false);
+        }
+    }
+
     // ----- The layout Paxos: acceptor. -----
 
     /// This node votes on the instance after its own layout's epoch only: an older one is
@@ -487,6 +505,7 @@ impl Node {
                 vote.promised = ballot;
                 vote.accepted = Some((ballot, layout));
                 self.layout_vote_unpersisted = true;
+                self.layout_accepted_at = self.now;
                 Ok(())
             }
         };
@@ -503,5 +522,236 @@ fn arc_share(start: &Position, end: &Position) -> f64 {
         span / ring
     } else {
         (span + ring) / ring
+    }
+}
+
+/// What the claimant of a joint epoch knows of its old homes (rebuilt by asking again after a
+/// restart: every node's own progress is durable).
+pub(super) struct Claim {
+    epoch: u64,
+    learned: std::collections::BTreeSet<NodeId>,
+    synced: std::collections::BTreeSet<NodeId>,
+    /// Once set, old homes are told to sync.
+    barrier: bool,
+}
+
+/// This node rewriting the keys of its moving arcs in a joint epoch (the identity rounds).
+pub(super) struct SyncWork {
+    epoch: u64,
+    queue: std::collections::VecDeque<crate::types::Blob>,
+    /// Rewrites in flight: txn -> key.
+    in_flight: std::collections::BTreeMap<u64, crate::types::Blob>,
+    rewritten: u64,
+}
+
+/// Identity rounds one node keeps in flight while it syncs.
+const SYNC_ROUNDS_MAX: usize = 64;
+
+impl Node {
+    // ----- A transition: barrier, sync, settle. -----
+
+    /// The old homes of the moving arcs that can take part (not removed or replaced).
+    fn old_homes(transition: &crate::layout::Transition) -> Vec<NodeId> {
+        let mut olds: Vec<NodeId> = transition.moves.iter().flat_map(|arc| arc.from.iter().copied()).collect();
+        olds.sort();
+        olds.dedup();
+        olds.retain(|node| !transition.silent.contains(node));
+        olds
+    }
+
+    /// Whether every arc has at most `spare` old homes outside `done` (silent ones count as
+    /// outside).
+    fn every_arc_has(
+        transition: &crate::layout::Transition,
+        done: &std::collections::BTreeSet<NodeId>,
+        spare: u32,
+    ) -> bool {
+        transition.moves.iter().all(|arc| arc.from.iter().filter(|node| !done.contains(node)).count() as u32 <= spare)
+    }
+
+    /// The claimant's timer: ask the old homes how far they are, and move the transition on.
+    pub(super) fn transition_tick(&mut self) {
+        self.schedule(self.now + self.config.request_timeout(), Timer::Transition);
+        if self.admission != Admission::Admitted {
+            return;
+        }
+        let Some(transition) = self.layout.transition() else {
+            self.claim = None;
+            return;
+        };
+        // The claimant drives; if it is gone (crashed for good, replaced by this very change),
+        // the old homes take over one by one, each after a longer silence, so that one of them
+        // soon queries the rest (which resets their wait). Several claimants at once are safe:
+        // queries change nothing, and the settled epoch is decided by Paxos.
+        if transition.claimant != self.id {
+            let olds = Node::old_homes(transition);
+            let Some(rank) = olds.iter().position(|node| *node == self.id) else { return };
+            let patience = (rank as u64 + 2) * 2 * self.config.gossip_interval();
+            if self.now < self.claim_heard_at + patience {
+                return;
+            }
+        }
+        let epoch = self.layout.epoch();
+        if self.claim.as_ref().is_none_or(|claim| claim.epoch != epoch) {
+            self.claim = Some(Claim { epoch, learned: Default::default(), synced: Default::default(), barrier: false });
+        }
+        self.transition_progress();
+        let Some(claim) = &self.claim else { return };
+        let Some(transition) = self.layout.transition() else { return };
+        let waiting: Vec<NodeId> = Node::old_homes(transition)
+            .into_iter()
+            .filter(|node| if claim.barrier { !claim.synced.contains(node) } else { !claim.learned.contains(node) })
+            .collect();
+        let sync = claim.barrier;
+        for node in waiting {
+            self.send(node, Message::TransitionQuery { epoch, sync });
+        }
+    }
+
+    /// Checks the barrier and the sync reports, and proposes the settled epoch once enough old
+    /// homes are done (ARCHITECTURE.md: the barrier, every chosen value is carried over).
+    fn transition_progress(&mut self) {
+        let (read, write) = (self.config.read_quorum, self.config.write_quorum);
+        let Some(transition) = self.layout.transition().cloned() else { return };
+        let Some(claim) = &mut self.claim else { return };
+        if claim.epoch != self.layout.epoch() {
+            return;
+        }
+        if !claim.barrier && Node::every_arc_has(&transition, &claim.learned, read.min(write) - 1) {
+            claim.barrier = true;
+            let epoch = claim.epoch;
+            self.emit(crate::trace::TraceKind::BarrierReached { epoch });
+        }
+        let Some(claim) = &self.claim else { return };
+        if claim.barrier && Node::every_arc_has(&transition, &claim.synced, write - 1) {
+            let settled = self.layout.settled().expect("a joint epoch settles");
+            let proposing = self.txns.values().any(|txn| matches!(txn, Txn::Proposal(_)));
+            if !proposing {
+                self.propose_layout(settled, None, false);
+            }
+        }
+    }
+
+    pub(super) fn on_transition_query(&mut self, from: NodeId, epoch: u64, sync: bool) {
+        if epoch != self.layout.epoch() || self.layout.transition().is_none() {
+            // Behind: it learns the layout from the query's epoch first. Ahead: the claimant
+            // learns the settled layout from this node's.
+            return;
+        }
+        if from != self.id {
+            self.claim_heard_at = self.now;
+        }
+        if sync && self.synced_epoch != epoch && self.sync.is_none() {
+            self.start_sync(epoch);
+        }
+        let synced = self.synced_epoch == epoch;
+        self.send(from, Message::TransitionReport { epoch, synced });
+    }
+
+    pub(super) fn on_transition_report(&mut self, from: NodeId, epoch: u64, synced: bool) {
+        let Some(claim) = &mut self.claim else { return };
+        if claim.epoch != epoch {
+            return;
+        }
+        let news = claim.learned.insert(from) | (synced && claim.synced.insert(from));
+        if news {
+            self.transition_progress();
+        }
+    }
+
+    /// Starts rewriting every key of a moving arc this node is an old home of: a joint write
+    /// of its newest record under a fresh ballot (or a joint prepare that finds none), begun
+    /// after this node durably learned `epoch`.
+    fn start_sync(&mut self, epoch: u64) {
+        let id = self.id;
+        let queue = self
+            .store
+            .keys()
+            .filter(|key| {
+                let electorate = self.electorate(key.as_bytes());
+                electorate.is_joint() && electorate.old.contains(&id)
+            })
+            .cloned()
+            .collect();
+        self.sync = Some(SyncWork { epoch, queue, in_flight: Default::default(), rewritten: 0 });
+        self.emit(crate::trace::TraceKind::SyncStarted { epoch });
+        self.sync_pump();
+    }
+
+    fn sync_pump(&mut self) {
+        loop {
+            let Some(sync) = &mut self.sync else { return };
+            if sync.in_flight.len() >= SYNC_ROUNDS_MAX {
+                return;
+            }
+            let Some(key) = sync.queue.pop_front() else { break };
+            let txn = self.next_txn + 1;
+            self.next_txn = txn;
+            let Some(sync) = &mut self.sync else { return };
+            sync.in_flight.insert(txn, key.clone());
+            let op = crate::types::OpId { client: crate::types::ClientId(u64::MAX - self.id.0 as u64), seq: txn };
+            self.start_write(txn, key, op, super::write::WriteValue::Rewrite, super::coordinate::ReplyTo::Sync(txn));
+        }
+        let Some(sync) = &self.sync else { return };
+        if sync.in_flight.is_empty() {
+            let sync = self.sync.take().expect("checked above");
+            self.synced_epoch = sync.epoch;
+            self.synced_epoch_unpersisted = true;
+            self.emit(crate::trace::TraceKind::SyncFinished { epoch: sync.epoch, keys: sync.rewritten });
+            if let Some(transition) = self.layout.transition() {
+                let claimant = transition.claimant;
+                self.send(claimant, Message::TransitionReport { epoch: sync.epoch, synced: true });
+            }
+        }
+    }
+
+    /// An identity round ended: done, or the key goes to the back of the queue.
+    pub(super) fn sync_round_done(&mut self, txn: u64, reply: crate::message::ClientReply) {
+        let Some(sync) = &mut self.sync else { return };
+        let Some(key) = sync.in_flight.remove(&txn) else { return };
+        if reply == crate::message::ClientReply::Written {
+            sync.rewritten += 1;
+        } else {
+            sync.queue.push_back(key);
+        }
+        self.sync_pump();
+    }
+
+    /// A layout was taken in: work of an older transition ends, and the claimant of a new one
+    /// starts counting.
+    pub(super) fn transition_follows_layout(&mut self) {
+        let epoch = self.layout.epoch();
+        if self.sync.as_ref().is_some_and(|sync| sync.epoch != epoch) {
+            self.sync = None;
+        }
+        if self.claim.as_ref().is_some_and(|claim| claim.epoch != epoch) {
+            self.claim = None;
+        }
+        self.claim_heard_at = self.now;
+        // Slots this node no longer votes on go once the layout is durable (`forget`).
+        self.forget_pending = true;
+    }
+
+    /// Drops every slot whose key this node no longer votes on: its arc moved to other homes
+    /// and the settled layout is durable here, so it refuses every vote of the joint epoch
+    /// (the epoch fence). The round floor keeps its ballots unique without the promises.
+    pub(super) fn forget(&mut self) {
+        self.forget_pending = false;
+        let id = self.id;
+        let gone: Vec<crate::types::Blob> =
+            self.store.keys().filter(|key| !self.electorate(key.as_bytes()).contains(id)).cloned().collect();
+        if gone.is_empty() {
+            return;
+        }
+        for key in &gone {
+            self.store.remove(key);
+            self.dirty_slots.remove(key);
+            self.leases.remove(key);
+        }
+        self.anti_entropy = super::background::AntiEntropy::new(self.id, &self.ring, &self.store);
+        self.round_floor = self.round;
+        self.round_floor_unpersisted = true;
+        self.emit(crate::trace::TraceKind::RangesForgotten { keys: gone.len() as u64 });
+        self.slots_removed.extend(gone);
     }
 }

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientIds;
 use crate::config::Config;
-use crate::layout::{Layout, LayoutVote};
+use crate::layout::{Electorate, Layout, LayoutVote};
 use crate::membership::{AdminReply, AdminRequest};
 use crate::message::{AcceptPurpose, ClientReply, ClientRequest, Envelope, Message, NextPromise, Refusal, Unavailable};
 use crate::ring::Ring;
@@ -118,6 +118,8 @@ pub enum StartError {
     /// The node started with nothing stored, but `peer` remembers another disk of it: its data
     /// was lost (`Admission::Refused`; reported once the peers answer).
     Amnesia { node: String, peer: String },
+    /// The node's id is not in its layout (a driver's mistake).
+    NotInLayout { node: NodeId, nodes: u64 },
 }
 
 impl std::fmt::Display for StartError {
@@ -135,6 +137,9 @@ impl std::fmt::Display for StartError {
                  writes), so it will not serve. Restore its data directory; rebuilding a node in place \
                  (`dynamo admin replace`) is not built yet"
             ),
+            StartError::NotInLayout { node, nodes } => {
+                write!(f, "node id {} is not in its layout of {nodes} node ids", node.0)
+            }
         }
     }
 }
@@ -169,6 +174,7 @@ enum Timer {
     Recovery,
     Admission,
     Gossip,
+    Transition,
 }
 
 /// A Dynamo node. See the module documentation.
@@ -192,9 +198,28 @@ pub struct Node {
     layout_vote_unpersisted: bool,
     /// The highest layout Paxos round seen; this node's ballots go above it.
     layout_round: u64,
+    /// When this node last accepted a layout for the next epoch (see `finish_layout_instance`).
+    layout_accepted_at: Micros,
     /// The plan an operator staged here (durable), and whether it changed in this step.
     staged: Staged,
     staged_unpersisted: bool,
+    /// As the claimant of a joint epoch: what its old homes reported.
+    claim: Option<membership::Claim>,
+    /// When this node last heard a claimant's query (or learned its layout): an old home that
+    /// hears none for long takes the claimant's part.
+    claim_heard_at: Micros,
+    /// The identity rounds of a joint epoch, while this node runs them.
+    sync: Option<membership::SyncWork>,
+    /// The joint epoch whose identity rounds this node finished (durable).
+    synced_epoch: u64,
+    synced_epoch_unpersisted: bool,
+    /// A layout was taken in: slots this node no longer votes on go once it is durable.
+    forget_pending: bool,
+    /// Slots forgotten in this step, for the persist batch.
+    slots_removed: Vec<Blob>,
+    /// Every ballot round of this node's is above it (durable; see `DurableState::round_floor`).
+    round_floor: u64,
+    round_floor_unpersisted: bool,
     rng: Rng,
     trace: bool,
     now: Micros,
@@ -235,7 +260,7 @@ pub struct Node {
     /// Outputs waiting for a persist batch: (batch they need, output).
     held: VecDeque<(u64, Output)>,
     /// Messages to self, delivered within the same step.
-    local: VecDeque<Message>,
+    local: VecDeque<(u64, Message)>,
     next_message: u64,
 
     next_txn: u64,
@@ -256,6 +281,8 @@ pub struct Node {
     queued_reads: BTreeMap<Blob, Vec<read::ReadRequest>>,
     /// Keys with a rewrite (a repair write) started: key -> its txn.
     rewrites: BTreeMap<Blob, u64>,
+    /// Keys whose last repair round gave up after refusals, with how many (`Write::refusals`).
+    contention: BTreeMap<Blob, u32>,
 
     recovery: Option<Recovery>,
     anti_entropy: AntiEntropy,
@@ -290,10 +317,14 @@ impl Node {
         };
         let layout_unpersisted = durable.layout.is_none();
         let layout = durable.layout.unwrap_or_else(|| Layout::from_config(&config));
+        if id.index() >= layout.node_count() {
+            return Err(StartError::NotInLayout { node: id, nodes: layout.node_count() as u64 });
+        }
         let ring = Arc::new(layout.ring());
         let node_count = ring.node_count();
         // A node alone in its cluster has nobody to ask.
-        let admission = if unadmitted && node_count > 1 {
+        let alone = (0..node_count as u32).map(NodeId).all(|node| node == id || !layout.takes_part(node));
+        let admission = if unadmitted && !alone {
             Admission::Probing { answered: (0..node_count).map(|index| index == id.index()).collect() }
         } else {
             Admission::Admitted
@@ -301,13 +332,14 @@ impl Node {
         let mut rng = Rng::new(seed ^ (incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         // A disk that never held an id gets one (never 0) in its first batch.
         let disk = if durable.disk == 0 { rng.next_u64().max(1) } else { durable.disk };
-        let mut round = 0;
+        // Above every promise it ever made, those of forgotten slots included.
+        let mut round = durable.round_floor;
         let store: BTreeMap<Blob, KeyState> = durable
             .slots
             .into_iter()
             .map(|(key, slot)| {
                 round = round.max(slot.promised.round);
-                let homes_mask = ring.homes_mask(key.as_bytes());
+                let homes_mask = Node::homes_mask(&layout, &ring, key.as_bytes());
                 (key, KeyState { slot, homes_mask })
             })
             .collect();
@@ -323,10 +355,20 @@ impl Node {
             layout_told: vec![(0, 0); node_count],
             layout_asked: vec![(0, 0); node_count],
             layout_round: durable.layout_vote.as_ref().map_or(0, |vote| vote.promised.round),
+            layout_accepted_at: now,
             layout_vote: durable.layout_vote,
             layout_vote_unpersisted: false,
             staged: durable.staged,
             staged_unpersisted: false,
+            claim: None,
+            claim_heard_at: now,
+            sync: None,
+            synced_epoch: durable.synced_epoch,
+            synced_epoch_unpersisted: false,
+            forget_pending: false,
+            slots_removed: Vec::new(),
+            round_floor: durable.round_floor,
+            round_floor_unpersisted: false,
             trace,
             now,
             round,
@@ -367,6 +409,7 @@ impl Node {
             reading: BTreeMap::new(),
             queued_reads: BTreeMap::new(),
             rewrites: BTreeMap::new(),
+            contention: BTreeMap::new(),
             recovery: None,
             handoffs: BTreeMap::new(),
         };
@@ -385,6 +428,7 @@ impl Node {
         node.schedule(now + ae_delay, Timer::AntiEntropy);
         let gossip_delay = node.rng.between(1, node.config.gossip_interval());
         node.schedule(now + gossip_delay, Timer::Gossip);
+        node.schedule(now + node.config.request_timeout(), Timer::Transition);
         node.flush(out);
         debug_assert_eq!(node.persist_issued, Node::START_BATCH, "the incarnation is in the first batch");
         Ok(node)
@@ -500,23 +544,28 @@ impl Node {
                     let kind = envelope.message.kind();
                     self.emit(TraceKind::MessageDelivered { id: envelope.id, from, kind });
                 }
+                // Refused for good: it takes in nothing but probes (to tell its disk's story).
+                let refused = matches!(self.admission, Admission::Refused { .. });
                 if from.index() >= self.layout.node_count() {
                     // A node this node's layout does not know yet: its layout is newer. Ask for
                     // it; the message itself waits for the sender's retry.
-                    if self.admission == Admission::Admitted && envelope.epoch > self.layout.epoch() {
-                        self.send(from, Message::Gossip);
+                    if !refused && envelope.epoch > self.layout.epoch() {
+                        let gossip = self.gossip_message();
+                        self.send(from, gossip);
                     }
                     self.drain_local();
                     self.flush(out);
                     return;
                 }
                 self.trust(from);
-                if self.admission == Admission::Admitted {
+                if !refused {
                     self.heard_epoch(from, envelope.epoch);
                 }
-                // Not admitted: as if down. It votes in nothing and sends nothing but probes.
-                if self.admission == Admission::Admitted || envelope.message.is_probe() {
-                    self.handle_message(from, envelope.message);
+                // Not admitted: as if down. It votes in nothing, and takes in only probes and
+                // the layout (which reveals nothing and tells it whom to probe).
+                let layout_news = matches!(envelope.message, Message::Gossip { .. } | Message::Layout { .. });
+                if self.admission == Admission::Admitted || envelope.message.is_probe() || (!refused && layout_news) {
+                    self.handle_message(from, envelope.epoch, envelope.message);
                 }
             }
             Input::Client { handle, request } => match &self.admission {
@@ -537,6 +586,9 @@ impl Node {
                 if self.trace {
                     self.emit(TraceKind::Persisted { batch });
                 }
+                if self.forget_pending && !self.layout_unpersisted && self.layout_batch <= self.persist_durable {
+                    self.forget();
+                }
                 self.release_held(out);
             }
             Input::Tick => {
@@ -555,8 +607,8 @@ impl Node {
     }
 
     fn drain_local(&mut self) {
-        while let Some(message) = self.local.pop_front() {
-            self.handle_message(self.id, message);
+        while let Some((epoch, message)) = self.local.pop_front() {
+            self.handle_message(self.id, epoch, message);
         }
     }
 
@@ -571,6 +623,7 @@ impl Node {
                 self.schedule(self.now + self.config.anti_entropy_interval(), Timer::AntiEntropy)
             }
             Timer::Gossip => self.gossip_tick(),
+            Timer::Transition => self.transition_tick(),
             Timer::Txn(txn) => self.txn_timer(txn),
             Timer::Hints => self.hints_tick(),
             Timer::AntiEntropy => self.anti_entropy_tick(),
@@ -584,8 +637,11 @@ impl Node {
     /// node, and again after a request timeout.
     fn probe(&mut self) {
         let Admission::Probing { answered } = &self.admission else { return };
-        let silent: Vec<NodeId> =
-            (0..answered.len() as u32).map(NodeId).filter(|peer| !answered[peer.index()]).collect();
+        let silent: Vec<NodeId> = self
+            .admission_peers()
+            .into_iter()
+            .filter(|peer| !answered.get(peer.index()).copied().unwrap_or(false))
+            .collect();
         let disk = self.disk;
         for peer in silent {
             self.send(peer, Message::Probe { disk });
@@ -616,22 +672,45 @@ impl Node {
         self.send(from, Message::ProbeReply { remembered });
     }
 
+    /// The nodes whose answers admit this node: the other members of its layout, and the old
+    /// homes of a change in progress (gone nodes never answer).
+    fn admission_peers(&self) -> Vec<NodeId> {
+        (0..self.layout.node_count() as u32)
+            .map(NodeId)
+            .filter(|node| *node != self.id && self.layout.takes_part(*node))
+            .collect()
+    }
+
+    /// `from` remembers (or told of) another disk of this node: its data was lost.
+    fn refuse_admission(&mut self, from: NodeId) {
+        self.admission = Admission::Refused { peer: from };
+        self.emit(TraceKind::AmnesiaDetected { peer: from });
+        for (handle, _, _) in std::mem::take(&mut self.waiting_clients) {
+            self.reply(handle, Self::unavailable(Unavailable::Amnesia { peer: from }));
+        }
+    }
+
     fn on_probe_reply(&mut self, from: NodeId, remembered: u64) {
         let Admission::Probing { answered } = &mut self.admission else { return };
         if remembered != self.disk {
-            self.admission = Admission::Refused { peer: from };
-            self.emit(TraceKind::AmnesiaDetected { peer: from });
-            for (handle, _, _) in std::mem::take(&mut self.waiting_clients) {
-                self.reply(handle, Self::unavailable(Unavailable::Amnesia { peer: from }));
-            }
-            return;
+            return self.refuse_admission(from);
+        }
+        if answered.len() <= from.index() {
+            answered.resize(from.index() + 1, false);
         }
         answered[from.index()] = true;
-        // More than half of the peers: any two such sets meet, so a later probe from a node that
-        // lost this disk reaches a peer that remembers it.
-        let peers = answered.len() - 1;
-        let yes = answered.iter().filter(|answered| **answered).count() - 1;
-        if 2 * yes > peers {
+        self.admission_check();
+    }
+
+    /// Admitted once more than half of the admission peers remember this disk and no other:
+    /// any two such sets of one layout meet, so a later probe from a node that lost this disk
+    /// reaches a peer that remembers it (and gossip spreads every disk id to every node, for
+    /// the layouts to come).
+    fn admission_check(&mut self) {
+        let Admission::Probing { answered } = &self.admission else { return };
+        let peers = self.admission_peers();
+        let yes = peers.iter().filter(|peer| answered.get(peer.index()).copied().unwrap_or(false)).count();
+        if 2 * yes > peers.len() {
             self.admission = Admission::Admitted;
             self.admission_unpersisted = Some(false);
             self.emit(TraceKind::Admitted);
@@ -641,22 +720,47 @@ impl Node {
         }
     }
 
-    fn handle_message(&mut self, from: NodeId, message: Message) {
+    /// The epoch fence (ARCHITECTURE.md, "Membership changes"): a vote is cast only for a round
+    /// sent under this replica's own layout epoch. A round of an older epoch counts its quorum
+    /// among the wrong homes; a newer one, among homes this replica does not know yet.
+    fn fence(&self, epoch: u64) -> Result<(), Refusal> {
+        let mine = self.layout.epoch();
+        if epoch == mine {
+            Ok(())
+        } else {
+            Err(Refusal::Epoch(mine))
+        }
+    }
+
+    fn handle_message(&mut self, from: NodeId, epoch: u64, message: Message) {
         match message {
             Message::Prepare { txn, key, ballot } => {
-                let result = self.on_prepare(&key, ballot);
+                let result = self.fence(epoch).and_then(|()| self.on_prepare(&key, ballot));
                 self.send(from, Message::Promise { txn, ballot, result });
             }
             Message::Read { txn, key } => {
                 let result = if self.recovery.is_some() {
                     Err(Refusal::Recovering)
                 } else {
-                    Ok(self.record(key.as_bytes()).cloned())
+                    self.fence(epoch).map(|()| self.record(key.as_bytes()).cloned())
                 };
                 self.send(from, Message::ReadReply { txn, result });
             }
             Message::Accept { txn, key, record, purpose, next } => {
                 let ballot = record.ballot;
+                // A handoff is a copy, never a vote: it is not fenced. One for a key this node no
+                // longer votes on is taken as done (the write is on a quorum of its homes) and
+                // not stored.
+                if purpose == AcceptPurpose::Handoff && !self.electorate(key.as_bytes()).contains(self.id) {
+                    self.send(from, Message::Accepted { txn, ballot, result: Ok(()), next: None });
+                    return;
+                }
+                let fenced = if purpose == AcceptPurpose::Handoff { Ok(()) } else { self.fence(epoch) };
+                if let Err(refusal) = fenced {
+                    let next = next.map(|_| NextPromise::Refused(refusal));
+                    self.send(from, Message::Accepted { txn, ballot, result: Err(refusal), next });
+                    return;
+                }
                 let result = self.on_accept(&key, record, purpose);
                 let next = next.map(|next| match self.on_prepare(&key, next) {
                     Ok(held) if held.as_ref().map(|record| record.ballot) == Some(ballot) => NextPromise::HoldsAccepted,
@@ -687,7 +791,7 @@ impl Node {
             Message::Probe { disk } => self.on_probe(from, disk),
             Message::ProbeReply { remembered } => self.on_probe_reply(from, remembered),
             // The epoch it carries was taken in by `heard_epoch`.
-            Message::Gossip => {}
+            Message::Gossip { disks } => self.on_gossip(from, disks),
             Message::Layout { layout } => self.on_layout(from, *layout),
             Message::LayoutPrepare { txn, instance, ballot } => self.on_layout_prepare(from, txn, instance, ballot),
             Message::LayoutPromise { txn, instance, ballot, result } => {
@@ -699,6 +803,8 @@ impl Node {
             Message::LayoutAccepted { txn, instance, ballot, result } => {
                 self.on_layout_accepted(txn, from, instance, ballot, result)
             }
+            Message::TransitionQuery { epoch, sync } => self.on_transition_query(from, epoch, sync),
+            Message::TransitionReport { epoch, synced } => self.on_transition_report(from, epoch, synced),
         }
     }
 
@@ -710,10 +816,34 @@ impl Node {
         if self.admission != Admission::Admitted {
             return;
         }
+        self.finish_layout_instance();
         let peers: Vec<NodeId> = self.layout.members().into_iter().filter(|node| *node != self.id).collect();
         if !peers.is_empty() {
             let peer = peers[self.rng.below(peers.len() as u64) as usize];
-            self.send(peer, Message::Gossip);
+            let gossip = self.gossip_message();
+            self.send(peer, gossip);
+        }
+    }
+
+    /// This node's gossip: the first disk id it knows of every node, its own included.
+    fn gossip_message(&self) -> Message {
+        let mut disks: Vec<(NodeId, u64)> = self.probed.iter().map(|(node, disk)| (*node, *disk)).collect();
+        disks.push((self.id, self.disk));
+        Message::Gossip { disks }
+    }
+
+    /// Takes in the disk ids a peer knows: the first one heard of each node is kept (durably,
+    /// as a probe's). A node still probing that hears of another disk of its own was wiped.
+    fn on_gossip(&mut self, from: NodeId, disks: Vec<(NodeId, u64)>) {
+        for (node, disk) in disks {
+            if node == self.id {
+                if matches!(self.admission, Admission::Probing { .. }) && disk != self.disk {
+                    self.refuse_admission(from);
+                }
+            } else if !self.probed.contains_key(&node) && node.index() < self.layout.node_count() {
+                self.probed.insert(node, disk);
+                self.probed_unpersisted.insert(node, disk);
+            }
         }
     }
 
@@ -740,7 +870,8 @@ impl Node {
         if epoch < mine {
             self.send(from, Message::Layout { layout: Box::new(self.layout.clone()) });
         } else {
-            self.send(from, Message::Gossip);
+            let gossip = self.gossip_message();
+            self.send(from, gossip);
         }
     }
 
@@ -770,11 +901,20 @@ impl Node {
             self.layout_asked.resize(node_count, (0, 0));
         }
         for (key, state) in self.store.iter_mut() {
-            state.homes_mask = self.ring.homes_mask(key.as_bytes());
+            state.homes_mask = Node::homes_mask(&self.layout, &self.ring, key.as_bytes());
         }
         self.anti_entropy = AntiEntropy::new(self.id, &self.ring, &self.store);
         self.emit(TraceKind::LayoutLearned { epoch: self.layout.epoch() });
+        // A node still probing asks the members of its new layout.
+        self.admission_check();
         self.proposals_overtaken(self.layout.epoch());
+        // Every round's quorums were those of the old layout, and every message carries the
+        // sender's epoch: a round goes on only under a new ballot with the new homes (a resend of
+        // the old one would pass the fence as a round of the new epoch). Leases were promised by
+        // the old homes.
+        self.leases.clear();
+        self.restart_rounds();
+        self.transition_follows_layout();
         // At once to every member: a change spreads in one round trip, not by chance.
         let epoch = self.layout.epoch();
         for peer in self.layout.members() {
@@ -783,6 +923,24 @@ impl Node {
                 self.send(peer, Message::Layout { layout: Box::new(self.layout.clone()) });
             }
         }
+    }
+
+    /// Every round in flight goes on under the new layout (`adopt_layout`).
+    fn restart_rounds(&mut self) {
+        self.restart_write_rounds();
+        self.restart_read_rounds();
+    }
+
+    /// Who votes on `key` in this node's layout: its homes, or both home sets while its arc
+    /// moves.
+    pub fn electorate(&self, key: &[u8]) -> Electorate {
+        self.layout.electorate(&self.ring, &crate::ring::position(key))
+    }
+
+    /// Bit i set when node i votes on `key` (`KeyState::homes_mask`).
+    fn homes_mask(layout: &Layout, ring: &Ring, key: &[u8]) -> u64 {
+        let electorate = layout.electorate(ring, &crate::ring::position(key));
+        electorate.all().iter().fold(0, |mask, node| mask | 1 << node.0)
     }
 
     // ----- The replica role: a per-key acceptor. -----
@@ -795,7 +953,7 @@ impl Node {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 self.anti_entropy.key_added(key);
-                let homes_mask = self.ring.homes_mask(key.as_bytes());
+                let homes_mask = Node::homes_mask(&self.layout, &self.ring, key.as_bytes());
                 entry.insert(KeyState { slot: Slot::default(), homes_mask })
             }
         }
@@ -904,7 +1062,7 @@ impl Node {
 
     fn send(&mut self, to: NodeId, message: Message) {
         if to == self.id {
-            self.local.push_back(message);
+            self.local.push_back((self.layout.epoch(), message));
         } else {
             let id = self.next_message;
             self.next_message += 1;
@@ -934,6 +1092,9 @@ impl Node {
             || self.layout_unpersisted
             || self.layout_vote_unpersisted
             || self.staged_unpersisted
+            || self.synced_epoch_unpersisted
+            || self.round_floor_unpersisted
+            || !self.slots_removed.is_empty()
             || self.admission_unpersisted.is_some()
             || self.disk_unpersisted
             || !self.probed_unpersisted.is_empty()
@@ -985,6 +1146,9 @@ impl Node {
                     .then(|| self.layout_vote.clone().map(Box::new))
                     .flatten(),
                 staged: std::mem::take(&mut self.staged_unpersisted).then(|| self.staged.clone()),
+                slots_removed: std::mem::take(&mut self.slots_removed),
+                round_floor: std::mem::take(&mut self.round_floor_unpersisted).then_some(self.round_floor),
+                synced_epoch: std::mem::take(&mut self.synced_epoch_unpersisted).then_some(self.synced_epoch),
             }));
         }
         for (need, output) in std::mem::take(&mut self.pending) {

@@ -5,7 +5,8 @@
 //! wait and share the next round (never the one in flight, which may have read the replicas
 //! before a write that finished since).
 
-use crate::message::{AcceptPurpose, ClientReply, Message, Refusal, Unavailable};
+use crate::layout::Electorate;
+use crate::message::{AcceptPurpose, ClientOp, ClientReply, ClientRequest, Message, Refusal, Unavailable};
 use crate::store::Record;
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, Micros, NodeId, OpId};
@@ -29,6 +30,9 @@ enum ReadStage {
 /// ends before any is answered, so its result is a valid answer for every one of them.
 pub(super) struct Read {
     key: Blob,
+    /// Who is read (fixed per round: a new round takes the layout of its time), and every one
+    /// of them once.
+    electorate: Electorate,
     homes: Vec<NodeId>,
     requests: Vec<ReadRequest>,
     /// The earliest deadline of `requests`.
@@ -38,7 +42,9 @@ pub(super) struct Read {
     /// As `Write::resent`.
     resent: u32,
     answered: Vec<NodeId>,
-    refused: u32,
+    /// Those that answered with their record, and those that refused.
+    granted: Vec<NodeId>,
+    refused: Vec<NodeId>,
     best: Option<Record>,
     holders: Vec<NodeId>,
 }
@@ -61,24 +67,51 @@ impl Node {
     }
 
     fn start_read_round(&mut self, txn: u64, key: Blob, requests: Vec<ReadRequest>) {
-        let homes = self.ring.homes(key.as_bytes());
+        let electorate = self.electorate(key.as_bytes());
         let deadline = requests.iter().map(|request| request.deadline).min().unwrap_or(self.now);
         self.reading.insert(key.clone(), txn);
         let read = Read {
             key,
-            homes,
+            homes: electorate.all(),
+            electorate,
             requests,
             deadline,
             stage: ReadStage::Read,
             round_until: 0,
             resent: 0,
             answered: Vec::new(),
-            refused: 0,
+            granted: Vec::new(),
+            refused: Vec::new(),
             best: None,
             holders: Vec::new(),
         };
         self.txns.insert(txn, Txn::Read(read));
         self.read_round(txn);
+    }
+
+    /// The layout changed: every read round still running reads again with the new
+    /// electorate, or, where this node no longer votes on its key, is routed to one that does.
+    pub(super) fn restart_read_rounds(&mut self) {
+        let running: Vec<u64> =
+            self.txns.iter().filter(|(_, txn)| matches!(txn, Txn::Read(_))).map(|(txn, _)| *txn).collect();
+        for txn in running {
+            let Some(Txn::Read(read)) = self.txns.get(&txn) else { continue };
+            let electorate = self.electorate(read.key.as_bytes());
+            if electorate.contains(self.id) {
+                if let Some(Txn::Read(read)) = self.txns.get_mut(&txn) {
+                    read.homes = electorate.all();
+                    read.electorate = electorate;
+                }
+                self.read_round(txn);
+                continue;
+            }
+            let Some(Txn::Read(read)) = self.txns.remove(&txn) else { continue };
+            self.read_round_over(&read.key);
+            for request in read.requests {
+                let op = ClientOp::Get { key: read.key.clone() };
+                self.route(ClientRequest { id: request.op, op }, request.reply_to);
+            }
+        }
     }
 
     fn read_round(&mut self, txn: u64) {
@@ -88,7 +121,8 @@ impl Node {
         read.round_until = until;
         read.resent = 0;
         read.answered.clear();
-        read.refused = 0;
+        read.granted.clear();
+        read.refused.clear();
         read.best = None;
         read.holders.clear();
         let (key, homes) = (read.key.clone(), read.homes.clone());
@@ -105,7 +139,6 @@ impl Node {
 
     pub(super) fn on_read_reply(&mut self, txn: u64, from: NodeId, result: Result<Option<Record>, Refusal>) {
         let needed = self.config.read_quorum;
-        let replicas = self.config.replicas;
         let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
         if read.answered.contains(&from) || !read.homes.contains(&from) {
             return;
@@ -114,6 +147,7 @@ impl Node {
         match (read.stage, result) {
             (ReadStage::Read, Ok(record)) => {
                 read.answered.push(from);
+                read.granted.push(from);
                 let ballot = record.as_ref().map(|record| record.ballot);
                 let best = read.best.as_ref().map(|record| record.ballot);
                 if ballot > best {
@@ -125,7 +159,7 @@ impl Node {
             }
             (ReadStage::Read, Err(_)) => {
                 read.answered.push(from);
-                read.refused += 1;
+                read.refused.push(from);
             }
             (ReadStage::Repair, Ok(record)) => {
                 // A late reply during repair still counts if it already holds the value.
@@ -138,15 +172,16 @@ impl Node {
             }
             _ => return,
         }
-        let votes = read.answered.len() as u32 - read.refused;
-        let refused = read.refused;
+        let votes = read.granted.len() as u32;
+        let reached = read.electorate.reached(&read.granted, needed);
+        let lost = read.electorate.lost(&read.refused, needed);
         if self.trace {
             self.emit(TraceKind::VoteCounted { txn, phase: Phase::Read, from, granted, votes, needed });
         }
-        if votes == needed {
+        if reached {
             self.emit(TraceKind::QuorumReached { txn, phase: Phase::Read });
             self.read_repair(txn);
-        } else if refused > replicas - needed {
+        } else if lost {
             let resume = self.backoff();
             if let Some(Txn::Read(read)) = self.txns.get_mut(&txn) {
                 read.stage = ReadStage::Backoff;
@@ -156,17 +191,17 @@ impl Node {
         }
     }
 
-    /// The newest record must be on W replicas before the read answers; write it back to the
-    /// stale ones.
+    /// The newest record must be on W replicas (W of each home set, while the key's arc moves)
+    /// before the read answers; write it back to the stale ones.
     fn read_repair(&mut self, txn: u64) {
-        let needed = self.config.write_quorum as usize;
+        let needed = self.config.write_quorum;
         let until = self.now + self.config.request_timeout();
         let Some(Txn::Read(read)) = self.txns.get_mut(&txn) else { return };
         let Some(best) = read.best.clone() else {
             // No replica of the quorum holds anything: the key was never written.
             return self.read_maybe_done(txn);
         };
-        if read.holders.len() >= needed {
+        if read.electorate.reached(&read.holders, needed) {
             return self.read_maybe_done(txn);
         }
         read.stage = ReadStage::Repair;
@@ -175,13 +210,7 @@ impl Node {
         let key = read.key.clone();
         if self.trace {
             let ops = read.requests.iter().map(|request| request.op).collect();
-            self.emit(TraceKind::PhaseStarted {
-                txn,
-                phase: Phase::ReadRepair,
-                ballot: best.ballot,
-                needed: needed as u32,
-                ops,
-            });
+            self.emit(TraceKind::PhaseStarted { txn, phase: Phase::ReadRepair, ballot: best.ballot, needed, ops });
         }
         for home in stale {
             if self.trace {
@@ -220,9 +249,9 @@ impl Node {
     }
 
     fn read_maybe_done(&mut self, txn: u64) {
-        let needed = self.config.write_quorum as usize;
+        let needed = self.config.write_quorum;
         let Some(Txn::Read(read)) = self.txns.get(&txn) else { return };
-        if read.best.is_some() && read.holders.len() < needed {
+        if read.best.is_some() && !read.electorate.reached(&read.holders, needed) {
             return;
         }
         let Some(Txn::Read(read)) = self.txns.remove(&txn) else { return };

@@ -29,8 +29,8 @@ impl Node {
     /// is one and not suspected first in line).
     pub(super) fn route(&mut self, request: ClientRequest, reply_to: ReplyTo) {
         let key = request.op.key().expect("only single-key requests are routed");
-        let mut candidates = self.ring.preference(key.as_bytes());
-        candidates.truncate(self.config.replicas as usize);
+        // Its voters, the new homes first while its arc moves: each holds a durable promise.
+        let candidates = self.electorate(key.as_bytes()).all();
         let txn = self.new_txn();
         let mut route =
             Route { reply_to, request, candidates, attempt: 0, target: self.id, until: 0, acknowledged: false };

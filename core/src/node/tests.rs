@@ -1070,7 +1070,10 @@ fn a_peer_that_is_behind_is_sent_the_layout_once_per_request_timeout() {
     };
     // The sender was not told at once (it has the layout), but if it speaks under epoch 1 it is.
     let behind = |h: &mut Harness| {
-        h.step(Input::Message { from: peer, envelope: Envelope { id: 0, epoch: 1, message: Message::Gossip } })
+        h.step(Input::Message {
+            from: peer,
+            envelope: Envelope { id: 0, epoch: 1, message: Message::Gossip { disks: Vec::new() } },
+        })
     };
     behind(&mut h);
     assert_eq!(layouts_to(&h, peer), 1, "a peer behind is sent the layout");
@@ -1080,10 +1083,10 @@ fn a_peer_that_is_behind_is_sent_the_layout_once_per_request_timeout() {
     behind(&mut h);
     assert_eq!(layouts_to(&h, peer), 1, "and again after one");
     // A peer ahead is asked for its layout.
-    let ahead = Envelope { id: 0, epoch: 3, message: Message::Gossip };
+    let ahead = Envelope { id: 0, epoch: 3, message: Message::Gossip { disks: Vec::new() } };
     let other = h.node.ring.homes(b"k")[2];
     h.step(Input::Message { from: other, envelope: ahead });
-    let asked = h.sends().iter().any(|(to, message)| *to == other && matches!(message, Message::Gossip));
+    let asked = h.sends().iter().any(|(to, message)| *to == other && matches!(message, Message::Gossip { .. }));
     assert!(asked, "a peer ahead is asked for its layout");
 }
 

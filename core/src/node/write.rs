@@ -18,7 +18,8 @@
 //! A coordinator runs at most one write round per key; writes arriving meanwhile queue and ride
 //! together in the next round (up to `writes_per_round_max`).
 
-use crate::message::{AcceptPurpose, ClientReply, Message, NextPromise, Refusal, Unavailable};
+use crate::layout::Electorate;
+use crate::message::{AcceptPurpose, ClientOp, ClientReply, ClientRequest, Message, NextPromise, Refusal, Unavailable};
 use crate::store::{record_writer, Record, Writer};
 use crate::trace::{Phase, TraceKind};
 use crate::types::{Blob, ClientId, Micros, NodeId, OpId};
@@ -62,6 +63,9 @@ pub(super) struct WriteRequest {
 pub(super) struct Lease {
     ballot: Ballot,
     records: Vec<Record>,
+    /// The layout epoch whose homes promised it: a lease of another epoch was promised by
+    /// another electorate, and is not used.
+    epoch: u64,
 }
 
 /// A write round on one key. A coordinator runs at most one per key; writes arriving meanwhile
@@ -70,6 +74,9 @@ pub(super) struct Lease {
 pub(super) struct Write {
     key: Blob,
     requests: Vec<WriteRequest>,
+    /// Who votes in this round (fixed per ballot: a new ballot takes the layout of its time),
+    /// and every one of them once, the new homes first.
+    electorate: Electorate,
     homes: Vec<NodeId>,
     deadline: Micros,
     stage: WriteStage,
@@ -80,7 +87,9 @@ pub(super) struct Write {
     /// Replicas that answered this round, and their records (phase 1).
     answered: Vec<NodeId>,
     records: Vec<Record>,
-    refused: u32,
+    /// Those that granted the current phase, and those that refused it.
+    granted: Vec<NodeId>,
+    refused: Vec<NodeId>,
     record: Option<Record>,
     acked: Vec<NodeId>,
     /// The ballot prepared along with this round's accept, and who granted it with what.
@@ -88,6 +97,12 @@ pub(super) struct Write {
     next_granted: Vec<NodeId>,
     next_records: Vec<Record>,
     next_holds_accepted: bool,
+    /// The next ballot's promises reached a quorum (a lease was taken, once).
+    next_reached: bool,
+    /// New ballots this round took after refusals: each doubles the pause before the next.
+    refusals: u32,
+    /// Only repairs ride in it (rewrites, identity rounds): nobody outside waits for it.
+    internal: bool,
 }
 
 impl Write {
@@ -121,16 +136,25 @@ impl Node {
     }
 
     fn start_write_round(&mut self, txn: u64, key: Blob, requests: Vec<WriteRequest>) {
-        let homes = self.ring.homes(key.as_bytes());
+        let electorate = self.electorate(key.as_bytes());
         // Ballot uniqueness across restarts rests on this: a home's own promise is durable
         // before its accept leaves, and a restart resumes rounds above every stored promise.
-        assert!(homes.contains(&self.id), "only a home replica coordinates a write");
+        // Writes that queued here before the layout moved the key away go to its homes now.
+        if !electorate.contains(self.id) {
+            return self.route_writes(key, requests);
+        }
         let deadline = requests.iter().map(|request| request.deadline).min().unwrap_or(self.now);
+        // Repairs of one key by several nodes (a rewrite after a blocked copy, every old home's
+        // identity round while a change moves the key) fence each other out; each one's next
+        // attempt keeps the last one's backoff, so that they draw apart across attempts.
+        let internal = requests.iter().all(|request| request.value == WriteValue::Rewrite);
+        let refusals = if internal { self.contention.remove(&key).unwrap_or(0) } else { 0 };
         self.writing.insert(key.clone(), txn);
         let write = Write {
             key,
             requests,
-            homes,
+            homes: electorate.all(),
+            electorate,
             deadline,
             stage: WriteStage::Prepare,
             ballot: Ballot::ZERO,
@@ -138,15 +162,20 @@ impl Node {
             resent: 0,
             answered: Vec::new(),
             records: Vec::new(),
-            refused: 0,
+            granted: Vec::new(),
+            refused: Vec::new(),
             record: None,
             acked: Vec::new(),
             next: Ballot::ZERO,
             next_granted: Vec::new(),
             next_records: Vec::new(),
             next_holds_accepted: false,
+            next_reached: false,
+            refusals,
+            internal,
         };
-        let mut lease = self.leases.remove(&write.key);
+        let epoch = self.layout.epoch();
+        let mut lease = self.leases.remove(&write.key).filter(|lease| lease.epoch == epoch);
         if lease.is_none() && self.may_write_first_ballot(&write.key, &write.homes) {
             // The key's first write, by its first home: its ballot is the lowest there is, so
             // phase 1 has nothing to find. The promise to itself is durable before any accept
@@ -154,13 +183,13 @@ impl Node {
             let ballot = Ballot::first(self.id);
             self.slot_mut(&write.key).slot.promised = ballot;
             self.dirty_slots.insert(write.key.clone());
-            lease = Some(Lease { ballot, records: Vec::new() });
+            lease = Some(Lease { ballot, records: Vec::new(), epoch });
         }
         self.txns.insert(txn, Txn::Write(write));
         match lease {
             // Phase 1 already happened, piggybacked on the previous accept here, or is not
             // needed (the key's first ballot).
-            Some(Lease { ballot, records }) => {
+            Some(Lease { ballot, records, .. }) => {
                 if let Some(Txn::Write(write)) = self.txns.get_mut(&txn) {
                     write.ballot = ballot;
                     write.records = records;
@@ -171,16 +200,18 @@ impl Node {
         }
     }
 
-    /// Whether this node may write `key` at the key's first ballot: it is the key's first home
-    /// and has never promised or accepted anything for the key (a node that did, even in an
-    /// earlier life, remembers it durably). This rests on a slot never being removed once it
-    /// holds a promise: a future garbage collection of tombstones must keep the promise.
+    /// Whether this node may write `key` at the key's first ballot: it is the key's first home,
+    /// the key's arc has had that first home since the ring began (`Layout::first_ballot_allowed`:
+    /// a slot forgotten when its arc moved away must not make the shortcut look safe again), and
+    /// it has never promised or accepted anything for the key (a node that did, even in an
+    /// earlier life, remembers it durably).
     fn may_write_first_ballot(&self, key: &Blob, homes: &[NodeId]) -> bool {
         homes.first() == Some(&self.id)
             && self
                 .store
                 .get(key)
                 .is_none_or(|state| state.slot.promised == Ballot::ZERO && state.slot.record.is_none())
+            && self.layout.first_ballot_allowed_for(key.as_bytes())
     }
 
     /// A round above every ballot seen, and above the reserved first round.
@@ -210,6 +241,46 @@ impl Node {
         }
     }
 
+    /// The layout changed: every write round still deciding goes on under a new ballot with the
+    /// new electorate, or, where this node no longer votes on its key, its requests are routed
+    /// again to one that does.
+    pub(super) fn restart_write_rounds(&mut self) {
+        let deciding: Vec<u64> = self
+            .txns
+            .iter()
+            .filter(|(_, txn)| matches!(txn, Txn::Write(write) if write.stage != WriteStage::Linger))
+            .map(|(txn, _)| *txn)
+            .collect();
+        for txn in deciding {
+            let Some(Txn::Write(write)) = self.txns.get(&txn) else { continue };
+            let electorate = self.electorate(write.key.as_bytes());
+            if electorate.contains(self.id) {
+                if let Some(Txn::Write(write)) = self.txns.get_mut(&txn) {
+                    write.homes = electorate.all();
+                    write.electorate = electorate;
+                }
+                self.prepare_round(txn);
+                continue;
+            }
+            let Some(Txn::Write(write)) = self.txns.remove(&txn) else { continue };
+            self.write_round_over(&write.key);
+            self.route_writes(write.key, write.requests);
+        }
+    }
+
+    /// Routes writes this node no longer votes on to a coordinator that does.
+    fn route_writes(&mut self, key: Blob, requests: Vec<WriteRequest>) {
+        for request in requests {
+            let op = match request.value {
+                WriteValue::Put(value) => ClientOp::Put { key: key.clone(), value },
+                WriteValue::Delete => ClientOp::Delete { key: key.clone() },
+                // A repair is the new homes' business now.
+                WriteValue::Rewrite => continue,
+            };
+            self.route(ClientRequest { id: request.op, op }, request.reply_to);
+        }
+    }
+
     /// Starts a write round: a fresh ballot above everything seen, promised by R homes.
     fn prepare_round(&mut self, txn: u64) {
         let ballot = Ballot { round: self.next_round(), node: self.id };
@@ -223,7 +294,8 @@ impl Node {
         write.resent = 0;
         write.answered.clear();
         write.records.clear();
-        write.refused = 0;
+        write.granted.clear();
+        write.refused.clear();
         write.record = None;
         write.acked.clear();
         let message = write.phase_message(txn).expect("a write in phase 1 has its prepare");
@@ -250,7 +322,6 @@ impl Node {
             self.observe(promised);
         }
         let needed = self.config.read_quorum;
-        let replicas = self.config.replicas;
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         if write.stage != WriteStage::Prepare
             || write.ballot != ballot
@@ -262,18 +333,22 @@ impl Node {
         write.answered.push(from);
         let granted = result.is_ok();
         match result {
-            Ok(record) => write.records.extend(record),
-            Err(_) => write.refused += 1,
+            Ok(record) => {
+                write.records.extend(record);
+                write.granted.push(from);
+            }
+            Err(_) => write.refused.push(from),
         }
-        let votes = write.answered.len() as u32 - write.refused;
-        let refused = write.refused;
+        let votes = write.granted.len() as u32;
+        let reached = write.electorate.reached(&write.granted, needed);
+        let lost = write.electorate.lost(&write.refused, needed);
         if self.trace {
             self.emit(TraceKind::VoteCounted { txn, phase: Phase::Prepare, from, granted, votes, needed });
         }
-        if votes == needed {
+        if reached {
             self.emit(TraceKind::QuorumReached { txn, phase: Phase::Prepare });
             self.accept_round(txn);
-        } else if refused > replicas - needed {
+        } else if lost {
             self.retry_after_backoff(txn);
         }
     }
@@ -345,12 +420,14 @@ impl Node {
         write.round_until = until;
         write.resent = 0;
         write.answered.clear();
-        write.refused = 0;
+        write.granted.clear();
+        write.refused.clear();
         write.record = Some(record.clone());
         write.acked.clear();
         write.next_granted.clear();
         write.next_records.clear();
         write.next_holds_accepted = false;
+        write.next_reached = false;
         let next = Ballot { round: self.next_round(), node: id };
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         write.next = next;
@@ -400,7 +477,8 @@ impl Node {
     /// Counts a promise for the ballot prepared along with an accept; with R of them, this node
     /// holds a lease on the key for its next write.
     fn on_next_promise(&mut self, txn: u64, from: NodeId, ballot: Ballot, next: Option<NextPromise>) {
-        let needed = self.config.read_quorum as usize;
+        let needed = self.config.read_quorum;
+        let epoch = self.layout.epoch();
         let (held, holds_accepted) = match next {
             Some(NextPromise::HoldsAccepted) => (None, true),
             Some(NextPromise::Holds(record)) => (record, false),
@@ -416,7 +494,8 @@ impl Node {
         // record counts only if one of them holds it.
         write.next_records.extend(held);
         write.next_holds_accepted |= holds_accepted;
-        if write.next_granted.len() == needed {
+        if !write.next_reached && write.electorate.reached(&write.next_granted, needed) {
+            write.next_reached = true;
             // Only while no newer round on the key started here (it would have fenced this one).
             let current = self.writing.get(&write.key).is_none_or(|active| *active == txn);
             let newer = self.leases.get(&write.key).is_none_or(|lease| lease.ballot < write.next);
@@ -425,7 +504,7 @@ impl Node {
                 if write.next_holds_accepted {
                     records.extend(write.record.clone());
                 }
-                let lease = Lease { ballot: write.next, records };
+                let lease = Lease { ballot: write.next, records, epoch };
                 self.leases.insert(write.key.clone(), lease);
                 if self.leases.len() > self.config.leases_max as usize {
                     self.leases.pop_first();
@@ -436,7 +515,6 @@ impl Node {
 
     fn on_write_accepted(&mut self, txn: u64, from: NodeId, ballot: Ballot, result: Result<(), Refusal>) {
         let needed = self.config.write_quorum;
-        let replicas = self.config.replicas;
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         let live = matches!(write.stage, WriteStage::Accept | WriteStage::Linger);
         if !live || write.ballot != ballot || write.answered.contains(&from) || !write.homes.contains(&from) {
@@ -447,9 +525,11 @@ impl Node {
         if granted {
             write.acked.push(from);
         } else {
-            write.refused += 1;
+            write.refused.push(from);
         }
-        let (votes, refused, stage) = (write.acked.len() as u32, write.refused, write.stage);
+        let (votes, stage) = (write.acked.len() as u32, write.stage);
+        let reached = write.electorate.reached(&write.acked, needed);
+        let lost = write.electorate.lost(&write.refused, needed);
         if stage == WriteStage::Linger {
             if write.acked.len() == write.homes.len() {
                 self.txns.remove(&txn);
@@ -459,7 +539,7 @@ impl Node {
         if self.trace {
             self.emit(TraceKind::VoteCounted { txn, phase: Phase::Accept, from, granted, votes, needed });
         }
-        if votes == needed {
+        if reached {
             self.emit(TraceKind::QuorumReached { txn, phase: Phase::Accept });
             let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
             write.stage = WriteStage::Linger;
@@ -476,7 +556,7 @@ impl Node {
             } else if suspected_missing {
                 self.leave_hints(txn);
             }
-        } else if refused > replicas - needed {
+        } else if lost {
             self.retry_after_backoff(txn);
         }
     }
@@ -487,7 +567,7 @@ impl Node {
         let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
         let Some(record) = write.record else { return };
         let preference = self.ring.preference(write.key.as_bytes());
-        let fallbacks = &preference[write.homes.len()..];
+        let fallbacks: Vec<NodeId> = preference.into_iter().filter(|node| !write.electorate.contains(*node)).collect();
         for home in write.homes.iter().filter(|home| !write.acked.contains(home)) {
             let fallback = fallbacks.iter().find(|node| !self.suspected[node.index()]).or(fallbacks.first()).copied();
             if let Some(fallback) = fallback {
@@ -498,7 +578,10 @@ impl Node {
     }
 
     fn retry_after_backoff(&mut self, txn: u64) {
-        let resume = self.backoff();
+        let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
+        write.refusals += 1;
+        let refusals = write.refusals;
+        let resume = self.backoff_after(refusals);
         let Some(Txn::Write(write)) = self.txns.get_mut(&txn) else { return };
         write.stage = WriteStage::Backoff;
         write.round_until = resume;
@@ -537,6 +620,13 @@ impl Node {
             self.write_round_again(txn);
         } else {
             let Some(Txn::Write(write)) = self.txns.remove(&txn) else { return };
+            if write.refusals > 0 && write.requests.is_empty() && write.internal {
+                // The next repair of the key starts from this contention, not from scratch.
+                self.contention.insert(write.key.clone(), write.refusals);
+                if self.contention.len() > self.config.rewrites_max as usize {
+                    self.contention.pop_first();
+                }
+            }
             self.write_round_over(&write.key);
             self.answer_writes(txn, replies);
         }

@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use options::{ClientTimeouts, CrashFaults, NetworkOptions, PartitionFaults, SimOptions, Workload};
+pub use options::{
+    ClientTimeouts, CrashFaults, MembershipFaults, NetworkOptions, PartitionFaults, SimOptions, Workload,
+};
 
 use crate::checker::{check_final_values, check_history, CheckReport};
 use crate::client::{Pending, Session};
 use crate::history::{History, OpKind, Outcome};
-use crate::layout::Layout;
+use crate::layout::{Change, Layout};
 use crate::membership::{AdminReply, AdminRequest};
 use crate::message::{ClientOp, ClientReply, ClientRequest, Envelope};
 use crate::node::{Admission, Input, Node, NodeOptions, Output};
@@ -74,6 +76,8 @@ enum Event {
     PartitionPlan {
         cut: Option<(NodeId, NodeId, bool)>,
     },
+    /// The random membership plan: commit a random change.
+    MembershipPlan,
 }
 
 /// A fault a script or the random fault plan injects.
@@ -94,6 +98,8 @@ pub enum FaultAction {
         to: NodeId,
     },
     HealAll,
+    /// Crash the node for good: its machine is decommissioned (a node removed or replaced).
+    Retire(NodeId),
 }
 
 /// Boxed: a message with its record is large, and the heap moves entries on every push and pop.
@@ -131,6 +137,8 @@ struct NodeSlot {
     persisting: VecDeque<PersistBatch>,
     persist_free_at: Micros,
     tick_at: Option<Micros>,
+    /// Decommissioned (`FaultAction::Retire`): never restarted.
+    retired: bool,
 }
 
 /// A client's request in progress.
@@ -167,6 +175,9 @@ pub struct SimStats {
     pub crashes: u64,
     /// Crashes that also erased the disk (`FaultAction::Wipe`).
     pub wipes: u64,
+    /// Membership changes the membership plan committed.
+    #[serde(default)]
+    pub membership_changes: u64,
     pub operations_completed: u64,
     pub operations_unknown: u64,
 }
@@ -198,6 +209,14 @@ pub struct Simulation {
     next_value: u64,
     /// Answers to operator requests, in the order they came: (node, handle, reply).
     admin_replies: Vec<(NodeId, u64, AdminReply)>,
+    /// The membership plan's change in flight: its handle, and the nodes to retire once it is
+    /// committed (the old node of a replacement).
+    membership_pending: Option<(u64, Vec<NodeId>)>,
+    /// Names the membership plan has given to new nodes.
+    names_made: u64,
+    /// Nodes whose disk was wiped and that have not been admitted again: they refuse to serve
+    /// until replaced.
+    lost: BTreeSet<NodeId>,
 }
 
 impl Simulation {
@@ -228,6 +247,9 @@ impl Simulation {
             faults_stopped: false,
             next_value: 0,
             admin_replies: Vec::new(),
+            membership_pending: None,
+            names_made: 0,
+            lost: BTreeSet::new(),
             options,
         };
         for _ in 0..ring.node_count() {
@@ -245,6 +267,7 @@ impl Simulation {
             persisting: VecDeque::new(),
             persist_free_at: 0,
             tick_at: None,
+            retired: false,
         });
         self.boot(NodeId(self.nodes.len() as u32 - 1));
     }
@@ -398,7 +421,20 @@ impl Simulation {
                         }
                     }
                 }
-                Output::AdminReply { handle, reply } => self.admin_replies.push((id, handle, reply)),
+                Output::AdminReply { handle, reply } => {
+                    if let Some((pending, retire)) = self.membership_pending.take() {
+                        if pending != handle {
+                            self.membership_pending = Some((pending, retire));
+                        } else if matches!(reply, AdminReply::Committed { .. }) {
+                            self.stats.membership_changes += 1;
+                            for node in retire {
+                                self.fault(FaultAction::Retire(node));
+                                self.lost.remove(&node);
+                            }
+                        }
+                    }
+                    self.admin_replies.push((id, handle, reply))
+                }
                 Output::Persist(batch) => {
                     let slot = &mut self.nodes[id.index()];
                     let latency = self.rng.between(0, self.options.disk_latency_max_us);
@@ -479,11 +515,20 @@ impl Simulation {
             }
             FaultAction::Wipe(node) => {
                 self.fault(FaultAction::Crash(node));
-                self.nodes[node.index()].durable = DurableState::default();
+                // It comes back as a node started with `--join` would: empty, with the layout
+                // fetched from a member (for a node of the first ring, starting with nothing
+                // builds that ring's layout, which is no different for the amnesia check).
+                let layout = (self.layout.epoch() > 1).then(|| self.layout.clone());
+                self.nodes[node.index()].durable = DurableState { layout, ..DurableState::default() };
+                self.lost.insert(node);
                 self.stats.wipes += 1;
             }
+            FaultAction::Retire(node) => {
+                self.fault(FaultAction::Crash(node));
+                self.nodes[node.index()].retired = true;
+            }
             FaultAction::Restart(node) => {
-                if self.nodes[node.index()].node.is_none() {
+                if self.nodes[node.index()].node.is_none() && !self.nodes[node.index()].retired {
                     self.nodes[node.index()].life += 1;
                     self.boot(node);
                 }
@@ -561,8 +606,69 @@ impl Simulation {
             Event::Fault(action) => self.fault(action),
             Event::CrashPlan { down } => self.crash_plan(down),
             Event::PartitionPlan { cut } => self.partition_plan(cut),
+            Event::MembershipPlan => self.membership_plan(),
         }
         true
+    }
+
+    /// Nodes that are not decommissioned.
+    fn serving_slots(&self) -> Vec<NodeId> {
+        (0..self.nodes.len()).filter(|index| !self.nodes[*index].retired).map(|index| NodeId(index as u32)).collect()
+    }
+
+    /// One random membership change, committed at a random member that is up: a replacement
+    /// of a node that refused to serve (its disk was lost: that is the way back), else a join,
+    /// a leave, a replacement of a live node (under a new name or its own), or the removal of
+    /// a node that is down (retired for good). Refused changes (one is still moving, too few
+    /// members) are simply not made.
+    fn membership_plan(&mut self) {
+        let Some(plan) = self.options.membership.clone() else { return };
+        if self.faults_stopped || self.stats.membership_changes >= plan.changes_max as u64 {
+            return;
+        }
+        let next = self.rng.between(plan.interval_min_ms, plan.interval_max_ms);
+        self.schedule(self.now + ms(next), Event::MembershipPlan);
+        if self.membership_pending.is_some() {
+            return;
+        }
+        let members = self.layout.members();
+        let up: Vec<NodeId> = members.iter().copied().filter(|node| self.is_up(*node)).collect();
+        if up.is_empty() {
+            return;
+        }
+        let at = up[self.rng.below(up.len() as u64) as usize];
+        let name = |node: NodeId| self.layout.name(node).to_string();
+        // A wiped node that was admitted again (it had never voted) is not lost.
+        let admitted_again: Vec<NodeId> = (self.lost.iter().copied())
+            .filter(|node| self.node(*node).is_some_and(|node| node.admission() == &Admission::Admitted))
+            .collect();
+        for node in admitted_again {
+            self.lost.remove(&node);
+        }
+        let refused = members.iter().copied().find(|node| self.lost.contains(node));
+        let down: Vec<NodeId> = members.iter().copied().filter(|node| !self.is_up(*node)).collect();
+        self.names_made += 1;
+        let fresh = format!("n{}", self.names_made);
+        let (change, retire) = if let Some(lost) = refused {
+            (Change::Replace { old: name(lost), new: name(lost) }, vec![lost])
+        } else if !self.lost.is_empty() {
+            // A lost node waits to be admitted again (or found refused): nothing else is retired.
+            (Change::Join { name: fresh }, Vec::new())
+        } else {
+            let victim = members[self.rng.below(members.len() as u64) as usize];
+            match self.rng.below(5) {
+                0 | 1 => (Change::Join { name: fresh }, Vec::new()),
+                2 => (Change::Leave { name: name(victim) }, Vec::new()),
+                3 if !down.is_empty() => {
+                    let dead = down[self.rng.below(down.len() as u64) as usize];
+                    (Change::Remove { name: name(dead) }, vec![dead])
+                }
+                _ if self.rng.below(2) == 0 => (Change::Replace { old: name(victim), new: fresh }, vec![victim]),
+                _ => (Change::Replace { old: name(victim), new: name(victim) }, vec![victim]),
+            }
+        };
+        let handle = self.admin(at, AdminRequest::CommitChanges(vec![change]));
+        self.membership_pending = Some((handle, retire));
     }
 
     fn crash_plan(&mut self, down: Option<NodeId>) {
@@ -576,12 +682,13 @@ impl Simulation {
         if plan.down_at_once_max > 1 {
             return self.crash_plan_overlapping(&plan, down.is_some());
         }
-        let next = if down.is_some() || self.nodes.iter().any(|slot| slot.node.is_none()) {
+        let next = if down.is_some() || self.nodes.iter().any(|slot| slot.node.is_none() && !slot.retired) {
             let up = self.rng.between(plan.up_min_ms, plan.up_max_ms);
             self.schedule(self.now + ms(up), Event::CrashPlan { down: None });
             return;
         } else {
-            NodeId(self.rng.below(self.nodes.len() as u64) as u32)
+            let serving = self.serving_slots();
+            serving[self.rng.below(serving.len() as u64) as usize]
         };
         self.planned_crash(&plan, next);
         let down_for = self.rng.between(plan.down_min_ms, plan.down_max_ms);
@@ -590,7 +697,10 @@ impl Simulation {
 
     /// A crash of the fault plan; the one numbered `wipe_at_crash` erases the disk too.
     fn planned_crash(&mut self, plan: &CrashFaults, node: NodeId) {
-        let wipe = plan.wipe_at_crash == Some(self.stats.crashes + 1);
+        // One permanent failure at a time: a disk is lost only while no change is moving ranges
+        // and no node waits to be replaced (two lost homes of one arc are beyond N = 3).
+        let quiet = self.layout.transition().is_none() && self.lost.is_empty() && self.membership_pending.is_none();
+        let wipe = plan.wipe_at_crash == Some(self.stats.crashes + 1) && quiet;
         self.fault(if wipe { FaultAction::Wipe(node) } else { FaultAction::Crash(node) });
     }
 
@@ -600,11 +710,9 @@ impl Simulation {
         if restarted {
             return;
         }
-        let up: Vec<NodeId> = (0..self.nodes.len())
-            .filter(|index| self.nodes[*index].node.is_some())
-            .map(|index| NodeId(index as u32))
-            .collect();
-        let down = self.nodes.len() - up.len();
+        let serving = self.serving_slots();
+        let up: Vec<NodeId> = serving.iter().copied().filter(|node| self.is_up(*node)).collect();
+        let down = serving.len() - up.len();
         if down < plan.down_at_once_max as usize && !up.is_empty() {
             let victim = up[self.rng.below(up.len() as u64) as usize];
             self.planned_crash(plan, victim);
@@ -698,10 +806,12 @@ impl Simulation {
     }
 
     fn client_send(&mut self, client: usize) {
-        let nodes = self.ring.node_count() as u64;
         let target = match self.clients[client].target {
             Some(target) => target,
-            None => NodeId(self.rng.below(nodes) as u32),
+            None => {
+                let serving = self.serving_slots();
+                serving[self.rng.below(serving.len() as u64) as usize]
+            }
         };
         let timeout = ms(self.options.workload.timeouts.client_timeout_ms);
         let c = &mut self.clients[client];
@@ -863,6 +973,11 @@ pub struct RunReport {
     /// Nodes that found at the end that they had lost their data and refuse to serve.
     pub refused_nodes: u64,
     pub finished_at: Micros,
+    /// The newest layout's epoch at the end, and whether a change was still moving ranges.
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub in_transition: bool,
 }
 
 impl RunReport {
@@ -871,6 +986,7 @@ impl RunReport {
             && self.durability.is_linearizable()
             && self.divergent_keys.is_empty()
             && self.clients_unfinished == 0
+            && !self.in_transition
     }
 
     /// One paragraph saying what failed, for test output.
@@ -887,6 +1003,9 @@ impl RunReport {
         }
         if self.clients_unfinished > 0 {
             lines.push(format!("{} clients never finished", self.clients_unfinished));
+        }
+        if self.in_transition {
+            lines.push(format!("the change of epoch {} never settled", self.epoch));
         }
         lines.join("\n")
     }
@@ -907,6 +1026,10 @@ impl Simulation {
         if let Some(plan) = &self.options.partitions {
             let first = self.rng.between(plan.healed_min_ms, plan.healed_max_ms);
             self.schedule(self.now + ms(first), Event::PartitionPlan { cut: None });
+        }
+        if let Some(plan) = &self.options.membership {
+            let first = self.rng.between(plan.interval_min_ms, plan.interval_max_ms);
+            self.schedule(self.now + ms(first), Event::MembershipPlan);
         }
     }
 
@@ -961,6 +1084,8 @@ impl Simulation {
                 .filter(|node| matches!(node.admission(), Admission::Refused { .. }))
                 .count() as u64,
             finished_at: self.now,
+            epoch: self.layout.epoch(),
+            in_transition: self.layout.transition().is_some(),
         }
     }
 }

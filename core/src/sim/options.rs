@@ -100,6 +100,16 @@ fn one() -> u32 {
     1
 }
 
+/// Commit random membership changes (joins, leaves, removals of nodes that are down,
+/// replacements) every now and then, while everything else goes on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipFaults {
+    pub interval_min_ms: u64,
+    pub interval_max_ms: u64,
+    /// At most this many changes per run.
+    pub changes_max: u32,
+}
+
 /// Cut random links (one-way or both ways) for a while.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionFaults {
@@ -121,6 +131,7 @@ pub struct SimOptions {
     pub workload: Workload,
     pub crashes: Option<CrashFaults>,
     pub partitions: Option<PartitionFaults>,
+    pub membership: Option<MembershipFaults>,
     /// After the workload: how long the healed cluster runs before replicas must agree.
     pub settle_ms: u64,
     /// Safety bound on simulated time for the workload phase.
@@ -139,6 +150,7 @@ impl Default for SimOptions {
             workload: Workload::default(),
             crashes: None,
             partitions: None,
+            membership: None,
             settle_ms: 20_000,
             time_limit_ms: 600_000,
             trace: false,
@@ -187,6 +199,15 @@ impl SimOptions {
                 one_way: rng.below(2) == 0,
             });
         }
+        // Drawn apart as well: membership changes on a third of the seeds.
+        let mut changes = Rng::new(seed ^ 0x3E3B_E125_C4A7_0001);
+        if changes.below(3) == 0 {
+            options.membership = Some(MembershipFaults {
+                interval_min_ms: 100,
+                interval_max_ms: changes.between(300, 2_000),
+                changes_max: changes.between(1, 4) as u32,
+            });
+        }
         options
     }
 
@@ -216,6 +237,16 @@ impl SimOptions {
                 down_max_ms: rng.between(20, 100),
                 down_at_once_max: 2,
                 wipe_at_crash: (wipes.below(3) == 0).then(|| wipes.between(1, 20)),
+            });
+        }
+        // Changes back to back on half of the seeds: each one is committed as soon as the last
+        // one has settled.
+        let mut changes = Rng::new(seed ^ 0x3E3B_E125_C4A7_0002);
+        if changes.below(2) == 0 {
+            options.membership = Some(MembershipFaults {
+                interval_min_ms: 5,
+                interval_max_ms: 50,
+                changes_max: changes.between(2, 8) as u32,
             });
         }
         options
