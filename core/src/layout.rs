@@ -427,6 +427,19 @@ impl Layout {
         Electorate { old: homes, new: Vec::new() }
     }
 
+    /// Every home set that must answer for some key: the homes of each range of the ring, and
+    /// in a joint epoch the old homes of each moving arc too (its new homes are a range's).
+    /// A quorum of each covers every key (the `*` scan, recovery).
+    pub fn home_sets(&self, ring: &Ring) -> Vec<Vec<NodeId>> {
+        let mut sets: Vec<Vec<NodeId>> = ring.ranges().into_iter().map(|range| range.homes).collect();
+        if let Some(transition) = &self.transition {
+            sets.extend(transition.moves.iter().map(|arc| arc.from.clone()));
+        }
+        sets.sort();
+        sets.dedup();
+        sets
+    }
+
     /// Whether `node` has work in this layout: a member, or an old home of a moving arc.
     pub fn takes_part(&self, node: NodeId) -> bool {
         self.is_member(node)

@@ -168,3 +168,44 @@ fn a_leave_under_load_stays_linearizable_and_settles() {
         assert!(report.passed(), "seed {seed}: {}", report.failure_summary());
     }
 }
+
+/// `*` while ranges move lists every key once, with its newest value, and so does it after the
+/// change settled; each node's `@` then holds exactly the keys it homes.
+#[test]
+fn the_global_query_is_right_during_and_after_a_transition() {
+    use dynamo_core::message::{ClientOp, ClientReply};
+    use dynamo_core::types::Blob;
+    for seed in 0..10 {
+        let mut sim = cluster(seed, 0);
+        let mut expected = Vec::new();
+        for index in 0..40 {
+            let (key, value) = (format!("k{index:02}"), format!("v{index}-{seed}"));
+            let put = ClientOp::Put { key: key.as_str().into(), value: value.as_str().into() };
+            assert_eq!(sim.execute(NodeId(index % 5), put), Some(ClientReply::Written));
+            expected.push((Blob::from(key.as_str()), Blob::from(value.as_str())));
+        }
+        let handle = sim.admin(NodeId(0), AdminRequest::CommitChanges(vec![join("5564")]));
+        // Run until the change is decided: its ranges now move.
+        while !sim.take_admin_replies().iter().any(|(_, h, _)| *h == handle) {
+            let until = sim.now() + 100;
+            sim.run_until(until);
+        }
+        assert!(sim.layout().transition().is_some(), "seed {seed}: queried while the ranges move");
+        let during = sim.execute(NodeId(seed as u32 % 6), ClientOp::GlobalQuery);
+        assert_eq!(during, Some(ClientReply::Pairs(expected.clone())), "seed {seed}: during the transition");
+        run_for(&mut sim, 3_000);
+        assert!(sim.layout().transition().is_none(), "seed {seed}: settled");
+        let after = sim.execute(NodeId(5), ClientOp::GlobalQuery);
+        assert_eq!(after, Some(ClientReply::Pairs(expected.clone())), "seed {seed}: after");
+        let ring = sim.layout().ring();
+        let mut held = 0;
+        for index in 0..6u32 {
+            let Some(ClientReply::Pairs(local)) = sim.execute(NodeId(index), ClientOp::LocalQuery) else {
+                panic!("seed {seed}: @ at {index}")
+            };
+            assert!(local.iter().all(|(key, _)| ring.homes(key.as_bytes()).contains(&NodeId(index))), "seed {seed}");
+            held += local.len();
+        }
+        assert_eq!(held, 3 * expected.len(), "seed {seed}: every key on exactly its three homes");
+    }
+}

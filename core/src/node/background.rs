@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::layout::Layout;
 use crate::message::{AcceptPurpose, ClientError, ClientReply, Message, Unavailable, DIGEST_BUCKETS};
 use crate::ring::Ring;
 use crate::store::{blob_wire_bytes_max, Record, WIRE_INT_BYTES_MAX};
@@ -52,12 +53,12 @@ pub(super) struct AntiEntropy {
 }
 
 impl AntiEntropy {
-    pub(super) fn new(id: NodeId, ring: &Ring, store: &BTreeMap<Blob, KeyState>) -> AntiEntropy {
-        let mut partners: Vec<NodeId> = ring
-            .ranges()
+    pub(super) fn new(id: NodeId, layout: &Layout, ring: &Ring, store: &BTreeMap<Blob, KeyState>) -> AntiEntropy {
+        let mut partners: Vec<NodeId> = layout
+            .home_sets(ring)
             .into_iter()
-            .filter(|range| range.homes.contains(&id))
-            .flat_map(|range| range.homes)
+            .filter(|homes| homes.contains(&id))
+            .flatten()
             .filter(|node| *node != id)
             .collect();
         partners.sort();
@@ -203,8 +204,7 @@ impl Node {
         let peers = self.recovery_peers();
         self.emit(TraceKind::RecoveryStarted { peers: peers.clone() });
         let id = self.id;
-        let ranges =
-            self.ring.ranges().into_iter().map(|range| range.homes).filter(|homes| homes.contains(&id)).collect();
+        let ranges = self.layout.home_sets(&self.ring).into_iter().filter(|homes| homes.contains(&id)).collect();
         let mut recovery =
             Recovery { asking: Vec::new(), done: BTreeSet::new(), ranges, records: 0, waiting: Vec::new() };
         for peer in peers {

@@ -748,7 +748,7 @@ impl Node {
             self.dirty_slots.remove(key);
             self.leases.remove(key);
         }
-        self.anti_entropy = super::background::AntiEntropy::new(self.id, &self.ring, &self.store);
+        self.anti_entropy = super::background::AntiEntropy::new(self.id, &self.layout, &self.ring, &self.store);
         self.round_floor = self.round;
         self.round_floor_unpersisted = true;
         self.emit(crate::trace::TraceKind::RangesForgotten { keys: gone.len() as u64 });

@@ -346,7 +346,7 @@ impl Node {
         let mut node = Node {
             id,
             rng,
-            anti_entropy: AntiEntropy::new(id, &ring, &store),
+            anti_entropy: AntiEntropy::new(id, &layout, &ring, &store),
             config,
             layout,
             ring,
@@ -903,7 +903,7 @@ impl Node {
         for (key, state) in self.store.iter_mut() {
             state.homes_mask = Node::homes_mask(&self.layout, &self.ring, key.as_bytes());
         }
-        self.anti_entropy = AntiEntropy::new(self.id, &self.ring, &self.store);
+        self.anti_entropy = AntiEntropy::new(self.id, &self.layout, &self.ring, &self.store);
         self.emit(TraceKind::LayoutLearned { epoch: self.layout.epoch() });
         // A node still probing asks the members of its new layout.
         self.admission_check();

@@ -74,12 +74,9 @@ impl Node {
     pub(super) fn start_scan(&mut self, txn: u64, op: OpId, reply_to: ReplyTo) {
         let now = self.now;
         let nodes = self.ring.node_count();
-        let scan = Scan {
-            reply_to,
-            deadline: now + self.config.operation_timeout(),
-            merged: BTreeMap::new(),
-            cursors: vec![Some((None, now)); nodes],
-        };
+        // Nodes that left hold nothing that counts: they are not asked.
+        let cursors = (0..nodes as u32).map(|node| self.layout.takes_part(NodeId(node)).then_some((None, now))).collect();
+        let scan = Scan { reply_to, deadline: now + self.config.operation_timeout(), merged: BTreeMap::new(), cursors };
         self.txns.insert(txn, Txn::Scan(scan));
         self.emit(TraceKind::PhaseStarted {
             txn,
@@ -88,8 +85,9 @@ impl Node {
             needed: self.config.read_quorum,
             ops: vec![op],
         });
-        for node in 0..nodes {
-            self.send(NodeId(node as u32), Message::ScanRequest { txn, after: None });
+        let asked: Vec<NodeId> = (0..nodes as u32).map(NodeId).filter(|node| self.layout.takes_part(*node)).collect();
+        for node in asked {
+            self.send(node, Message::ScanRequest { txn, after: None });
         }
         self.schedule(now + self.config.request_timeout(), Timer::Txn(txn));
     }
@@ -162,14 +160,12 @@ impl Node {
         }
     }
 
-    /// Every range has R of its home replicas fully scanned: each key's newest completed write
-    /// is then among the merged records.
+    /// Every home set (both of a moving arc) has R of its nodes fully scanned: each key's newest
+    /// completed write is then among the merged records.
     fn scan_covered(&self, scan: &Scan) -> bool {
         let needed = self.config.read_quorum as usize;
-        self.ring
-            .ranges()
-            .iter()
-            .all(|range| range.homes.iter().filter(|home| scan.cursors[home.index()].is_none()).count() >= needed)
+        let done = |home: &&NodeId| scan.cursors.get(home.index()).is_some_and(Option::is_none);
+        self.layout.home_sets(&self.ring).iter().all(|homes| homes.iter().filter(done).count() >= needed)
     }
 
     pub(super) fn scan_timer(&mut self, txn: u64) {
