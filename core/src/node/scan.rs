@@ -75,7 +75,8 @@ impl Node {
         let now = self.now;
         let nodes = self.ring.node_count();
         // Nodes that left hold nothing that counts: they are not asked.
-        let cursors = (0..nodes as u32).map(|node| self.layout.takes_part(NodeId(node)).then_some((None, now))).collect();
+        let cursors =
+            (0..nodes as u32).map(|node| self.layout.takes_part(NodeId(node)).then_some((None, now))).collect();
         let scan = Scan { reply_to, deadline: now + self.config.operation_timeout(), merged: BTreeMap::new(), cursors };
         self.txns.insert(txn, Txn::Scan(scan));
         self.emit(TraceKind::PhaseStarted {

@@ -74,10 +74,17 @@ enum Event {
     },
     /// The random partition plan: heal `cut` if set, else cut a random link.
     PartitionPlan {
-        cut: Option<(NodeId, NodeId, bool)>,
+        cut: Option<Cut>,
     },
     /// The random membership plan: commit a random change.
     MembershipPlan,
+}
+
+/// A cut the random partition plan made, to heal.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    Link { from: NodeId, to: NodeId, both: bool },
+    Isolate { node: NodeId, both: bool },
 }
 
 /// A fault a script or the random fault plan injects.
@@ -723,13 +730,24 @@ impl Simulation {
         self.schedule(self.now + ms(next), Event::CrashPlan { down: None });
     }
 
-    fn partition_plan(&mut self, cut: Option<(NodeId, NodeId, bool)>) {
+    fn partition_plan(&mut self, cut: Option<Cut>) {
         let Some(plan) = self.options.partitions.clone() else { return };
-        if let Some((a, b, both)) = cut {
-            self.fault(FaultAction::Heal { from: a, to: b });
-            if both {
-                self.fault(FaultAction::Heal { from: b, to: a });
+        match cut {
+            Some(Cut::Link { from, to, both }) => {
+                self.fault(FaultAction::Heal { from, to });
+                if both {
+                    self.fault(FaultAction::Heal { from: to, to: from });
+                }
             }
+            Some(Cut::Isolate { node, both }) => {
+                for other in 0..self.nodes.len() as u32 {
+                    self.fault(FaultAction::Heal { from: NodeId(other), to: node });
+                    if both {
+                        self.fault(FaultAction::Heal { from: node, to: NodeId(other) });
+                    }
+                }
+            }
+            None => {}
         }
         if self.faults_stopped {
             return;
@@ -741,14 +759,25 @@ impl Simulation {
         }
         let count = self.nodes.len() as u64;
         let a = NodeId(self.rng.below(count) as u32);
-        let b = NodeId(((a.0 as u64 + 1 + self.rng.below(count - 1)) % count) as u32);
         let both = !plan.one_way || self.rng.below(2) == 0;
-        self.fault(FaultAction::Cut { from: a, to: b });
-        if both {
-            self.fault(FaultAction::Cut { from: b, to: a });
-        }
+        let cut = if plan.isolate_per_million > 0 && self.rng.chance(plan.isolate_per_million) {
+            for other in 0..count as u32 {
+                self.fault(FaultAction::Cut { from: NodeId(other), to: a });
+                if both {
+                    self.fault(FaultAction::Cut { from: a, to: NodeId(other) });
+                }
+            }
+            Cut::Isolate { node: a, both }
+        } else {
+            let b = NodeId(((a.0 as u64 + 1 + self.rng.below(count - 1)) % count) as u32);
+            self.fault(FaultAction::Cut { from: a, to: b });
+            if both {
+                self.fault(FaultAction::Cut { from: b, to: a });
+            }
+            Cut::Link { from: a, to: b, both }
+        };
         let cut_for = self.rng.between(plan.cut_min_ms, plan.cut_max_ms);
-        self.schedule(self.now + ms(cut_for), Event::PartitionPlan { cut: Some((a, b, both)) });
+        self.schedule(self.now + ms(cut_for), Event::PartitionPlan { cut: Some(cut) });
     }
 
     /// Ends the fault phase: restarts crashed nodes, heals every link, stops loss and

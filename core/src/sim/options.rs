@@ -118,6 +118,11 @@ pub struct PartitionFaults {
     pub cut_min_ms: u64,
     pub cut_max_ms: u64,
     pub one_way: bool,
+    /// Of the cuts, this many per million isolate one node instead of cutting one link: every
+    /// link into it (and, unless one-way, out of it) at once. A node that hears nothing misses
+    /// every layout, as a machine cut off from its network does.
+    #[serde(default)]
+    pub isolate_per_million: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,9 +202,11 @@ impl SimOptions {
                 cut_min_ms: 20,
                 cut_max_ms: rng.between(50, 1_500),
                 one_way: rng.below(2) == 0,
+                isolate_per_million: 0,
             });
         }
-        // Drawn apart as well: membership changes on a third of the seeds.
+        // Drawn apart as well: membership changes on a third of the seeds, and on half of those
+        // partitions that isolate a node (so that it misses the layouts while ranges move).
         let mut changes = Rng::new(seed ^ 0x3E3B_E125_C4A7_0001);
         if changes.below(3) == 0 {
             options.membership = Some(MembershipFaults {
@@ -207,6 +214,16 @@ impl SimOptions {
                 interval_max_ms: changes.between(300, 2_000),
                 changes_max: changes.between(1, 4) as u32,
             });
+            if changes.below(2) == 0 {
+                options.partitions = Some(PartitionFaults {
+                    healed_min_ms: 50,
+                    healed_max_ms: changes.between(100, 1_000),
+                    cut_min_ms: 50,
+                    cut_max_ms: changes.between(100, 1_500),
+                    one_way: changes.below(2) == 0,
+                    isolate_per_million: 500_000,
+                });
+            }
         }
         options
     }
