@@ -239,6 +239,12 @@ impl Connection {
             {
                 refused(id)
             }
+            Op::Admin { request, .. } if adds_a_node(&request) => Answer::Error {
+                id,
+                error: "joins and replacements need a node started with `dynamo node --join`, which is not built \
+                        yet; leave, remove, plan, status and clear work"
+                    .into(),
+            },
             Op::Admin { request, .. } => match self.handle.admin(request).await {
                 Some(admin) => Answer::Admin { id, admin },
                 None => Answer::Error { id, error: "the node stopped".into() },
@@ -263,5 +269,20 @@ impl Connection {
             }
         };
         vec![answer]
+    }
+}
+
+/// Whether a membership request would add a node id (a join, a replacement). A native node
+/// finds its peers by name in its cluster file and has no way yet to learn a node it was not
+/// started with, nor does a node start as a new id (`dynamo node --join`): such a change would
+/// give arcs a new home that nobody can reach.
+fn adds_a_node(request: &dynamo_core::membership::AdminRequest) -> bool {
+    use dynamo_core::layout::Change;
+    use dynamo_core::membership::AdminRequest;
+    let adds = |change: &Change| matches!(change, Change::Join { .. } | Change::Replace { .. });
+    match request {
+        AdminRequest::Stage(change) => adds(change),
+        AdminRequest::CommitChanges(changes) => changes.iter().any(adds),
+        _ => false,
     }
 }
