@@ -87,11 +87,12 @@ fn hot_regression_seeds() {
 /// disk was wiped voting as if new (the amnesia check off), pinned 2026-12-04 at 59a0702.
 /// 123, 472: old homes reporting their moving keys synced without the identity rounds; 2089,
 /// 2595: an old home forgetting a moving range as soon as the joint epoch is durable; 18705,
-/// 27853 (of 100,000): a node that already knows a key writing it at the key's first ballot (all
-/// pinned 2026-12-04 at d55bc80).
+/// 27853 (of 100,000): a node that already knows a key writing it at the key's first ballot;
+/// 27402, 82538 (3 of 100,000): a wiped node voting as if new (all pinned 2026-12-04 at d55bc80).
 #[test]
 fn regression_seeds() {
-    let seeds = vec![123, 472, 1104, 1181, 1932, 2089, 2234, 2311, 2595, 4026, 17079, 18705, 19493, 22670, 27853];
+    let seeds =
+        vec![123, 472, 1104, 1181, 1932, 2089, 2234, 2311, 2595, 4026, 17079, 18705, 19493, 22670, 27402, 27853, 82538];
     assert_seeds_pass("", seeds, SimOptions::swarm);
 }
 
