@@ -209,3 +209,138 @@ fn the_global_query_is_right_during_and_after_a_transition() {
         assert_eq!(held, 3 * expected.len(), "seed {seed}: every key on exactly its three homes");
     }
 }
+
+/// A coordinator left behind by a change must not complete a round under the homes it had.
+///
+/// C is the first home of a key nobody has written yet, and leaves. While every link into C is
+/// cut, the change is committed, carried out without C (one old home may miss it) and settles:
+/// the key's homes are A, B and D. Then C hears A again (only A hears C) and a write of the key
+/// reaches C. C still has the first layout, in which it may write the key at its reserved first
+/// ballot, straight to phase 2: its accept needs C and one more of {A, B, C}, and A is one. A
+/// read through D that cannot reach A then reads B and D, which never saw the write. The epoch
+/// fence refuses C's accept at A (sent under epoch 1, A is at 3); C learns the layout from A,
+/// no longer votes, and routes the write to A. Without the fence the write is acknowledged by C
+/// and A alone whenever A's vote reaches C before A's layout does, and the read misses it.
+#[test]
+fn a_coordinator_left_behind_by_a_change_cannot_complete_under_its_old_homes() {
+    use dynamo_core::checker::check_history;
+    use dynamo_core::message::ClientOp;
+    use dynamo_core::sim::FaultAction;
+    let mut acknowledged = 0;
+    for seed in 0..40 {
+        let mut options = options(seed, 0);
+        // Anti-entropy would copy the write from A to the others behind the scenario's back.
+        options.config.anti_entropy_interval_ms = 3_600_000;
+        let mut sim = Simulation::new(options);
+        run_for(&mut sim, 1_000);
+        let ring = sim.layout().ring();
+        let names = |node: NodeId| sim.layout().name(node).to_string();
+        let key = "fresh";
+        let homes = ring.homes(key.as_bytes());
+        let (c, a, b) = (homes[0], homes[1], homes[2]);
+        let leave = Change::Leave { name: names(c) };
+        let next = sim.layout().plan(std::slice::from_ref(&leave), 2, 2, NodeId(0)).unwrap().next;
+        let d = *next.ring().homes(key.as_bytes()).iter().find(|node| ![a, b].contains(node)).expect("a new home");
+        for node in 0..5 {
+            sim.fault(FaultAction::Cut { from: NodeId(node), to: c });
+        }
+        let handle = sim.admin(a, AdminRequest::CommitChanges(vec![leave]));
+        let (mut waited, mut replies) = (0, Vec::new());
+        while sim.node(a).is_some_and(|node| node.layout().epoch() < 3) {
+            replies.extend(run_for(&mut sim, 10));
+            waited += 10;
+            assert!(waited < 5_000, "seed {seed}: the leave settles without C: {replies:?}");
+        }
+        let committed =
+            |(_, h, reply): &(NodeId, u64, AdminReply)| *h == handle && matches!(reply, AdminReply::Committed { .. });
+        assert!(replies.iter().any(committed), "seed {seed}: {replies:?}");
+        assert!(sim.node(c).is_some_and(|node| node.layout().epoch() == 1), "seed {seed}: C is behind");
+        // Only A hears C again, and C's messages reach only A; the write reaches C at once.
+        sim.fault(FaultAction::Heal { from: a, to: c });
+        sim.fault(FaultAction::Cut { from: c, to: b });
+        sim.fault(FaultAction::Cut { from: c, to: d });
+        let writer = sim.spawn(c, ClientOp::Put { key: key.into(), value: "v".into() });
+        while sim.is_pending(writer) {
+            run_for(&mut sim, 10);
+        }
+        acknowledged += (sim.reply_of(writer) == Some(dynamo_core::message::ClientReply::Written)) as u32;
+        // A read through D that cannot reach A.
+        sim.fault(FaultAction::Cut { from: d, to: a });
+        sim.fault(FaultAction::Cut { from: a, to: d });
+        let read = sim.execute(d, ClientOp::Get { key: key.into() });
+        let report = check_history(sim.history());
+        assert!(
+            report.is_linearizable(),
+            "seed {seed}: the write at C answered {:?}, the read through D {read:?}: {:?}",
+            sim.reply_of(writer),
+            report.violations.first().map(|violation| &violation.explanation)
+        );
+    }
+    assert!(acknowledged > 20, "the writes at C are routed to the key's homes and written: {acknowledged} of 40");
+}
+
+/// A round in flight when its coordinator learns a new layout starts again under the new one.
+///
+/// C is the first home of a fresh key and leaves. Every link out of C is cut when a write of the
+/// key reaches it: C writes it at its reserved first ballot (phase 2 at once), and only its own
+/// vote counts so far. The change is committed, C hears of each epoch (links into it work) but
+/// cannot answer, and it settles without C. Then C's link to A comes back (only that one). Were
+/// C's round to go on under its first ballot and its old homes, its resent accept would carry
+/// C's new epoch, pass A's fence, and complete with C and A, never reaching B or D: a read
+/// through D that cannot reach A would miss the write. C starts the round again instead: it no
+/// longer votes on the key, so it routes the write to A, which writes it on A, B and D.
+#[test]
+fn a_round_in_flight_starts_again_under_a_new_layout() {
+    use dynamo_core::checker::check_history;
+    use dynamo_core::message::ClientOp;
+    use dynamo_core::sim::FaultAction;
+    let mut acknowledged = 0;
+    for seed in 0..40 {
+        let mut options = options(seed, 0);
+        options.config.anti_entropy_interval_ms = 3_600_000;
+        // C's round must still be waiting when the change has settled.
+        options.config.operation_timeout_ms = 5_000;
+        options.workload.timeouts.client_timeout_ms = 10_000;
+        let mut sim = Simulation::new(options);
+        run_for(&mut sim, 1_000);
+        let ring = sim.layout().ring();
+        let key = "fresh";
+        let homes = ring.homes(key.as_bytes());
+        let (c, a, b) = (homes[0], homes[1], homes[2]);
+        let leave = Change::Leave { name: sim.layout().name(c).to_string() };
+        let next = sim.layout().plan(std::slice::from_ref(&leave), 2, 2, NodeId(0)).unwrap().next;
+        let d = *next.ring().homes(key.as_bytes()).iter().find(|node| ![a, b].contains(node)).expect("a new home");
+        for node in 0..5 {
+            sim.fault(FaultAction::Cut { from: c, to: NodeId(node) });
+        }
+        let writer = sim.spawn(c, ClientOp::Put { key: key.into(), value: "v".into() });
+        run_for(&mut sim, 5);
+        let handle = sim.admin(a, AdminRequest::CommitChanges(vec![leave]));
+        let (mut waited, mut replies) = (0, Vec::new());
+        while sim.node(a).is_some_and(|node| node.layout().epoch() < 3) {
+            replies.extend(run_for(&mut sim, 5));
+            waited += 5;
+            assert!(waited < 5_000, "seed {seed}: the leave settles without C: {replies:?}");
+        }
+        let committed =
+            |(_, h, reply): &(NodeId, u64, AdminReply)| *h == handle && matches!(reply, AdminReply::Committed { .. });
+        assert!(replies.iter().any(committed), "seed {seed}: {replies:?}");
+        assert!(sim.is_pending(writer), "seed {seed}: C's write waits");
+        sim.fault(FaultAction::Heal { from: c, to: a });
+        while sim.is_pending(writer) {
+            run_for(&mut sim, 10);
+        }
+        acknowledged += (sim.reply_of(writer) == Some(dynamo_core::message::ClientReply::Written)) as u32;
+        sim.fault(FaultAction::Cut { from: d, to: a });
+        sim.fault(FaultAction::Cut { from: a, to: d });
+        let read = sim.execute(d, ClientOp::Get { key: key.into() });
+        let report = check_history(sim.history());
+        assert!(
+            report.is_linearizable(),
+            "seed {seed}: the write at C answered {:?}, the read through D {read:?}: {:?}",
+            sim.reply_of(writer),
+            report.violations.first().map(|violation| &violation.explanation)
+        );
+    }
+    assert!(acknowledged > 20, "the writes at C are routed to the key's homes and written: {acknowledged} of 40");
+}

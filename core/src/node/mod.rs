@@ -817,7 +817,10 @@ impl Node {
             return;
         }
         self.finish_layout_instance();
-        let peers: Vec<NodeId> = self.layout.members().into_iter().filter(|node| *node != self.id).collect();
+        let peers: Vec<NodeId> = (0..self.layout.node_count() as u32)
+            .map(NodeId)
+            .filter(|node| *node != self.id && self.layout.takes_part(*node))
+            .collect();
         if !peers.is_empty() {
             let peer = peers[self.rng.below(peers.len() as u64) as usize];
             let gossip = self.gossip_message();
@@ -891,6 +894,13 @@ impl Node {
     /// epoch waits for it), and everything derived from the ring follows it. Every member but
     /// `source` (which has it) hears of it at once.
     fn adopt_layout(&mut self, layout: Layout, source: Option<NodeId>) {
+        // Who hears of it at once: every node with work in the new layout, and every member of
+        // the old one (a node that leaves or is removed learns that it is gone).
+        let mut told: Vec<NodeId> = (0..layout.node_count() as u32)
+            .map(NodeId)
+            .filter(|node| layout.takes_part(*node) || self.layout.is_member(*node))
+            .collect();
+        told.retain(|node| *node != self.id && Some(*node) != source);
         self.layout = layout;
         self.layout_unpersisted = true;
         self.ring = Arc::new(self.layout.ring());
@@ -915,10 +925,10 @@ impl Node {
         self.leases.clear();
         self.restart_rounds();
         self.transition_follows_layout();
-        // At once to every member: a change spreads in one round trip, not by chance.
+        // At once: a change spreads in one round trip, not by chance.
         let epoch = self.layout.epoch();
-        for peer in self.layout.members() {
-            if peer != self.id && Some(peer) != source && self.layout_told[peer.index()].0 != epoch {
+        for peer in told {
+            if self.layout_told[peer.index()].0 != epoch {
                 self.layout_told[peer.index()] = (epoch, self.now);
                 self.send(peer, Message::Layout { layout: Box::new(self.layout.clone()) });
             }
