@@ -302,6 +302,11 @@ pub enum PlanError {
     InTransition {
         epoch: u64,
     },
+    /// The next layout (its moving arcs listed) would not fit in one message.
+    TooLarge {
+        bytes: u64,
+        max: u64,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -325,6 +330,11 @@ impl std::fmt::Display for PlanError {
             PlanError::InTransition { epoch } => {
                 write!(f, "epoch {epoch} is still moving ranges; commit again once it has settled")
             }
+            PlanError::TooLarge { bytes, max } => write!(
+                f,
+                "the plan's layout would take up to {bytes} bytes, more than the {max} a message carries; \
+                 make fewer changes at once"
+            ),
         }
     }
 }
@@ -340,6 +350,30 @@ impl Layout {
         let entry = INT + NODE_NAME_BYTES_MAX as usize + INT + TOKENS_PER_NODE_MAX as usize * token + INT;
         8 * INT + NODES_MAX as usize * entry + FIRST_BALLOT_ARCS_MAX * 2 * token
     };
+
+    /// An upper bound of this layout's encoded size, its transition included. A plan whose next
+    /// layout would exceed `WIRE_BYTES_MAX` is refused (`PlanError::TooLarge`), so every layout
+    /// a node holds fits in a message.
+    pub fn wire_bytes_max(&self) -> usize {
+        const INT: usize = WIRE_INT_BYTES_MAX;
+        let position = INT + 20;
+        let name = |name: &str| INT + name.len();
+        let entries: usize = self.nodes.iter().map(|e| name(&e.name) + INT + e.tokens.len() * position + INT).sum();
+        let arcs = INT + self.first_ballot_lost.len() * 2 * position;
+        let transition = self.transition.as_ref().map_or(INT, |t| {
+            let moves: usize = t.moves.iter().map(|m| 2 * position + 2 * INT + (m.from.len() + m.to.len()) * INT).sum();
+            let changes: usize = t
+                .changes
+                .iter()
+                .map(|c| match c {
+                    Change::Join { name: n } | Change::Leave { name: n } | Change::Remove { name: n } => INT + name(n),
+                    Change::Replace { old, new } => INT + name(old) + name(new),
+                })
+                .sum();
+            2 * INT + moves + INT + INT + t.silent.len() * INT + INT + changes
+        });
+        8 * INT + INT + entries + arcs + transition
+    }
 
     /// The first layout of a cluster whose nodes are `config.nodes` (what every node of the
     /// cluster file builds when it starts with nothing stored). Its cluster id is derived from
@@ -652,6 +686,10 @@ impl Layout {
             next.first_ballot_lost = vec![(Position::default(), Position::default())];
         }
         next.transition = Some(Transition { moves: moves.clone(), claimant, silent, changes: changes.to_vec() });
+        let bytes = next.wire_bytes_max();
+        if bytes > Layout::WIRE_BYTES_MAX {
+            return Err(PlanError::TooLarge { bytes: bytes as u64, max: Layout::WIRE_BYTES_MAX as u64 });
+        }
         Ok(Plan { base_epoch: self.epoch, changes: changes.to_vec(), next, moves })
     }
 }
@@ -963,6 +1001,19 @@ mod tests {
         assert_eq!((settled.epoch(), settled.transition(), settled.ring()), (3, None, ring.clone()));
         assert!(settled.settled().is_none());
         assert!(settled.plan(&[join("5566")], 2, 2, NodeId(0)).is_ok());
+    }
+
+    /// Found in review: a large plan's joint layout outgrew the bound messages are sized by.
+    #[test]
+    fn a_plan_too_large_for_one_message_is_refused() {
+        let layout = Layout::bootstrap(7, &names(16), TOKENS_PER_NODE_MAX, 3);
+        let joins: Vec<Change> = (0..8).map(|i| join(&format!("new{i}"))).collect();
+        let refused = layout.plan(&joins, 2, 2, NodeId(0));
+        assert!(matches!(refused, Err(PlanError::TooLarge { .. })), "{:?}", refused.map(|plan| plan.moves.len()));
+        let one = layout.plan(&joins[..1], 2, 2, NodeId(0)).expect("one join fits");
+        assert!(one.next.wire_bytes_max() <= Layout::WIRE_BYTES_MAX);
+        // The bound counts the transition: it grows with the moves.
+        assert!(one.next.wire_bytes_max() > one.next.settled().expect("settles").wire_bytes_max());
     }
 
     #[test]

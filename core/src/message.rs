@@ -383,6 +383,11 @@ pub enum Message {
     /// The disk id of the prober this node remembers (after taking in the probe).
     ProbeReply {
         remembered: u64,
+        /// The first disk id the answering node knows of every node (as in `Gossip`): a node
+        /// is admitted only after it took in those of more than half of its peers, so it
+        /// remembers every disk they remember before it answers any probe itself.
+        #[serde(default)]
+        disks: Vec<(NodeId, u64)>,
     },
     /// Gossip: the sender's layout epoch is in the envelope; a receiver with a newer layout
     /// sends it (`Layout`), one with an older layout answers `Gossip` so that it is sent one.
@@ -628,15 +633,17 @@ impl Message {
                 Message::Records { records } => entries(records),
                 Message::Fetch { keys } => INT + keys.iter().map(blob_wire_bytes_max).sum::<usize>(),
                 Message::Probe { .. } => INT,
-                Message::ProbeReply { .. } => 3 * INT,
+                Message::ProbeReply { disks, .. } => 3 * INT + disks.len() * 2 * INT,
                 Message::Gossip { disks } => INT + disks.len() * 2 * INT,
-                Message::Layout { .. } | Message::LayoutAccept { .. } => Layout::WIRE_BYTES_MAX + 3 * INT,
+                Message::Layout { layout } | Message::LayoutAccept { layout, .. } => layout.wire_bytes_max() + 3 * INT,
                 Message::LayoutPrepare { .. } => 3 * INT,
                 Message::TransitionQuery { .. } | Message::TransitionReport { .. } => 2 * INT,
                 // A refusal may carry `Layout::check`'s text, about a node name's length.
-                Message::LayoutPromise { .. } | Message::LayoutAccepted { .. } => {
-                    Layout::WIRE_BYTES_MAX + 8 * INT + 256
+                Message::LayoutPromise { result, .. } => {
+                    let accepted = result.as_ref().ok().and_then(Option::as_ref);
+                    8 * INT + 256 + accepted.map_or(0, |(_, layout)| layout.wire_bytes_max())
                 }
+                Message::LayoutAccepted { .. } => 8 * INT + 256,
             }
     }
 

@@ -344,3 +344,45 @@ fn a_round_in_flight_starts_again_under_a_new_layout() {
     }
     assert!(acknowledged > 20, "the writes at C are routed to the key's homes and written: {acknowledged} of 40");
 }
+
+/// A node that lost its disk is refused even after every peer that first remembered its disk was
+/// replaced: a new node takes in the disk ids its peers know before it is admitted (found in
+/// review: with gossip slow, the replacements had never heard of the disk and admitted it).
+#[test]
+fn a_wiped_node_is_refused_after_all_its_first_peers_were_replaced() {
+    use dynamo_core::node::Admission;
+    use dynamo_core::sim::FaultAction;
+    for seed in 0..10 {
+        let mut options = options(seed, 0);
+        // Gossip so slow that only the probes carry disk ids.
+        options.config.gossip_interval_ms = 3_600_000;
+        let mut sim = Simulation::new(options);
+        run_for(&mut sim, 1_000);
+        let a = NodeId(0);
+        for (index, old) in ["5556", "5558", "5560", "5562"].iter().enumerate() {
+            let old_id = sim.layout().member_named(old).expect("a member");
+            // The new node's first messages are lost: its first peers learn of it only from
+            // its probes, which they answer (nothing tells them of A's disk on the way).
+            let fresh = NodeId(sim.layout().node_count() as u32);
+            for other in 0..fresh.0 {
+                sim.fault(FaultAction::Cut { from: fresh, to: NodeId(other) });
+            }
+            sim.fault_at(sim.now() + ms(150), FaultAction::HealAll);
+            let replace = Change::Replace { old: old.to_string(), new: format!("r{index}") };
+            let handle = sim.admin(a, AdminRequest::CommitChanges(vec![replace]));
+            let replies = run_for(&mut sim, 3_000);
+            assert!(
+                replies.iter().any(|(_, h, reply)| *h == handle && matches!(reply, AdminReply::Committed { .. })),
+                "seed {seed}: {replies:?}"
+            );
+            assert!(sim.layout().transition().is_none(), "seed {seed}: replacing {old} settles");
+            sim.fault(FaultAction::Retire(old_id));
+            run_for(&mut sim, 200);
+        }
+        sim.fault(FaultAction::Wipe(a));
+        sim.fault(FaultAction::Restart(a));
+        run_for(&mut sim, 2_000);
+        let admission = sim.node(a).map(|node| node.admission().clone());
+        assert!(matches!(admission, Some(Admission::Refused { .. })), "seed {seed}: the wiped node is {admission:?}");
+    }
+}

@@ -669,7 +669,8 @@ impl Node {
             self.probed_unpersisted.insert(from, disk);
             disk
         });
-        self.send(from, Message::ProbeReply { remembered });
+        let Message::Gossip { disks } = self.gossip_message() else { unreachable!("gossip is gossip") };
+        self.send(from, Message::ProbeReply { remembered, disks });
     }
 
     /// The nodes whose answers admit this node: the other members of its layout, and the old
@@ -789,7 +790,11 @@ impl Node {
             Message::Records { records } => self.on_records(records),
             Message::Fetch { keys } => self.on_fetch(from, keys),
             Message::Probe { disk } => self.on_probe(from, disk),
-            Message::ProbeReply { remembered } => self.on_probe_reply(from, remembered),
+            Message::ProbeReply { remembered, disks } => {
+                // The disks first: one of them may be another disk of this node's.
+                self.on_gossip(from, disks);
+                self.on_probe_reply(from, remembered)
+            }
             // The epoch it carries was taken in by `heard_epoch`.
             Message::Gossip { disks } => self.on_gossip(from, disks),
             Message::Layout { layout } => self.on_layout(from, *layout),

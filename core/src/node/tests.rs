@@ -134,7 +134,8 @@ fn started(options: NodeOptions, durable: DurableState, out: &mut Vec<Output>) -
         let peers: Vec<NodeId> =
             (0..node.ring.node_count() as u32).map(NodeId).filter(|peer| *peer != node.id).collect();
         for peer in peers {
-            let envelope = Envelope { id: 0, epoch: 1, message: Message::ProbeReply { remembered: node.disk } };
+            let envelope =
+                Envelope { id: 0, epoch: 1, message: Message::ProbeReply { remembered: node.disk, disks: Vec::new() } };
             node.step(0, Input::Message { from: peer, envelope }, &mut admission);
         }
         assert_eq!(node.admission(), &Admission::Admitted);
@@ -884,7 +885,8 @@ fn probing(durable: DurableState) -> (Node, Vec<Output>) {
 
 fn probe_reply(node: &mut Node, from: u32, remembered: u64) -> Vec<Output> {
     let mut out = Vec::new();
-    let envelope = Envelope { id: incarnation_base(1), epoch: 1, message: Message::ProbeReply { remembered } };
+    let envelope =
+        Envelope { id: incarnation_base(1), epoch: 1, message: Message::ProbeReply { remembered, disks: Vec::new() } };
     node.step(0, Input::Message { from: NodeId(from), envelope }, &mut out);
     out
 }
@@ -979,10 +981,23 @@ fn a_probed_node_remembers_the_first_disk_durably_before_it_answers() {
     h.step(Input::Message { from: prober, envelope: probe(7) });
     assert!(h.sends().is_empty(), "the answer waits for the batch that remembers the probe");
     h.settle();
-    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: 7 })]);
+    let remembered = |h: &Harness| -> Vec<(NodeId, u64)> {
+        h.sends()
+            .into_iter()
+            .filter_map(|(to, message)| match message {
+                Message::ProbeReply { remembered, disks } => {
+                    // The answer carries every disk the node knows, the prober's and its own.
+                    assert!(disks.contains(&(prober, 7)) && disks.contains(&(h.node.id, h.node.disk)), "{disks:?}");
+                    Some((to, remembered))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(remembered(&h), vec![(prober, 7)]);
     h.step(Input::Message { from: prober, envelope: probe(8) });
     h.settle();
-    assert_eq!(h.sends(), vec![(prober, Message::ProbeReply { remembered: 7 })], "the first disk stays");
+    assert_eq!(remembered(&h), vec![(prober, 7)], "the first disk stays");
 }
 
 // ----- The layout: durable, gossiped, followed. -----

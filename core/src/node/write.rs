@@ -103,6 +103,9 @@ pub(super) struct Write {
     refusals: u32,
     /// Only repairs ride in it (rewrites, identity rounds): nobody outside waits for it.
     internal: bool,
+    /// The layout epoch of the current ballot (the electorate's): a lease built from its
+    /// promises is stamped with it, not with the epoch the promises happen to arrive in.
+    epoch: u64,
 }
 
 impl Write {
@@ -173,6 +176,7 @@ impl Node {
             next_reached: false,
             refusals,
             internal,
+            epoch: self.layout.epoch(),
         };
         let epoch = self.layout.epoch();
         let mut lease = self.leases.remove(&write.key).filter(|lease| lease.epoch == epoch);
@@ -290,6 +294,7 @@ impl Node {
         self.leases.remove(&write.key);
         write.stage = WriteStage::Prepare;
         write.ballot = ballot;
+        write.epoch = self.layout.epoch();
         write.round_until = until;
         write.resent = 0;
         write.answered.clear();
@@ -478,7 +483,6 @@ impl Node {
     /// holds a lease on the key for its next write.
     fn on_next_promise(&mut self, txn: u64, from: NodeId, ballot: Ballot, next: Option<NextPromise>) {
         let needed = self.config.read_quorum;
-        let epoch = self.layout.epoch();
         let (held, holds_accepted) = match next {
             Some(NextPromise::HoldsAccepted) => (None, true),
             Some(NextPromise::Holds(record)) => (record, false),
@@ -504,7 +508,7 @@ impl Node {
                 if write.next_holds_accepted {
                     records.extend(write.record.clone());
                 }
-                let lease = Lease { ballot: write.next, records, epoch };
+                let lease = Lease { ballot: write.next, records, epoch: write.epoch };
                 self.leases.insert(write.key.clone(), lease);
                 if self.leases.len() > self.config.leases_max as usize {
                     self.leases.pop_first();
