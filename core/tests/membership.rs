@@ -210,6 +210,54 @@ fn the_global_query_is_right_during_and_after_a_transition() {
     }
 }
 
+/// For `key`: its first home C, which is to leave, its other homes A and B, and D, the home it
+/// gains once C has left.
+fn first_home_leaves(sim: &Simulation, key: &str) -> (Change, [NodeId; 4]) {
+    let homes = sim.layout().ring().homes(key.as_bytes());
+    let (c, a, b) = (homes[0], homes[1], homes[2]);
+    let leave = Change::Leave { name: sim.layout().name(c).to_string() };
+    let next = sim.layout().plan(std::slice::from_ref(&leave), 2, 2, NodeId(0)).unwrap().next;
+    let d = *next.ring().homes(key.as_bytes()).iter().find(|node| ![a, b].contains(node)).expect("a new home");
+    (leave, [c, a, b, d])
+}
+
+/// Commits `change` at `at` and runs, `step_ms` at a time, until `at` holds the settled epoch
+/// (3); the change must have been committed.
+fn commit_until_settled(sim: &mut Simulation, at: NodeId, change: Change, step_ms: u64, seed: u64) {
+    let handle = sim.admin(at, AdminRequest::CommitChanges(vec![change]));
+    let (mut waited, mut replies) = (0, Vec::new());
+    while sim.node(at).is_some_and(|node| node.layout().epoch() < 3) {
+        replies.extend(run_for(sim, step_ms));
+        waited += step_ms;
+        assert!(waited < 5_000, "seed {seed}: the change settles: {replies:?}");
+    }
+    let committed =
+        |(_, h, reply): &(NodeId, u64, AdminReply)| *h == handle && matches!(reply, AdminReply::Committed { .. });
+    assert!(replies.iter().any(committed), "seed {seed}: {replies:?}");
+}
+
+/// Waits for `writer`'s write of `key`, then reads `key` through D with its links to A cut both
+/// ways, and checks the history; whether the write was acknowledged.
+fn write_then_read_without_a(sim: &mut Simulation, writer: usize, key: &str, a: NodeId, d: NodeId, seed: u64) -> bool {
+    use dynamo_core::checker::check_history;
+    use dynamo_core::message::{ClientOp, ClientReply};
+    use dynamo_core::sim::FaultAction;
+    while sim.is_pending(writer) {
+        run_for(sim, 10);
+    }
+    sim.fault(FaultAction::Cut { from: d, to: a });
+    sim.fault(FaultAction::Cut { from: a, to: d });
+    let read = sim.execute(d, ClientOp::Get { key: key.into() });
+    let report = check_history(sim.history());
+    assert!(
+        report.is_linearizable(),
+        "seed {seed}: the write at C answered {:?}, the read through D {read:?}: {:?}",
+        sim.reply_of(writer),
+        report.violations.first().map(|violation| &violation.explanation)
+    );
+    sim.reply_of(writer) == Some(ClientReply::Written)
+}
+
 /// A coordinator left behind by a change must not complete a round under the homes it had.
 ///
 /// C is the first home of a key nobody has written yet, and leaves. While every link into C is
@@ -223,7 +271,6 @@ fn the_global_query_is_right_during_and_after_a_transition() {
 /// and A alone whenever A's vote reaches C before A's layout does, and the read misses it.
 #[test]
 fn a_coordinator_left_behind_by_a_change_cannot_complete_under_its_old_homes() {
-    use dynamo_core::checker::check_history;
     use dynamo_core::message::ClientOp;
     use dynamo_core::sim::FaultAction;
     let mut acknowledged = 0;
@@ -233,48 +280,19 @@ fn a_coordinator_left_behind_by_a_change_cannot_complete_under_its_old_homes() {
         options.config.anti_entropy_interval_ms = 3_600_000;
         let mut sim = Simulation::new(options);
         run_for(&mut sim, 1_000);
-        let ring = sim.layout().ring();
-        let names = |node: NodeId| sim.layout().name(node).to_string();
         let key = "fresh";
-        let homes = ring.homes(key.as_bytes());
-        let (c, a, b) = (homes[0], homes[1], homes[2]);
-        let leave = Change::Leave { name: names(c) };
-        let next = sim.layout().plan(std::slice::from_ref(&leave), 2, 2, NodeId(0)).unwrap().next;
-        let d = *next.ring().homes(key.as_bytes()).iter().find(|node| ![a, b].contains(node)).expect("a new home");
+        let (leave, [c, a, b, d]) = first_home_leaves(&sim, key);
         for node in 0..5 {
             sim.fault(FaultAction::Cut { from: NodeId(node), to: c });
         }
-        let handle = sim.admin(a, AdminRequest::CommitChanges(vec![leave]));
-        let (mut waited, mut replies) = (0, Vec::new());
-        while sim.node(a).is_some_and(|node| node.layout().epoch() < 3) {
-            replies.extend(run_for(&mut sim, 10));
-            waited += 10;
-            assert!(waited < 5_000, "seed {seed}: the leave settles without C: {replies:?}");
-        }
-        let committed =
-            |(_, h, reply): &(NodeId, u64, AdminReply)| *h == handle && matches!(reply, AdminReply::Committed { .. });
-        assert!(replies.iter().any(committed), "seed {seed}: {replies:?}");
+        commit_until_settled(&mut sim, a, leave, 10, seed);
         assert!(sim.node(c).is_some_and(|node| node.layout().epoch() == 1), "seed {seed}: C is behind");
         // Only A hears C again, and C's messages reach only A; the write reaches C at once.
         sim.fault(FaultAction::Heal { from: a, to: c });
         sim.fault(FaultAction::Cut { from: c, to: b });
         sim.fault(FaultAction::Cut { from: c, to: d });
         let writer = sim.spawn(c, ClientOp::Put { key: key.into(), value: "v".into() });
-        while sim.is_pending(writer) {
-            run_for(&mut sim, 10);
-        }
-        acknowledged += (sim.reply_of(writer) == Some(dynamo_core::message::ClientReply::Written)) as u32;
-        // A read through D that cannot reach A.
-        sim.fault(FaultAction::Cut { from: d, to: a });
-        sim.fault(FaultAction::Cut { from: a, to: d });
-        let read = sim.execute(d, ClientOp::Get { key: key.into() });
-        let report = check_history(sim.history());
-        assert!(
-            report.is_linearizable(),
-            "seed {seed}: the write at C answered {:?}, the read through D {read:?}: {:?}",
-            sim.reply_of(writer),
-            report.violations.first().map(|violation| &violation.explanation)
-        );
+        acknowledged += write_then_read_without_a(&mut sim, writer, key, a, d, seed) as u32;
     }
     assert!(acknowledged > 20, "the writes at C are routed to the key's homes and written: {acknowledged} of 40");
 }
@@ -291,7 +309,6 @@ fn a_coordinator_left_behind_by_a_change_cannot_complete_under_its_old_homes() {
 /// longer votes on the key, so it routes the write to A, which writes it on A, B and D.
 #[test]
 fn a_round_in_flight_starts_again_under_a_new_layout() {
-    use dynamo_core::checker::check_history;
     use dynamo_core::message::ClientOp;
     use dynamo_core::sim::FaultAction;
     let mut acknowledged = 0;
@@ -303,44 +320,17 @@ fn a_round_in_flight_starts_again_under_a_new_layout() {
         options.workload.timeouts.client_timeout_ms = 10_000;
         let mut sim = Simulation::new(options);
         run_for(&mut sim, 1_000);
-        let ring = sim.layout().ring();
         let key = "fresh";
-        let homes = ring.homes(key.as_bytes());
-        let (c, a, b) = (homes[0], homes[1], homes[2]);
-        let leave = Change::Leave { name: sim.layout().name(c).to_string() };
-        let next = sim.layout().plan(std::slice::from_ref(&leave), 2, 2, NodeId(0)).unwrap().next;
-        let d = *next.ring().homes(key.as_bytes()).iter().find(|node| ![a, b].contains(node)).expect("a new home");
+        let (leave, [c, a, _, d]) = first_home_leaves(&sim, key);
         for node in 0..5 {
             sim.fault(FaultAction::Cut { from: c, to: NodeId(node) });
         }
         let writer = sim.spawn(c, ClientOp::Put { key: key.into(), value: "v".into() });
         run_for(&mut sim, 5);
-        let handle = sim.admin(a, AdminRequest::CommitChanges(vec![leave]));
-        let (mut waited, mut replies) = (0, Vec::new());
-        while sim.node(a).is_some_and(|node| node.layout().epoch() < 3) {
-            replies.extend(run_for(&mut sim, 5));
-            waited += 5;
-            assert!(waited < 5_000, "seed {seed}: the leave settles without C: {replies:?}");
-        }
-        let committed =
-            |(_, h, reply): &(NodeId, u64, AdminReply)| *h == handle && matches!(reply, AdminReply::Committed { .. });
-        assert!(replies.iter().any(committed), "seed {seed}: {replies:?}");
+        commit_until_settled(&mut sim, a, leave, 5, seed);
         assert!(sim.is_pending(writer), "seed {seed}: C's write waits");
         sim.fault(FaultAction::Heal { from: c, to: a });
-        while sim.is_pending(writer) {
-            run_for(&mut sim, 10);
-        }
-        acknowledged += (sim.reply_of(writer) == Some(dynamo_core::message::ClientReply::Written)) as u32;
-        sim.fault(FaultAction::Cut { from: d, to: a });
-        sim.fault(FaultAction::Cut { from: a, to: d });
-        let read = sim.execute(d, ClientOp::Get { key: key.into() });
-        let report = check_history(sim.history());
-        assert!(
-            report.is_linearizable(),
-            "seed {seed}: the write at C answered {:?}, the read through D {read:?}: {:?}",
-            sim.reply_of(writer),
-            report.violations.first().map(|violation| &violation.explanation)
-        );
+        acknowledged += write_then_read_without_a(&mut sim, writer, key, a, d, seed) as u32;
     }
     assert!(acknowledged > 20, "the writes at C are routed to the key's homes and written: {acknowledged} of 40");
 }

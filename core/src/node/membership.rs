@@ -57,6 +57,31 @@ impl Proposal {
         self.voters.len() / 2 + 1
     }
 
+    /// Records a voter's answer to the current phase (`stage`, under `instance` and `ballot`);
+    /// false, and nothing recorded, for an answer that is late, duplicated or not a voter's.
+    fn record(&mut self, stage: Stage, instance: u64, ballot: Ballot, from: NodeId, granted: bool) -> bool {
+        if self.stage != stage
+            || self.instance != instance
+            || self.ballot != ballot
+            || !self.voters.contains(&from)
+            || self.answered.contains(&from)
+        {
+            return false;
+        }
+        self.answered.push(from);
+        if granted {
+            self.granted.push(from);
+        } else {
+            self.refused.push(from);
+        }
+        true
+    }
+
+    /// Whether the refusals leave no majority possible.
+    fn lost(&self) -> bool {
+        self.refused.len() > self.voters.len() - self.majority()
+    }
+
     fn phase_message(&self, txn: u64) -> Option<Message> {
         let (instance, ballot) = (self.instance, self.ballot);
         match (self.stage, &self.value) {
@@ -295,25 +320,13 @@ impl Node {
             self.observe_layout_ballot(*promised);
         }
         let Some(Txn::Proposal(proposal)) = self.txns.get_mut(&txn) else { return };
-        if proposal.stage != Stage::Prepare
-            || proposal.instance != instance
-            || proposal.ballot != ballot
-            || !proposal.voters.contains(&from)
-            || proposal.answered.contains(&from)
-        {
+        if !proposal.record(Stage::Prepare, instance, ballot, from, result.is_ok()) {
             return;
         }
-        proposal.answered.push(from);
-        match result {
-            Ok(accepted) => {
-                proposal.granted.push(from);
-                if let Some((ballot, layout)) = accepted {
-                    if proposal.highest.as_ref().is_none_or(|(highest, _)| ballot > *highest) {
-                        proposal.highest = Some((ballot, *layout));
-                    }
-                }
+        if let Ok(Some((ballot, layout))) = result {
+            if proposal.highest.as_ref().is_none_or(|(highest, _)| ballot > *highest) {
+                proposal.highest = Some((ballot, *layout));
             }
-            Err(_) => proposal.refused.push(from),
         }
         if proposal.granted.len() == proposal.majority() {
             // The Paxos rule: a layout a promising acceptor accepted may have been decided.
@@ -331,7 +344,7 @@ impl Node {
             let until = proposal.until;
             self.send_phase(txn);
             self.schedule(until, Timer::Txn(txn));
-        } else if proposal.refused.len() > proposal.voters.len() - proposal.majority() {
+        } else if proposal.lost() {
             self.proposal_backoff(txn);
         }
     }
@@ -348,18 +361,8 @@ impl Node {
             self.observe_layout_ballot(*promised);
         }
         let Some(Txn::Proposal(proposal)) = self.txns.get_mut(&txn) else { return };
-        if proposal.stage != Stage::Accept
-            || proposal.instance != instance
-            || proposal.ballot != ballot
-            || !proposal.voters.contains(&from)
-            || proposal.answered.contains(&from)
-        {
+        if !proposal.record(Stage::Accept, instance, ballot, from, result.is_ok()) {
             return;
-        }
-        proposal.answered.push(from);
-        match result {
-            Ok(()) => proposal.granted.push(from),
-            Err(_) => proposal.refused.push(from),
         }
         if proposal.granted.len() == proposal.majority() {
             let Some(Txn::Proposal(proposal)) = self.txns.remove(&txn) else { return };
@@ -371,7 +374,7 @@ impl Node {
                 self.adopt_layout(decided, None);
             }
             self.proposal_over(proposal, won, epoch);
-        } else if proposal.refused.len() > proposal.voters.len() - proposal.majority() {
+        } else if proposal.lost() {
             self.proposal_backoff(txn);
         }
     }

@@ -669,7 +669,7 @@ impl Node {
             self.probed_unpersisted.insert(from, disk);
             disk
         });
-        let Message::Gossip { disks } = self.gossip_message() else { unreachable!("gossip is gossip") };
+        let disks = self.known_disks();
         self.send(from, Message::ProbeReply { remembered, disks });
     }
 
@@ -835,9 +835,15 @@ impl Node {
 
     /// This node's gossip: the first disk id it knows of every node, its own included.
     fn gossip_message(&self) -> Message {
+        Message::Gossip { disks: self.known_disks() }
+    }
+
+    /// The first disk id this node knows of every node, its own included (gossip and probe
+    /// answers carry it).
+    fn known_disks(&self) -> Vec<(NodeId, u64)> {
         let mut disks: Vec<(NodeId, u64)> = self.probed.iter().map(|(node, disk)| (*node, *disk)).collect();
         disks.push((self.id, self.disk));
-        Message::Gossip { disks }
+        disks
     }
 
     /// Takes in the disk ids a peer knows: the first one heard of each node is kept (durably,
